@@ -1,0 +1,45 @@
+"""smtplens: understand, diagnose and reproduce SMTP replies.
+
+The public API is re-exported here; everything else is private.
+"""
+
+from __future__ import annotations
+
+from smtplens.compare import Comparison, compare
+from smtplens.errors import KnowledgeError, ParseError, SmtplensError, UnknownCodeError, UnknownLanguageError
+from smtplens.knowledge.catalogue import CodeInfo, list_codes, lookup, normalize_code
+from smtplens.knowledge.entries import Kind, Level
+from smtplens.model import STAGES, Reply, ReplyClass, Stage
+from smtplens.reply import parse_reply
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "STAGES",
+    "CodeInfo",
+    "Comparison",
+    "Kind",
+    "KnowledgeError",
+    "Level",
+    "ParseError",
+    "Reply",
+    "ReplyClass",
+    "SmtplensError",
+    "Stage",
+    "UnknownCodeError",
+    "UnknownLanguageError",
+    "__version__",
+    "compare",
+    "languages",
+    "list_codes",
+    "lookup",
+    "normalize_code",
+    "parse_reply",
+]
+
+
+def languages() -> dict[str, str]:
+    """The languages smtplens has texts for, with their own names (``{"de": "Deutsch", …}``)."""
+    from smtplens.knowledge.load import knowledge
+
+    return dict(knowledge().language_names)

@@ -1,0 +1,1 @@
+"""The smtplens command line: one module per command group, thin over the core."""

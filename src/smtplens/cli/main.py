@@ -1,0 +1,59 @@
+"""The ``smtplens`` entry point: the command group and the one place that turns errors into exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from smtplens import __version__
+from smtplens.cli.codes import code_cmd, codes_cmd, compare_cmd
+from smtplens.cli.parse import parse_cmd
+from smtplens.errors import ParseError, SmtplensError, UnknownCodeError, UnknownLanguageError
+
+EXIT_OK = 0
+EXIT_NOT_FOUND = 1
+EXIT_USAGE = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="smtplens")
+def cli() -> None:
+    """smtplens: understand SMTP replies, codes and enhanced status codes."""
+
+
+cli.add_command(code_cmd)
+cli.add_command(compare_cmd)
+cli.add_command(codes_cmd)
+cli.add_command(parse_cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (0 ok, 1 unknown code or failed parse, 2 usage error)."""
+    try:
+        cli.main(args=argv, prog_name="smtplens", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
+    except UnknownLanguageError as exc:
+        click.echo(f"smtplens: {exc}", err=True)
+        return EXIT_USAGE
+    except (UnknownCodeError, ParseError) as exc:
+        click.echo(f"smtplens: {exc}", err=True)
+        return EXIT_NOT_FOUND
+    except SmtplensError as exc:
+        click.echo(f"smtplens: {exc}", err=True)
+        return EXIT_NOT_FOUND
+    except BrokenPipeError:
+        sys.stderr.close()
+        return EXIT_OK
+    return EXIT_OK
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""What smtplens knows about SMTP codes, kept as validated data files."""

@@ -1,0 +1,1 @@
+"""Renderings of the core's values: a neutral document, then text, markdown, html or JSON."""

@@ -1,0 +1,156 @@
+"""The CLI through its entry point: every code, language and format renders; exit codes; JSON schemas."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+from referencing import Registry, Resource
+
+from smtplens.cli.main import cli, main
+from smtplens.knowledge.load import knowledge
+from tests.conftest import ROOT
+
+LANGS = ("en", "de", "fr", "es")
+SCHEMAS = ROOT / "docs" / "schema"
+
+
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    schemas = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in SCHEMAS.glob("*.schema.json")}
+    registry: Registry[Any] = Registry().with_resources(
+        (s["$id"], Resource.from_contents(s)) for s in schemas.values()
+    )
+    return jsonschema.Draft202012Validator(schemas[f"{name}.schema.json"], registry=registry)
+
+
+def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    runner = CliRunner()
+    result = runner.invoke(cli, list(args), input=stdin, catch_exceptions=False, standalone_mode=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def cli_main(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """The real entry point in a subprocess, as a user runs it."""
+    exe = shutil.which("smtplens", path=str(Path(sys.executable).parent)) or "smtplens"
+    return subprocess.run([exe, *args], input=stdin, capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_code_renders_in_every_format(lang: str) -> None:
+    validator = _validator("code")
+    for key in knowledge().facts:
+        for fmt in ("text", "markdown", "html"):
+            code, out, _ = run("code", key, "--lang", lang, "--format", fmt)
+            assert code == 0 and out.strip(), (key, fmt)
+            if fmt == "html":
+                assert out.startswith("<!DOCTYPE html>") and f'lang="{lang}"' in out
+        code, out, _ = run("code", key, "--lang", lang, "--json")
+        data = json.loads(out)
+        validator.validate(data)
+        assert data["lang"] == lang and data["fallback"] == []
+
+
+def test_code_json_contract() -> None:
+    _code, out, _ = run("code", "421", "--json")
+    data = json.loads(out)
+    assert data["code"] == "421" and data["kind"] == "basic" and data["class"] == "transient"
+    assert data["closes_connection"] is True
+    assert set(data["fix"]) == {"sender", "operator"}
+    assert "connect" in data["stages"]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_compare_json_and_pages(lang: str) -> None:
+    validator = _validator("compare")
+    for a, b in [("421", "554"), ("5.7.1", "550"), ("X.1.1", "4.X.X")]:
+        code, out, _ = run("compare", a, b, "--lang", lang, "--json")
+        assert code == 0
+        validator.validate(json.loads(out))
+        for fmt in ("text", "markdown", "html"):
+            code, out, _ = run("compare", a, b, "--lang", lang, "--format", fmt)
+            assert code == 0 and a in out and b in out
+
+
+def test_html_escapes() -> None:
+    _code, out, _ = run("code", "220", "--format", "html")
+    assert "&lt;domain&gt;" in out and "<domain>" not in out
+
+
+def test_codes_list_filters_and_json() -> None:
+    code, out, _ = run("codes")
+    assert code == 0 and len(out.splitlines()) == len(knowledge().facts)
+    code, out, _ = run("codes", "--class", "transient", "--kind", "basic")
+    assert {line.split()[0] for line in out.splitlines()} >= {"421", "450", "451", "452"}
+    assert all(line.split()[0].startswith("4") for line in out.splitlines())
+    code, out, _ = run("codes", "--search", "greylisting", "--json")
+    assert "421" in [d["code"] for d in json.loads(out)]
+    code, out, _ = run("codes", "--search", "zzzzzz-nothing")
+    assert code == 0 and out == ""
+
+
+def test_parse_json_and_stdin() -> None:
+    validator = _validator("parse")
+    _, out, _ = run("parse", "550 5.1.1 User unknown", "--json")
+    data = json.loads(out)
+    validator.validate(data)
+    assert data["basic"] == "550" and data["enhanced"] == "5.1.1"
+    _, out, _ = run("parse", "-", "--json", stdin="421 4.7.0 busy\n\ngarbage\n554 5.7.1 no\n")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["basic"] for r in rows] == ["421", None, "554"]
+    for row in rows:
+        validator.validate(row)
+    _code, out, _ = run(
+        "parse", "host a.example[192.0.2.1] said: 550 5.1.1 x (in reply to RCPT TO command)", "--lang", "de"
+    )
+    assert "a.example" in out and "RCPT TO" in out
+
+
+def test_exit_codes_and_suggestions() -> None:
+    assert main(["code", "421"]) == 0
+    assert main(["code", "5.1.11"]) == 1
+    assert main(["code", "nonsense"]) == 1
+    assert main(["code", "421", "--lang", "xx"]) == 2
+    assert main(["code"]) == 2
+    assert main(["compare", "421"]) == 2
+    assert main(["codes", "--class", "nope"]) == 2
+    assert main(["parse", "garbage", "--strict"]) == 1
+    assert main(["frobnicate"]) == 2
+
+
+def test_real_entry_point() -> None:
+    r = cli_main("code", "5.1.11")
+    assert r.returncode == 1
+    assert "did you mean" in r.stderr and "5.1.1" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = cli_main("code", "5.7.606")
+    assert r.returncode == 1 and "IANA" in r.stderr
+    r = cli_main("compare", "421", "554", "--lang", "de")
+    assert (r.returncode == 0 and "Wichtigste Unterschiede" in r.stdout) or "Unterschiede" in r.stdout
+    r = cli_main("parse", "-", "--json", stdin="\x00\xff garbage\n" + "5" * 100000 + "\n")
+    assert r.returncode == 0 and "Traceback" not in r.stderr
+    r = cli_main("--version")
+    assert r.returncode == 0 and "smtplens" in r.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["code", ""],
+        ["code", "\x00"],
+        ["compare", "", ""],
+        ["codes", "--search", ""],
+        ["parse", ""],
+        ["code", "9" * 5000],
+    ],
+)
+def test_bad_input_never_tracebacks(args: list[str]) -> None:
+    r = cli_main(*args)
+    assert "Traceback" not in r.stderr
+    assert r.returncode in (0, 1, 2)

@@ -1,0 +1,54 @@
+"""Property-based: lenient parsing never raises, whatever the input."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from smtplens import Reply, parse_reply
+
+_pieces = st.sampled_from(
+    [
+        "550",
+        "421",
+        "250-",
+        "250 ",
+        "5.1.1",
+        "#4.7.0",
+        "(5.",
+        "[",
+        "said:",
+        "Diagnostic-Code: smtp;",
+        "\r\n",
+        "\n",
+        "host a[1.2.3.4]",
+        "(in reply to RCPT TO command)",
+        "<<< ",
+        ">>> DATA",
+        " ",
+        "-",
+        ".",
+        "\x00",
+        "é",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text())
+def test_any_text(text: str) -> None:
+    assert isinstance(parse_reply(text), Reply)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary())
+def test_any_bytes(data: bytes) -> None:
+    assert isinstance(parse_reply(data), Reply)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.one_of(_pieces, st.text(max_size=5)), max_size=30).map("".join))
+def test_reply_like_text(text: str) -> None:
+    reply = parse_reply(text)
+    assert reply.basic is None or len(reply.basic) == 3
+    assert reply.reply_class is not None or (reply.basic is None and reply.enhanced is None)
