@@ -24,9 +24,7 @@ SCHEMAS = ROOT / "docs" / "schema"
 
 def _validator(name: str) -> jsonschema.Draft202012Validator:
     schemas = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in SCHEMAS.glob("*.schema.json")}
-    registry: Registry[Any] = Registry().with_resources(
-        (s["$id"], Resource.from_contents(s)) for s in schemas.values()
-    )
+    registry: Registry[Any] = Registry().with_resources((s["$id"], Resource.from_contents(s)) for s in schemas.values())
     return jsonschema.Draft202012Validator(schemas[f"{name}.schema.json"], registry=registry)
 
 
@@ -143,7 +141,7 @@ def test_real_entry_point() -> None:
     "args",
     [
         ["code", ""],
-        ["code", "\x00"],
+        ["code", "\x01"],
         ["compare", "", ""],
         ["codes", "--search", ""],
         ["parse", ""],

@@ -5,6 +5,7 @@ The public API is re-exported here; everything else is private.
 
 from __future__ import annotations
 
+from smtplens.classify import Evidence, Verdict, classify
 from smtplens.compare import Comparison, compare
 from smtplens.errors import KnowledgeError, ParseError, SmtplensError, UnknownCodeError, UnknownLanguageError
 from smtplens.knowledge.catalogue import CodeInfo, list_codes, lookup, normalize_code
@@ -18,6 +19,7 @@ __all__ = [
     "STAGES",
     "CodeInfo",
     "Comparison",
+    "Evidence",
     "Kind",
     "KnowledgeError",
     "Level",
@@ -28,7 +30,9 @@ __all__ = [
     "Stage",
     "UnknownCodeError",
     "UnknownLanguageError",
+    "Verdict",
     "__version__",
+    "classify",
     "compare",
     "languages",
     "list_codes",

@@ -34,7 +34,7 @@ _AFTER_CMD = re.compile(
     re.I,
 )
 _SENDMAIL_CMD = re.compile(r">>>\s*(?P<cmd>MAIL FROM|RCPT TO|DATA|HELO|EHLO|LHLO|STARTTLS|AUTH|QUIT|\.)", re.I)
-_TALK = re.compile(r"refused to talk to me|while connecting|greeting failure|in the greeting|banner", re.I)
+_GREETING_PHRASES = ("refused to talk to me", "while connecting", "greeting failure", "in the greeting", "banner")
 _HOST_BRACKET = re.compile(
     r"(?:\bhost|connect to|\bto)\s+(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*)\s?\[(?P<ip>[0-9A-Fa-f:.]+(?:%\w+)?)\]"
 )
@@ -42,7 +42,7 @@ _REMOTE_MTA = re.compile(r"Remote-MTA:\s*(?:dns|smtp|x-[\w-]+)\s*;\s*(?P<host>[A
 _TALKING = re.compile(r"while talking to (?P<host>[A-Za-z0-9][A-Za-z0-9.-]*[A-Za-z0-9])\.?:", re.I)
 _MARKERS = re.compile(
     r"(?:\bsaid:|Diagnostic-Code:\s*[\w-]+\s*;|<<<|Remote host said:|\breply:|"
-    r"error from remote (?:mail server|mailer|server) after [^:]*:|\[\d{1,3}(?:\.\d{1,3}){3}\]:)",
+    r"error from remote (?:mail server|mailer|server) after [^:]*:|\s\[\d{1,3}(?:\.\d{1,3}){3}\]:)",
     re.I,
 )
 
@@ -93,41 +93,50 @@ def _stage_from(cmd: str) -> Stage | None:
     return _COMMANDS.get(" ".join(cmd.lower().split()))
 
 
-def _find_stage(text: str) -> Stage | None:
-    for pattern in (_IN_REPLY_TO, _AFTER_CMD):
-        m = pattern.search(text)
-        if m:
-            stage = _stage_from(m.group("cmd"))
-            if stage is not None:
-                return stage
-    last = None
-    for m in _SENDMAIL_CMD.finditer(text):
-        last = m
-    if last is not None:
-        return _stage_from(last.group("cmd"))
-    if _TALK.search(text):
+def _find_stage(text: str, lower: str) -> Stage | None:
+    # Cheap substring guards first: most replies carry no stage at all.
+    for guard, pattern in (("reply to", _IN_REPLY_TO), ("after ", _AFTER_CMD)):
+        if guard in lower:
+            m = pattern.search(text)
+            if m:
+                stage = _stage_from(m.group("cmd"))
+                if stage is not None:
+                    return stage
+    if ">>>" in text:
+        last = None
+        for m in _SENDMAIL_CMD.finditer(text):
+            last = m
+        if last is not None:
+            return _stage_from(last.group("cmd"))
+    if any(phrase in lower for phrase in _GREETING_PHRASES):
         return Stage.CONNECT
     return None
 
 
-def _find_host(text: str) -> tuple[str | None, str | None]:
-    m = _HOST_BRACKET.search(text)
-    if m:
-        return m.group("host").rstrip("."), m.group("ip")
-    for pattern in (_REMOTE_MTA, _TALKING):
-        m = pattern.search(text)
+def _find_host(text: str, lower: str) -> tuple[str | None, str | None]:
+    if "[" in text:
+        m = _HOST_BRACKET.search(text)
         if m:
-            return m.group("host").rstrip("."), None
+            return m.group("host").rstrip("."), m.group("ip")
+    for guard, pattern in (("remote-mta", _REMOTE_MTA), ("talking to", _TALKING)):
+        if guard in lower:
+            m = pattern.search(text)
+            if m:
+                return m.group("host").rstrip("."), None
     return None, None
 
 
-def _body(text: str) -> tuple[str, bool]:
+def _body(text: str, lower: str) -> tuple[str, bool]:
     """The part of ``text`` that holds the reply, and whether a log/DSN marker introduced it."""
     m = None if _LINE.match(text) else _MARKERS.search(text)
     body = text[m.end() :] if m else text
-    body = _IN_REPLY_TO.sub(" ", body)
-    # DSN header folding: continuation lines start with white space
-    return body.strip(), m is not None
+    if "reply to" in lower:
+        body = _IN_REPLY_TO.sub(" ", body)
+    body = body.strip()
+    if m is not None:  # a log wrapper such as Postfix's "status=bounced (host … said: …)" leaves a ")"
+        while body.endswith(")") and body.count(")") > body.count("("):
+            body = body[:-1].rstrip()
+    return body, m is not None
 
 
 def _split_rest(rest: str) -> tuple[str | None, str]:
@@ -177,6 +186,9 @@ def _parse_lines(body: str, found: _Found, plain: bool) -> bool:
 def _unfold_inline(found: _Found) -> None:
     """Split replies whose lines were joined by a log into one line (``550-5.1.1 a 550-5.1.1 b 550 5.1.1 c``)."""
     if not found.basic or len(found.lines) != 1:
+        return
+    line = found.lines[0]
+    if f"{found.basic}-" not in line and (not found.enhanced or f" {found.basic} {found.enhanced}" not in line):
         return
     enh = re.escape(found.enhanced) + r"\s" if found.enhanced else ""
     splitter = re.compile(rf"\s+{found.basic}(?:-[#(\[]?{enh}|-| {enh})" if enh else rf"\s+{found.basic}-")
@@ -264,14 +276,15 @@ def parse_reply(text: str | bytes, *, strict: bool = False) -> Reply:
         raise TypeError(f"parse_reply() takes str or bytes, not {type(text).__name__}")
     found = _Found()
     source = _normalise_input(text, found)
-    body, marked = _body(source)
+    lower = source.lower()
+    body, marked = _body(source, lower)
     if not _parse_lines(body, found, plain=not marked):
         _search_anywhere(body, found)
     _unfold_inline(found)
     _enhanced_in_text(found, body)
     _check(found)
-    stage = _find_stage(source)
-    host, ip = _find_host(source)
+    stage = _find_stage(source, lower)
+    host, ip = _find_host(source, lower)
     if strict and found.problems:
         raise ParseError(found.problems, source)
     if found.basic:

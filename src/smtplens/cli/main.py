@@ -8,6 +8,7 @@ import click
 
 from smtplens import __version__
 from smtplens.cli.codes import code_cmd, codes_cmd, compare_cmd
+from smtplens.cli.explain import explain_cmd, reasons_cmd
 from smtplens.cli.parse import parse_cmd
 from smtplens.errors import ParseError, SmtplensError, UnknownCodeError, UnknownLanguageError
 
@@ -26,6 +27,8 @@ cli.add_command(code_cmd)
 cli.add_command(compare_cmd)
 cli.add_command(codes_cmd)
 cli.add_command(parse_cmd)
+cli.add_command(explain_cmd)
+cli.add_command(reasons_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,7 +56,7 @@ def _read_toml(node: Traversable, label: str) -> dict[str, object]:
     return data
 
 
-def _stages(where: schema.Where, data: Mapping[str, object]) -> tuple[Stage, ...]:
+def _stages(where: schema.Where, data: Mapping[str, object], *, allow_empty: bool = False) -> tuple[Stage, ...]:
     names = schema.req_list(where, data, "stages")
     out = []
     for name in names:
@@ -64,7 +64,7 @@ def _stages(where: schema.Where, data: Mapping[str, object]) -> tuple[Stage, ...
             out.append(Stage(name))
         except ValueError:
             raise where.error("stages", f"unknown stage {name!r}") from None
-    if not out:
+    if not out and not allow_empty:
         raise where.error("stages", "is empty")
     return tuple(out)
 
@@ -159,7 +159,7 @@ def _enhanced_facts(where: schema.Where, key: str, data: Mapping[str, object]) -
         kind=Kind.ENHANCED,
         level=level,
         reply_class=cls,
-        stages=_stages(where, data),
+        stages=_stages(where, data, allow_empty=True),  # empty: only seen in DSNs, never in a reply
         commands=tuple(schema.text_list(where, data, "commands", required=False) or ()),
         closes_connection=schema.flag(where, data, "closes_connection"),
         definitions=(definition,),
@@ -209,7 +209,7 @@ def _load_language(lang_dir: Traversable, lang: str) -> tuple[dict[str, Texts], 
     texts: dict[str, Texts] = {}
     ui: dict[str, str] = {}
     for node in sorted(lang_dir.iterdir(), key=lambda n: n.name):
-        if not node.name.endswith(".toml"):
+        if not node.name.endswith(".toml") or node.name in _OTHER_TEXT_FILES:
             continue
         label = f"texts/{lang}/{node.name}"
         data = _read_toml(node, label)
@@ -289,6 +289,7 @@ def _base_first(dirs: Iterable[Traversable]) -> list[Traversable]:
     return sorted(dirs, key=lambda n: (n.name != BASE_LANGUAGE, n.name))
 
 
+_OTHER_TEXT_FILES = frozenset({"reasons.toml"})  # loaded by smtplens.knowledge.reasons
 _REQUIRED_UI = ("language_name", "heading_description", "heading_when", "heading_fix")
 
 

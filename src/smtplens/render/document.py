@@ -61,7 +61,7 @@ def _facts(info: CodeInfo) -> Block:
     if info.subject_heading:
         head = info.subject_heading
         pairs.append((ui(lang, "label_subject"), f"{head.code} {head.title}: {head.summary}"))
-    stages = ", ".join(ui(lang, f"stage_short_{s.value}") for s in info.stages)
+    stages = ", ".join(ui(lang, f"stage_short_{s.value}") for s in info.stages) or ui(lang, "stage_none")
     pairs.append((ui(lang, "label_stages"), stages))
     if info.commands:
         pairs.append((ui(lang, "label_commands"), ", ".join(info.commands)))

@@ -1,0 +1,170 @@
+"""The classification pipeline: parse, recognise the provider, match phrases, fall back to codes, decide."""
+
+from __future__ import annotations
+
+from smtplens.classify.matcher import Pattern, normalise, words
+from smtplens.classify.tables import CodeRule, Provider, Tables, tables
+from smtplens.classify.verdict import Evidence, Verdict
+from smtplens.i18n import ui
+from smtplens.knowledge.catalogue import resolve_language
+from smtplens.knowledge.reasons import Nature, Reason, reason_table
+from smtplens.model import Reply, ReplyClass, Stage
+from smtplens.reply import parse_reply
+
+__all__ = ["classify"]
+
+UNDEFINED = "undefined"
+NOT_FAILURES = frozenset({"delivered", "auto_reply", "feedback"})
+DEFAULT_RETRY_AFTER = 1800  # RFC 5321 section 4.5.4.1: wait at least 30 minutes before retrying
+
+
+def _provider_by_host(tab: Tables, host: str | None) -> Provider | None:
+    if not host:
+        return None
+    labels = host.lower().rstrip(".").split(".")
+    for i in range(len(labels) - 1):
+        found = tab.host_index.get(".".join(labels[i:]))
+        if found:
+            return found
+    return None
+
+
+def _provider_by_text(tab: Tables, text: str, text_words: set[str]) -> Provider | None:
+    hits = tab.marker_matcher.find(text, text_words)
+    if not hits:
+        return None
+    best = max(hits, key=lambda p: p.specificity)
+    return tab.provider_index[best.reason]
+
+
+def _best(hits: list[Pattern], provider: Provider | None) -> Pattern:
+    name = provider.name if provider else None
+
+    def key(p: Pattern) -> tuple[int, int, int, int]:
+        return (
+            p.priority,
+            int(p.provider is not None and p.provider == name),
+            int(p.provider is not None),
+            p.specificity,
+        )
+
+    return max(hits, key=key)
+
+
+def _code_rule(tab: Tables, provider: Provider | None, reply: Reply) -> CodeRule | None:
+    candidates: list[str] = []
+    if reply.enhanced:
+        detail = "X" + reply.enhanced[1:]
+        candidates += [reply.enhanced, detail]
+    if reply.basic:
+        candidates.append(reply.basic)
+    found = [
+        rule
+        for table in (tab.provider_codes(provider), tab.codes)
+        for code in candidates
+        if (rule := table.get(code)) is not None
+    ]
+    strong = [rule for rule in found if rule.strong]
+    return (strong or found or [None])[0]
+
+
+def _decide(
+    reason: Reason, reply_class: ReplyClass | None, lang: str, code: str | None, title: str
+) -> tuple[bool, bool, int | None, list[str]]:
+    """permanent, retry, retry_after, notes."""
+    notes: list[str] = []
+    if reason.id in NOT_FAILURES:
+        return False, False, None, notes
+    if reason.id == "expired":
+        return True, False, None, notes
+    if reason.nature is Nature.SOFT:
+        if reply_class is ReplyClass.PERMANENT:
+            notes.append(ui(lang, "note_soft_over_permanent", code=code or "", reason=title))
+        return False, True, reason.retry_after or DEFAULT_RETRY_AFTER, notes
+    if reply_class is ReplyClass.TRANSIENT:
+        if reason.nature is Nature.HARD:
+            notes.append(ui(lang, "note_hard_but_transient", code=code or "", reason=title))
+        return False, True, DEFAULT_RETRY_AFTER, notes
+    if reply_class is None and reason.id == UNDEFINED:
+        return False, False, None, notes
+    return True, False, None, notes
+
+
+def _confidence(kind: str, pattern: Pattern | None, rule: CodeRule | None, provider_match: bool) -> float:
+    if kind == "phrase" and pattern is not None:
+        if pattern.priority < 0:
+            return 0.6
+        return 0.95 if provider_match else 0.85
+    if kind == "code" and rule is not None:
+        return 0.7 if rule.strong else 0.4
+    return 0.0
+
+
+def classify(
+    reply: str | bytes | Reply,
+    *,
+    stage: Stage | str | None = None,
+    remote_host: str | None = None,
+    lang: str = "en",
+) -> Verdict:
+    """Classify a reply (text, bytes or a parsed :class:`Reply`) into a :class:`Verdict`.
+
+    ``stage`` and ``remote_host`` add what the caller knows beyond the text. The text outweighs the code where
+    they disagree (a ``550`` that says "rate limit" is retried), and the verdict's ``notes`` say so.
+    Never raises for any reply content; unknown input gives the reason ``undefined``.
+    """
+    lang = resolve_language(lang)
+    parsed = reply if isinstance(reply, Reply) else parse_reply(reply)
+    if stage is not None and not isinstance(stage, Stage):
+        stage = Stage(stage)
+    tab = tables()
+    table = reason_table()
+    text = normalise(parsed.raw)
+    text_words = words(text)
+    host = remote_host or parsed.remote_host
+    provider = _provider_by_host(tab, host) or _provider_by_text(tab, text, text_words)
+    evidence: list[Evidence] = []
+    if provider is not None:
+        evidence.append(Evidence("provider", provider.name, None, f"rules/providers/{provider.id}.toml", host or ""))
+    hits = tab.matcher.find(text, text_words)
+    pattern = _best(hits, provider) if hits else None
+    code_rule = _code_rule(tab, provider, parsed)
+    if pattern is not None and (pattern.priority >= 0 or code_rule is None or not code_rule.strong):
+        reason_id, kind = pattern.reason, "phrase"
+        evidence.append(Evidence("phrase", pattern.phrase, pattern.reason, pattern.table, pattern.source))
+    elif code_rule is not None:
+        reason_id, kind = code_rule.reason, "code"
+        evidence.append(Evidence("code", code_rule.code, code_rule.reason, code_rule.table, code_rule.source))
+    else:
+        reason_id, kind = UNDEFINED, "none"
+        evidence.append(Evidence("none", "no phrase or code decided", UNDEFINED, "", ""))
+    info = table.info(reason_id, lang)
+    code = " ".join(c for c in (parsed.basic, parsed.enhanced) if c) or None
+    permanent, retry, retry_after, notes = _decide(info.reason, parsed.reply_class, lang, code, info.title)
+    for note in notes:
+        evidence.append(Evidence("override", note, reason_id, "", ""))
+    provider_match = pattern is not None and provider is not None and pattern.provider == provider.name
+    return Verdict(
+        reply=parsed if stage is None or parsed.stage is not None else _with_stage(parsed, stage),
+        reason=reason_id,
+        sisimai=info.reason.sisimai,
+        permanent=permanent,
+        hard_bounce=info.reason.hard and permanent,
+        retry=retry,
+        retry_after=retry_after,
+        action=info.action,
+        operator_action=info.operator,
+        provider=provider.name if provider else None,
+        evidence=tuple(evidence),
+        confidence=_confidence(kind, pattern, code_rule, provider_match),
+        lang=lang,
+        reason_title=info.title,
+        meaning=info.meaning,
+        notes=tuple(notes),
+    )
+
+
+def _with_stage(reply: Reply, stage: Stage) -> Reply:
+    from dataclasses import replace
+
+    return replace(reply, stage=stage)

@@ -1,0 +1,147 @@
+"""Loading the classifier's data tables: generic phrases per reason, one table per provider, code fallbacks."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from importlib.resources.abc import Traversable
+
+from smtplens.classify.matcher import Matcher, Pattern, normalise
+from smtplens.errors import KnowledgeError
+from smtplens.knowledge import schema
+from smtplens.knowledge.reasons import ReasonTable, reason_table
+
+__all__ = ["CodeRule", "Provider", "Tables", "load_tables", "tables"]
+
+_CODE = re.compile(r"(?:[245X]\.\d{1,3}\.\d{1,3}|[2-5]\d\d)")
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRule:
+    """A code that signals a reason when no phrase decides: ``X.1.1``, ``5.7.606`` or ``421``."""
+
+    code: str
+    reason: str
+    source: str
+    table: str
+    strong: bool  # a specific code (X.1.1) rather than a catch-all (X.0.0, 550)
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    id: str
+    name: str
+    hosts: tuple[str, ...]  # remote host name suffixes, lower case
+    markers: tuple[str, ...]  # substrings of the (normalised) reply text that name the provider
+    codes: Mapping[str, CodeRule]
+
+
+@dataclass(frozen=True)
+class Tables:
+    matcher: Matcher  # every phrase of every table
+    providers: tuple[Provider, ...]
+    codes: Mapping[str, CodeRule]  # generic code fallbacks by code
+    marker_matcher: Matcher  # provider markers; a hit's ``reason`` is the provider id
+    host_index: Mapping[str, Provider]  # host suffix -> provider
+    provider_index: Mapping[str, Provider]  # provider id -> provider
+
+    def provider_codes(self, provider: Provider | None) -> Mapping[str, CodeRule]:
+        return provider.codes if provider else {}
+
+
+def _read(node: Traversable, label: str) -> dict[str, object]:
+    try:
+        return tomllib.loads(node.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise KnowledgeError(label, "(file)", f"not valid TOML: {exc}") from exc
+
+
+def _patterns(label: str, data: Mapping[str, object], reasons: ReasonTable, provider: str | None) -> list[Pattern]:
+    out = []
+    for i, rule in enumerate(schema.tables(schema.Where(label), data, "rule")):
+        where = schema.Where(label, f"rule[{i}]")
+        reason = schema.req_text(where, rule, "reason")
+        if reason not in reasons.reasons:
+            raise where.error("reason", f"unknown reason id {reason!r}")
+        source = schema.text(where, rule, "source", required=False)
+        sample = schema.text(where, rule, "sample", required=False)
+        if not source and not sample:
+            raise where.error("source", "every rule needs a source or a real sample")
+        priority = rule.get("priority", 0)
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise where.error("priority", "expected a whole number")
+        for phrase in schema.req_list(where, rule, "phrases"):
+            norm = normalise(phrase)
+            parts = tuple(part.strip() for part in norm.split("*")) if "*" in norm else (norm,)
+            if not all(parts):
+                raise where.error("phrases", f"empty part in {phrase!r}")
+            out.append(Pattern(reason, norm, parts, provider, source or f"sample: {sample}", label, priority))
+    return out
+
+
+def _codes(label: str, data: Mapping[str, object], reasons: ReasonTable) -> dict[str, CodeRule]:
+    out = {}
+    for i, row in enumerate(schema.tables(schema.Where(label), data, "code")):
+        where = schema.Where(label, f"code[{i}]")
+        code = schema.req_text(where, row, "code")
+        if not _CODE.fullmatch(code):
+            raise where.error("code", f"not a reply code or enhanced status code: {code!r}")
+        reason = schema.req_text(where, row, "reason")
+        if reason not in reasons.reasons:
+            raise where.error("reason", f"unknown reason id {reason!r}")
+        strong = row.get("strong", True)
+        if not isinstance(strong, bool):
+            raise where.error("strong", "expected true or false")
+        out[code] = CodeRule(code, reason, schema.req_text(where, row, "source"), label, strong)
+    return out
+
+
+def load_tables(root: Traversable | None = None, reasons: ReasonTable | None = None) -> Tables:
+    """Load every table under ``root`` (the package's ``classify/rules`` folder by default)."""
+    root = root or resources.files("smtplens.classify") / "rules"
+    reasons = reasons or reason_table()
+    patterns = []
+    generic = _read(root / "generic.toml", "rules/generic.toml")
+    patterns += _patterns("rules/generic.toml", generic, reasons, None)
+    codes = _codes("rules/codes.toml", _read(root / "codes.toml", "rules/codes.toml"), reasons)
+    providers = []
+    for node in sorted((root / "providers").iterdir(), key=lambda n: n.name):
+        if not node.name.endswith(".toml"):
+            continue
+        label = f"rules/providers/{node.name}"
+        data = _read(node, label)
+        where = schema.Where(label)
+        name = schema.req_text(where, data, "provider")
+        hosts = tuple(h.lower().lstrip(".") for h in schema.text_list(where, data, "hosts", required=False) or ())
+        markers = tuple(normalise(m) for m in schema.text_list(where, data, "markers", required=False) or ())
+        if not hosts and not markers:
+            raise where.error("hosts", "a provider needs host suffixes or text markers to be recognised")
+        patterns += _patterns(label, data, reasons, name)
+        providers.append(Provider(node.name.removesuffix(".toml"), name, hosts, markers, _codes(label, data, reasons)))
+    markers = [
+        Pattern(p.id, m, tuple(part.strip() for part in m.split("*")), p.name, "marker", p.id)
+        for p in providers
+        for m in p.markers
+    ]
+    host_index: dict[str, Provider] = {}
+    for p in providers:
+        for suffix in p.hosts:
+            host_index.setdefault(suffix, p)
+    return Tables(
+        matcher=Matcher(patterns),
+        providers=tuple(providers),
+        codes=codes,
+        marker_matcher=Matcher(markers),
+        host_index=host_index,
+        provider_index={p.id: p for p in providers},
+    )
+
+
+@cache
+def tables() -> Tables:
+    """The shipped tables, loaded and validated once per process."""
+    return load_tables()
