@@ -64,8 +64,10 @@ def _code_rule(tab: Tables, provider: Provider | None, reply: Reply) -> CodeRule
         for code in candidates
         if (rule := table.get(code)) is not None
     ]
-    strong = [rule for rule in found if rule.strong]
-    return (strong or found or [None])[0]
+    for rule in found:
+        if rule.strong:
+            return rule
+    return found[0] if found else None
 
 
 def _decide(

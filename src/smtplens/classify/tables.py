@@ -122,7 +122,7 @@ def load_tables(root: Traversable | None = None, reasons: ReasonTable | None = N
             raise where.error("hosts", "a provider needs host suffixes or text markers to be recognised")
         patterns += _patterns(label, data, reasons, name)
         providers.append(Provider(node.name.removesuffix(".toml"), name, hosts, markers, _codes(label, data, reasons)))
-    markers = [
+    marker_patterns = [
         Pattern(p.id, m, tuple(part.strip() for part in m.split("*")), p.name, "marker", p.id)
         for p in providers
         for m in p.markers
@@ -135,7 +135,7 @@ def load_tables(root: Traversable | None = None, reasons: ReasonTable | None = N
         matcher=Matcher(patterns),
         providers=tuple(providers),
         codes=codes,
-        marker_matcher=Matcher(markers),
+        marker_matcher=Matcher(marker_patterns),
         host_index=host_index,
         provider_index={p.id: p for p in providers},
     )

@@ -127,11 +127,11 @@ def load_reasons(root: Traversable | None = None) -> ReasonTable:
         tlabel = f"texts/{lang_dir.name}/reasons.toml"
         tdata = _read(node, tlabel)
         by_id: dict[str, dict[str, str]] = {}
-        for rid, raw in tdata.items():
+        for rid, value in tdata.items():
             where = schema.Where(tlabel, rid)
             if rid not in reasons:
                 raise where.error("(entry)", "texts for a reason that is not in reasons.toml")
-            entry = schema.table(where, raw, "(entry)")
+            entry = schema.table(where, value, "(entry)")
             fields = {}
             for name in _TEXT_FIELDS:
                 value = schema.text(where, entry, name, required=lang_dir.name == BASE_LANGUAGE)

@@ -73,7 +73,6 @@ def _facts(info: CodeInfo) -> Block:
         pairs.append((ui(lang, "label_iana_basic"), info.iana_basic))
     defined = "; ".join(f"{d.rfc} {d.section}".strip() for d in info.official)
     pairs.append((ui(lang, "label_defined_in"), defined))
-    pairs.append((ui(lang, "label_source"), info.source))
     return Block("facts", pairs=tuple(pairs))
 
 

@@ -1,0 +1,53 @@
+"""Replies per second of smtplens.classify, single core, side by side with Sisimai's match() on the same stream.
+
+Usage: python bench/speed_classify.py [--count N] [--rounds R]
+The stream is made of the corpus replies with IP addresses, mail addresses and queue ids varied, so every
+reply is distinct. Both classifiers get the same replies; Perl start-up and input reading are not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import load_replies, sisimai_available, sisimai_time
+from smtplens import classify
+from streams import distinct_stream
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--count", type=int, default=200_000, help="distinct replies in the stream")
+    ap.add_argument("--rounds", type=int, default=1, help="passes over the stream")
+    args = ap.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    templates = [str(row["reply"]) for row in load_replies()]
+    stream = distinct_stream(templates, args.count)
+    assert len(set(stream)) == len(stream)
+    classify(stream[0])  # load the tables before timing
+    t0 = time.perf_counter()
+    for _ in range(args.rounds):
+        for reply in stream:
+            classify(reply)
+    ours = time.perf_counter() - t0
+    ours_rate = args.rounds * len(stream) / ours
+    print(f"stream: {len(stream)} distinct replies from {len(templates)} corpus replies, {args.rounds} round(s)")
+    print(f"smtplens.classify:       {ours_rate:>10,.0f} replies/s ({ours:.2f} s)")
+    if not sisimai_available():
+        print("Sisimai: not installed (apt-get install libsisimai-perl)")
+        return 0
+    theirs = sisimai_time(stream, args.rounds)
+    theirs_rate = args.rounds * len(stream) / theirs
+    print(f"Sisimai 4.25 match():    {theirs_rate:>10,.0f} replies/s ({theirs:.2f} s)")
+    print(f"ratio smtplens/Sisimai:  {ours_rate / theirs_rate:>10.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
