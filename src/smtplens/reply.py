@@ -35,11 +35,11 @@ _AFTER_CMD = re.compile(
 )
 _SENDMAIL_CMD = re.compile(r">>>\s*(?P<cmd>MAIL FROM|RCPT TO|DATA|HELO|EHLO|LHLO|STARTTLS|AUTH|QUIT|\.)", re.I)
 _GREETING_PHRASES = ("refused to talk to me", "while connecting", "greeting failure", "in the greeting", "banner")
-_HOST_BRACKET = re.compile(
-    r"(?:\bhost|connect to|\bto)\s+(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*)\s?\[(?P<ip>[0-9A-Fa-f:.]+(?:%\w+)?)\]"
-)
+_HOST_AT = re.compile(r"\s*(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*)\s?\[(?P<ip>[0-9A-Fa-f:.]+(?:%\w+)?)\]")
+_HOST_WORDS = ("host ", "connect to ", " to ")
 _REMOTE_MTA = re.compile(r"Remote-MTA:\s*(?:dns|smtp|x-[\w-]+)\s*;\s*(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*)", re.I)
 _TALKING = re.compile(r"while talking to (?P<host>[A-Za-z0-9][A-Za-z0-9.-]*[A-Za-z0-9])\.?:", re.I)
+_MARKER_WORDS = ("said:", "diagnostic-code:", "<<<", "reply:", "error from remote")
 _MARKERS = re.compile(
     r"(?:\bsaid:|Diagnostic-Code:\s*[\w-]+\s*;|<<<|Remote host said:|\breply:|"
     r"error from remote (?:mail server|mailer|server) after [^:]*:|\s\[\d{1,3}(?:\.\d{1,3}){3}\]:)",
@@ -95,8 +95,8 @@ def _stage_from(cmd: str) -> Stage | None:
 
 def _find_stage(text: str, lower: str) -> Stage | None:
     # Cheap substring guards first: most replies carry no stage at all.
-    for guard, pattern in (("reply to", _IN_REPLY_TO), ("after ", _AFTER_CMD)):
-        if guard in lower:
+    for guard, pattern in (("reply to", _IN_REPLY_TO), ("error", _AFTER_CMD)):
+        if guard in lower and (pattern is not _AFTER_CMD or "after " in lower):
             m = pattern.search(text)
             if m:
                 stage = _stage_from(m.group("cmd"))
@@ -115,9 +115,13 @@ def _find_stage(text: str, lower: str) -> Stage | None:
 
 def _find_host(text: str, lower: str) -> tuple[str | None, str | None]:
     if "[" in text:
-        m = _HOST_BRACKET.search(text)
-        if m:
-            return m.group("host").rstrip("."), m.group("ip")
+        for word in _HOST_WORDS:
+            at = lower.find(word)
+            while at >= 0:
+                m = _HOST_AT.match(text, at + len(word))
+                if m and (at == 0 or word[0] == " " or not lower[at - 1].isalnum()):
+                    return m.group("host").rstrip("."), m.group("ip")
+                at = lower.find(word, at + 1)
     for guard, pattern in (("remote-mta", _REMOTE_MTA), ("talking to", _TALKING)):
         if guard in lower:
             m = pattern.search(text)
@@ -128,7 +132,9 @@ def _find_host(text: str, lower: str) -> tuple[str | None, str | None]:
 
 def _body(text: str, lower: str) -> tuple[str, bool]:
     """The part of ``text`` that holds the reply, and whether a log/DSN marker introduced it."""
-    m = None if _LINE.match(text) else _MARKERS.search(text)
+    m = None
+    if not _LINE.match(text) and ("]:" in text or any(word in lower for word in _MARKER_WORDS)):
+        m = _MARKERS.search(text)
     body = text[m.end() :] if m else text
     if "reply to" in lower:
         body = _IN_REPLY_TO.sub(" ", body)

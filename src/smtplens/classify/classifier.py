@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from smtplens.classify.matcher import Pattern, normalise, words
 from smtplens.classify.tables import CodeRule, Provider, Tables, tables
 from smtplens.classify.verdict import Evidence, Verdict
@@ -117,17 +119,14 @@ def classify(
     """
     lang = resolve_language(lang)
     parsed = reply if isinstance(reply, Reply) else parse_reply(reply)
-    if stage is not None and not isinstance(stage, Stage):
-        stage = Stage(stage)
+    if stage is not None and parsed.stage is None:
+        parsed = replace(parsed, stage=Stage(stage))
     tab = tables()
-    table = reason_table()
     text = normalise(parsed.raw)
     text_words = words(text)
     host = remote_host or parsed.remote_host
     provider = _provider_by_host(tab, host) or _provider_by_text(tab, text, text_words)
-    evidence: list[Evidence] = []
-    if provider is not None:
-        evidence.append(Evidence("provider", provider.name, None, f"rules/providers/{provider.id}.toml", host or ""))
+    evidence: list[Evidence] = [] if provider is None else [tab.provider_evidence[provider.id]]
     hits = tab.matcher.find(text, text_words)
     pattern = _best(hits, provider) if hits else None
     code_rule = _code_rule(tab, provider, parsed)
@@ -139,34 +138,24 @@ def classify(
         evidence.append(Evidence("code", code_rule.code, code_rule.reason, code_rule.table, code_rule.source))
     else:
         reason_id, kind = UNDEFINED, "none"
-        evidence.append(Evidence("none", "no phrase or code decided", UNDEFINED, "", ""))
-    info = table.info(reason_id, lang)
-    code = " ".join(c for c in (parsed.basic, parsed.enhanced) if c) or None
+        evidence.append(_NOTHING)
+    info = reason_table().info(reason_id, lang)
+    code = f"{parsed.basic or ''} {parsed.enhanced or ''}".strip()
     permanent, retry, retry_after, notes = _decide(info.reason, parsed.reply_class, lang, code, info.title)
     for note in notes:
         evidence.append(Evidence("override", note, reason_id, "", ""))
     provider_match = pattern is not None and provider is not None and pattern.provider == provider.name
     return Verdict(
-        reply=parsed if stage is None or parsed.stage is not None else _with_stage(parsed, stage),
-        reason=reason_id,
-        sisimai=info.reason.sisimai,
+        reply=parsed,
+        info=info,
         permanent=permanent,
-        hard_bounce=info.reason.hard and permanent,
         retry=retry,
         retry_after=retry_after,
-        action=info.action,
-        operator_action=info.operator,
         provider=provider.name if provider else None,
         evidence=tuple(evidence),
         confidence=_confidence(kind, pattern, code_rule, provider_match),
-        lang=lang,
-        reason_title=info.title,
-        meaning=info.meaning,
         notes=tuple(notes),
     )
 
 
-def _with_stage(reply: Reply, stage: Stage) -> Reply:
-    from dataclasses import replace
-
-    return replace(reply, stage=stage)
+_NOTHING = Evidence("none", "no phrase or code decided", UNDEFINED, "", "")

@@ -17,6 +17,8 @@ __all__ = ["Matcher", "Pattern", "normalise", "words"]
 # A phrase may contain "*" gaps: "mailbox * full" matches both words in that order anywhere in the reply.
 
 _WORD = re.compile(r"\w+")
+# ASCII punctuation becomes a space; str.translate has a fast path for such ASCII-only tables.
+_PUNCTUATION = str.maketrans({chr(c): " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")})
 
 
 def normalise(text: str) -> str:
@@ -25,6 +27,9 @@ def normalise(text: str) -> str:
 
 
 def words(normalised: str) -> set[str]:
+    """The set of words of a normalised text (runs of letters, digits and underscores)."""
+    if normalised.isascii():
+        return set(normalised.translate(_PUNCTUATION).split())
     return set(_WORD.findall(normalised))
 
 
@@ -66,7 +71,8 @@ class Matcher:
         self._anywhere: list[Pattern] = []  # phrases without a word character (rare)
         for p in patterns:
             tokens = _WORD.findall(" ".join(p.parts))
-            if not tokens:
+            if not tokens or not all(t.isascii() for t in tokens):
+                # no word, or a script written without spaces (Japanese, Chinese): always checked
                 self._anywhere.append(p)
                 continue
             # the rarest word of the phrase (the longest on ties) keeps candidate lists short

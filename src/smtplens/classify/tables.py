@@ -11,6 +11,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 
 from smtplens.classify.matcher import Matcher, Pattern, normalise
+from smtplens.classify.verdict import Evidence
 from smtplens.errors import KnowledgeError
 from smtplens.knowledge import schema
 from smtplens.knowledge.reasons import ReasonTable, reason_table
@@ -48,6 +49,7 @@ class Tables:
     marker_matcher: Matcher  # provider markers; a hit's ``reason`` is the provider id
     host_index: Mapping[str, Provider]  # host suffix -> provider
     provider_index: Mapping[str, Provider]  # provider id -> provider
+    provider_evidence: Mapping[str, Evidence]  # provider id -> the evidence line naming it
 
     def provider_codes(self, provider: Provider | None) -> Mapping[str, CodeRule]:
         return provider.codes if provider else {}
@@ -138,6 +140,10 @@ def load_tables(root: Traversable | None = None, reasons: ReasonTable | None = N
         marker_matcher=Matcher(marker_patterns),
         host_index=host_index,
         provider_index={p.id: p for p in providers},
+        provider_evidence={
+            p.id: Evidence("provider", p.name, None, f"rules/providers/{p.id}.toml", ", ".join(p.hosts + p.markers))
+            for p in providers
+        },
     )
 
 

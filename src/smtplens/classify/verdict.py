@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
+from smtplens.knowledge.reasons import ReasonInfo
 from smtplens.model import Reply
 
 __all__ = ["Evidence", "Verdict"]
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
+class Evidence(NamedTuple):
     """One thing that decided or informed the verdict: a matched phrase, a code, the provider, an override."""
 
     kind: str  # phrase | code | provider | override | none
@@ -20,13 +21,7 @@ class Evidence:
     source: str  # the table row's source or sample
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "kind": self.kind,
-            "detail": self.detail,
-            "reason": self.reason,
-            "table": self.table,
-            "source": self.source,
-        }
+        return dict(self._asdict())
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,21 +29,48 @@ class Verdict:
     """What a reply means for the sender."""
 
     reply: Reply
-    reason: str
-    sisimai: str
+    info: ReasonInfo  # the reason with its texts in ``lang``
     permanent: bool
-    hard_bounce: bool
     retry: bool
     retry_after: int | None
-    action: str
-    operator_action: str
     provider: str | None
     evidence: tuple[Evidence, ...]
     confidence: float
-    lang: str
-    reason_title: str
-    meaning: str
     notes: tuple[str, ...] = ()
+
+    @property
+    def reason(self) -> str:
+        return self.info.reason.id
+
+    @property
+    def sisimai(self) -> str:
+        return self.info.reason.sisimai
+
+    @property
+    def hard_bounce(self) -> bool:
+        return self.info.reason.hard and self.permanent
+
+    @property
+    def action(self) -> str:
+        """What the sender should do."""
+        return self.info.action
+
+    @property
+    def operator_action(self) -> str:
+        """What the receiving server's operator would check."""
+        return self.info.operator
+
+    @property
+    def lang(self) -> str:
+        return self.info.lang
+
+    @property
+    def reason_title(self) -> str:
+        return self.info.title
+
+    @property
+    def meaning(self) -> str:
+        return self.info.meaning
 
     def to_dict(self) -> dict[str, object]:
         """The ``explain --json`` fields: the ``parse --json`` fields plus the verdict."""

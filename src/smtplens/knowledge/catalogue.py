@@ -108,11 +108,18 @@ class CodeInfo:
 
 def resolve_language(lang: str, kb: KnowledgeBase | None = None) -> str:
     """Accept ``de``, ``DE``, ``de-DE`` or ``de_AT``; raise UnknownLanguageError otherwise."""
+    if kb is None and lang in _RESOLVED:
+        return _RESOLVED[lang]
     kb = kb or knowledge()
     short = lang.strip().replace("_", "-").split("-")[0].lower()
     if short not in kb.texts:
         raise UnknownLanguageError(lang, list(kb.languages))
+    if kb is knowledge():
+        _RESOLVED[lang] = short
     return short
+
+
+_RESOLVED: dict[str, str] = {}
 
 
 def normalize_code(text: str) -> tuple[str, str] | None:

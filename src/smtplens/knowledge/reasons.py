@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
 from importlib import resources
@@ -75,8 +75,16 @@ class ReasonInfo:
 class ReasonTable:
     reasons: Mapping[str, Reason]  # in taxonomy order
     texts: Mapping[str, Mapping[str, Mapping[str, str]]]  # lang -> id -> field -> text
+    _infos: dict[tuple[str, str], ReasonInfo] = field(default_factory=dict, repr=False, compare=False)
 
     def info(self, reason_id: str, lang: str = BASE_LANGUAGE) -> ReasonInfo:
+        """The reason with its texts in ``lang`` (built once, then shared)."""
+        cached = self._infos.get((reason_id, lang))
+        if cached is None:
+            cached = self._infos[(reason_id, lang)] = self._build(reason_id, lang)
+        return cached
+
+    def _build(self, reason_id: str, lang: str) -> ReasonInfo:
         reason = self.reasons[reason_id]
         local = self.texts.get(lang, {}).get(reason_id, {})
         base = self.texts[BASE_LANGUAGE][reason_id]
@@ -134,9 +142,9 @@ def load_reasons(root: Traversable | None = None) -> ReasonTable:
             entry = schema.table(where, value, "(entry)")
             fields = {}
             for name in _TEXT_FIELDS:
-                value = schema.text(where, entry, name, required=lang_dir.name == BASE_LANGUAGE)
-                if value:
-                    fields[name] = value
+                text_value = schema.text(where, entry, name, required=lang_dir.name == BASE_LANGUAGE)
+                if text_value:
+                    fields[name] = text_value
             by_id[rid] = fields
         texts[lang_dir.name] = by_id
     base = texts.get(BASE_LANGUAGE, {})
