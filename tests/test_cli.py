@@ -152,3 +152,46 @@ def test_bad_input_never_tracebacks(args: list[str]) -> None:
     r = cli_main(*args)
     assert "Traceback" not in r.stderr
     assert r.returncode in (0, 1, 2)
+
+
+def test_explain_text_and_json() -> None:
+    code, out, _ = run("explain", "550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown")
+    assert code == 0
+    assert "user_unknown" in out
+    code, out, _ = run("explain", "421 4.7.0 Error: too many connections from 192.0.2.1", "--json", "--lang", "fr")
+    data = json.loads(out)
+    for key in (
+        "basic",
+        "enhanced",
+        "class",
+        "text",
+        "remote_host",
+        "stage",
+        "warnings",
+        "reason",
+        "permanent",
+        "hard_bounce",
+        "retry",
+        "retry_after",
+        "action",
+        "provider",
+        "evidence",
+    ):
+        assert key in data
+    assert data["lang"] == "fr" and data["retry"] is True
+    _, out, _ = run("explain", "-", "--json", stdin="550 5.1.1 unknown user\n\n\xff\n421 busy\n")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == 3
+    assert rows[0]["reason"] == "user_unknown"
+
+
+def test_reasons_json() -> None:
+    code, out, _ = run("reasons", "--json")
+    data = json.loads(out)
+    assert code == 0
+    ids = [d["id"] for d in data]
+    assert ids[0] == "user_unknown" and "undefined" in ids
+    for d in data:
+        assert {"id", "sisimai", "hard", "meaning", "action"} <= set(d)
+    code, out, _ = run("reasons", "--lang", "es")
+    assert code == 0 and "user_unknown" in out

@@ -52,3 +52,35 @@ def test_reply_like_text(text: str) -> None:
     reply = parse_reply(text)
     assert reply.basic is None or len(reply.basic) == 3
     assert reply.reply_class is not None or (reply.basic is None and reply.enhanced is None)
+
+
+_line_pieces = st.sampled_from(
+    [
+        "550 ",
+        "421 ",
+        "250 ",
+        "5.1.1 ",
+        "4.7.0",
+        "#5.7.1",
+        "(5.1.1)",
+        "[4.2.0]",
+        ": ",
+        "550-",
+        " said: ",
+        "host ",
+        "mx.example[192.0.2.1]",
+        "(in reply to RCPT TO command)",
+        "after RCPT TO:",
+        "refused to talk to me",
+        "x",
+        " ",
+    ]
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_line_pieces, min_size=1, max_size=12).map("".join))
+def test_fast_path_agrees_with_general_parser(text: str) -> None:
+    from smtplens.reply import _parse_general
+
+    assert parse_reply(text) == _parse_general(text)

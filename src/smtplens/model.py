@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 __all__ = ["STAGES", "Reply", "ReplyClass", "Stage"]
 
@@ -52,9 +52,8 @@ class Stage(StrEnum):
 STAGES: tuple[Stage, ...] = tuple(Stage)
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """What :func:`smtplens.parse_reply` found in a text.
+class Reply(NamedTuple):
+    """What :func:`smtplens.parse_reply` found in a text (an immutable value).
 
     ``basic`` is the three-digit reply code, ``enhanced`` the RFC 3463 status code (``"5.1.1"``), ``text`` the
     reply's text lines without codes, ``remote_host`` and ``stage`` are filled when the text says them (DSN fields,
@@ -68,7 +67,7 @@ class Reply:
     remote_host: str | None = None
     remote_ip: str | None = None
     stage: Stage | None = None
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
     raw: str = ""
 
     @property

@@ -21,6 +21,9 @@ MAX_INPUT = 65536
 MAX_REPLY_LINE = 512  # RFC 5321 section 4.5.3.1.5, octets including CRLF
 
 _ENH = r"[245]\.\d{1,3}\.\d{1,3}"
+_SIMPLE = re.compile(
+    rf"(?P<code>[2-5]\d\d) [ \t]*(?P<lead>[#(\[]?(?P<enh>{_ENH})[)\]]?(?=[\s:;,]|$))?(?P<rest>.*)", re.S
+)
 _LINE = re.compile(r"[ \t]*(?P<code>[2-5]\d\d)(?P<sep>[ \t-]|:[ \t]|$)(?P<rest>.*)")
 _LEADING_ENH = re.compile(rf"[ \t]*[#(\[]?(?P<enh>{_ENH})[)\]]?(?=[\s:;,]|$)")
 _ANY_ENH = re.compile(rf"(?<![\w.])[#(\[]?(?P<enh>{_ENH})[)\]]?(?![\w.]|-\w)")
@@ -95,20 +98,25 @@ def _stage_from(cmd: str) -> Stage | None:
 
 def _find_stage(text: str, lower: str) -> Stage | None:
     # Cheap substring guards first: most replies carry no stage at all.
-    for guard, pattern in (("reply to", _IN_REPLY_TO), ("error", _AFTER_CMD)):
-        if guard in lower and (pattern is not _AFTER_CMD or "after " in lower):
-            m = pattern.search(text)
-            if m:
-                stage = _stage_from(m.group("cmd"))
-                if stage is not None:
-                    return stage
+    if "reply to" in lower:
+        m = _IN_REPLY_TO.search(text)
+        stage = _stage_from(m.group("cmd")) if m else None
+        if stage is not None:
+            return stage
+    if "after " in lower and "error" in lower:
+        m = _AFTER_CMD.search(text)
+        stage = _stage_from(m.group("cmd")) if m else None
+        if stage is not None:
+            return stage
     if ">>>" in text:
         last = None
         for m in _SENDMAIL_CMD.finditer(text):
             last = m
         if last is not None:
             return _stage_from(last.group("cmd"))
-    if any(phrase in lower for phrase in _GREETING_PHRASES):
+    if ("talk to me" in lower or "while connecting" in lower or "greeting" in lower or "banner" in lower) and any(
+        phrase in lower for phrase in _GREETING_PHRASES
+    ):
         return Stage.CONNECT
     return None
 
@@ -122,11 +130,14 @@ def _find_host(text: str, lower: str) -> tuple[str | None, str | None]:
                 if m and (at == 0 or word[0] == " " or not lower[at - 1].isalnum()):
                     return m.group("host").rstrip("."), m.group("ip")
                 at = lower.find(word, at + 1)
-    for guard, pattern in (("remote-mta", _REMOTE_MTA), ("talking to", _TALKING)):
-        if guard in lower:
-            m = pattern.search(text)
-            if m:
-                return m.group("host").rstrip("."), None
+    if "remote-mta" in lower:
+        m = _REMOTE_MTA.search(text)
+        if m:
+            return m.group("host").rstrip("."), None
+    if "talking to" in lower:
+        m = _TALKING.search(text)
+        if m:
+            return m.group("host").rstrip("."), None
     return None, None
 
 
@@ -189,18 +200,19 @@ def _parse_lines(body: str, found: _Found, plain: bool) -> bool:
     return True
 
 
-def _unfold_inline(found: _Found) -> None:
+def _unfold_inline(basic: str | None, enhanced: str | None, lines: list[str]) -> list[str]:
     """Split replies whose lines were joined by a log into one line (``550-5.1.1 a 550-5.1.1 b 550 5.1.1 c``)."""
-    if not found.basic or len(found.lines) != 1:
-        return
-    line = found.lines[0]
-    if f"{found.basic}-" not in line and (not found.enhanced or f" {found.basic} {found.enhanced}" not in line):
-        return
-    enh = re.escape(found.enhanced) + r"\s" if found.enhanced else ""
-    splitter = re.compile(rf"\s+{found.basic}(?:-[#(\[]?{enh}|-| {enh})" if enh else rf"\s+{found.basic}-")
-    parts = [p.strip() for p in splitter.split(found.lines[0])]
+    if not basic or len(lines) != 1:
+        return lines
+    line = lines[0]
+    if f"{basic}-" not in line and (not enhanced or f" {basic} {enhanced}" not in line):
+        return lines
+    enh = re.escape(enhanced) + r"\s" if enhanced else ""
+    splitter = re.compile(rf"\s+{basic}(?:-[#(\[]?{enh}|-| {enh})" if enh else rf"\s+{basic}-")
+    parts = [p.strip() for p in splitter.split(line)]
     if len(parts) > 1:
-        found.lines = [p for p in parts if p] or [""]
+        return [p for p in parts if p] or [""]
+    return lines
 
 
 def _search_anywhere(body: str, found: _Found) -> None:
@@ -227,32 +239,32 @@ def _search_anywhere(body: str, found: _Found) -> None:
     found.problems.append("no reply code or enhanced status code found")
 
 
-def _enhanced_in_text(found: _Found, body: str) -> None:
+def _enhanced_in_text(basic: str | None, enhanced: str | None, body: str) -> str | None:
     """``550 cuda_nsu 5.1.1 …``, ``… not allowed - 5.7.1``, ``… (#5.7.1)``: an enhanced code elsewhere."""
-    if not found.basic or found.enhanced:
-        return
+    if not basic or enhanced:
+        return enhanced
     for m in _ANY_ENH.finditer(body):
-        if m.group("enh")[0] == found.basic[0]:
-            found.enhanced = m.group("enh")
-            return
+        if m.group("enh")[0] == basic[0]:
+            return m.group("enh")
+    return None
 
 
-def _check(found: _Found) -> None:
-    kb = knowledge()
-    if found.basic and found.basic not in kb.facts:
-        found.problems.append(f"{found.basic} is not a registered SMTP reply code")
-    if found.enhanced:
-        if found.basic and found.enhanced[0] != found.basic[0]:
-            b = ReplyClass.from_digit(found.basic[0])
-            e = ReplyClass.from_digit(found.enhanced[0])
-            found.problems.append(
-                f"the basic code {found.basic} is {b.value if b else 'unknown'} but the enhanced code "
-                f"{found.enhanced} is {e.value if e else 'unknown'}; clients act on the basic code"
+def _check(basic: str | None, enhanced: str | None, problems: list[str], notes: list[str]) -> None:
+    facts = knowledge().facts
+    if basic and basic not in facts:
+        problems.append(f"{basic} is not a registered SMTP reply code")
+    if enhanced:
+        if basic and enhanced[0] != basic[0]:
+            b = ReplyClass.from_digit(basic[0])
+            e = ReplyClass.from_digit(enhanced[0])
+            problems.append(
+                f"the basic code {basic} is {b.value if b else 'unknown'} but the enhanced code "
+                f"{enhanced} is {e.value if e else 'unknown'}; clients act on the basic code"
             )
-        if canonical_key(found.enhanced) not in kb.facts:
-            found.notes.append(f"{found.enhanced} is not in the IANA registry (a vendor-specific detail code)")
-    if not found.basic and not found.enhanced and not found.problems:
-        found.problems.append("no reply code found")
+        if "X" + enhanced[1:] not in facts and canonical_key(enhanced) not in facts:
+            notes.append(f"{enhanced} is not in the IANA registry (a vendor-specific detail code)")
+    if not basic and not enhanced and not problems:
+        problems.append("no reply code found")
 
 
 def _normalise_input(text: str | bytes, found: _Found) -> str:
@@ -278,6 +290,17 @@ def parse_reply(text: str | bytes, *, strict: bool = False) -> Reply:
     Lenient by default: never raises, reports what looked wrong in ``Reply.warnings``. With ``strict=True``
     raises :class:`ParseError` listing every problem (informational notes do not count as problems).
     """
+    if type(text) is str and _is_plain_line(text):
+        simple = _SIMPLE.match(text)
+        if simple is not None:
+            lower = text.lower()
+            if "reply to" not in lower:
+                return _parse_simple(text, lower, simple, strict)
+    return _parse_general(text, strict)
+
+
+def _parse_general(text: str | bytes, strict: bool = False) -> Reply:
+    """Every shape: multi-line replies, DSN fields, log fragments, bytes, garbage."""
     if not isinstance(text, str | bytes):
         raise TypeError(f"parse_reply() takes str or bytes, not {type(text).__name__}")
     found = _Found()
@@ -286,27 +309,51 @@ def parse_reply(text: str | bytes, *, strict: bool = False) -> Reply:
     body, marked = _body(source, lower)
     if not _parse_lines(body, found, plain=not marked):
         _search_anywhere(body, found)
-    _unfold_inline(found)
-    _enhanced_in_text(found, body)
-    _check(found)
+    return _finish(source, lower, body, found.basic, found.enhanced, found.lines, found.problems, found.notes, strict)
+
+
+def _is_plain_line(text: str) -> bool:
+    """One short ASCII line without NUL: the shape most replies have, parsed by the fast path."""
+    return len(text) <= 500 and text.isascii() and "\n" not in text and "\r" not in text and "\x00" not in text
+
+
+def _parse_simple(text: str, lower: str, m: re.Match[str], strict: bool) -> Reply:
+    """``CODE SP [enhanced] text`` on one line: the same result as the general path, with less work."""
+    enhanced = m.group("enh")
+    rest = text[m.end("lead") :].strip(" \t:") if enhanced else m.group("rest").strip().lstrip(":").strip()
+    return _finish(text, lower, text.strip(), m.group("code"), enhanced, [rest], [], [], strict)
+
+
+def _finish(
+    source: str,
+    lower: str,
+    body: str,
+    basic: str | None,
+    enhanced: str | None,
+    lines: list[str],
+    problems: list[str],
+    notes: list[str],
+    strict: bool,
+) -> Reply:
+    lines = _unfold_inline(basic, enhanced, lines)
+    enhanced = _enhanced_in_text(basic, enhanced, body)
+    _check(basic, enhanced, problems, notes)
     stage = _find_stage(source, lower)
     host, ip = _find_host(source, lower)
-    if strict and found.problems:
-        raise ParseError(found.problems, source)
-    if found.basic:
-        reply_class = ReplyClass.from_digit(found.basic[0])
-    elif found.enhanced:
-        reply_class = ReplyClass.from_digit(found.enhanced[0])
-    else:
-        reply_class = None
+    if strict and problems:
+        raise ParseError(problems, source)
+    code = basic or enhanced
     return Reply(
-        basic=found.basic,
-        enhanced=found.enhanced,
-        reply_class=reply_class,
-        text=tuple(found.lines),
-        remote_host=host,
-        remote_ip=ip,
-        stage=stage,
-        warnings=tuple(found.problems + found.notes),
-        raw=source,
+        basic,
+        enhanced,
+        _CLASS_BY_DIGIT.get(code[0]) if code else None,
+        tuple(lines),
+        host,
+        ip,
+        stage,
+        tuple(problems + notes) if problems or notes else (),
+        source,
     )
+
+
+_CLASS_BY_DIGIT = {d: c for d in "2345" if (c := ReplyClass.from_digit(d)) is not None}

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from smtplens.classify.matcher import Pattern, normalise, words
+from smtplens.classify.matcher import Pattern, normalise
 from smtplens.classify.tables import CodeRule, Provider, Tables, tables
 from smtplens.classify.verdict import Evidence, Verdict
 from smtplens.i18n import ui
@@ -20,6 +18,14 @@ NOT_FAILURES = frozenset({"delivered", "auto_reply", "feedback"})
 DEFAULT_RETRY_AFTER = 1800  # RFC 5321 section 4.5.4.1: wait at least 30 minutes before retrying
 
 
+def _match_text(reply: Reply) -> str:
+    """What phrases are matched against: the whole input, plus, for a multi-line reply, its lines joined without
+    their ``550-5.7.1`` prefixes so that phrases may cross line breaks."""
+    if len(reply.text) > 1:
+        return normalise(" ".join(reply.text) + " \n " + reply.raw)
+    return normalise(reply.raw)
+
+
 def _provider_by_host(tab: Tables, host: str | None) -> Provider | None:
     if not host:
         return None
@@ -31,45 +37,36 @@ def _provider_by_host(tab: Tables, host: str | None) -> Provider | None:
     return None
 
 
-def _provider_by_text(tab: Tables, text: str, text_words: set[str]) -> Provider | None:
-    hits = tab.marker_matcher.find(text, text_words)
-    if not hits:
+def _provider_by_text(tab: Tables, markers: list[Pattern]) -> Provider | None:
+    if not markers:
         return None
-    best = max(hits, key=lambda p: p.specificity)
+    best = max(markers, key=lambda p: p.specificity)
     return tab.provider_index[best.reason]
 
 
 def _best(hits: list[Pattern], provider: Provider | None) -> Pattern:
     name = provider.name if provider else None
 
-    def key(p: Pattern) -> tuple[int, int, int, int]:
-        return (
-            p.priority,
-            int(p.provider is not None and p.provider == name),
-            int(p.provider is not None),
-            p.specificity,
-        )
+    def key(p: Pattern) -> tuple[int, int, int]:
+        return (p.priority, int(p.provider is not None and p.provider == name), p.specificity)
 
     return max(hits, key=key)
 
 
 def _code_rule(tab: Tables, provider: Provider | None, reply: Reply) -> CodeRule | None:
-    candidates: list[str] = []
-    if reply.enhanced:
-        detail = "X" + reply.enhanced[1:]
-        candidates += [reply.enhanced, detail]
-    if reply.basic:
-        candidates.append(reply.basic)
-    found = [
-        rule
-        for table in (tab.provider_codes(provider), tab.codes)
-        for code in candidates
-        if (rule := table.get(code)) is not None
-    ]
-    for rule in found:
-        if rule.strong:
-            return rule
-    return found[0] if found else None
+    """The first strong code rule (provider table before generic; concrete enhanced, detail, basic), else the
+    first weak one."""
+    enhanced, basic = reply.enhanced, reply.basic
+    keys = (enhanced, "X" + enhanced[1:], basic) if enhanced else (basic,)
+    weak = None
+    for table in (provider.codes, tab.codes) if provider is not None else (tab.codes,):
+        for key in keys:
+            rule = table.get(key) if key else None
+            if rule is not None:
+                if rule.strong:
+                    return rule
+                weak = weak or rule
+    return weak
 
 
 def _decide(
@@ -120,15 +117,20 @@ def classify(
     lang = resolve_language(lang)
     parsed = reply if isinstance(reply, Reply) else parse_reply(reply)
     if stage is not None and parsed.stage is None:
-        parsed = replace(parsed, stage=Stage(stage))
+        parsed = parsed._replace(stage=Stage(stage))
     tab = tables()
-    text = normalise(parsed.raw)
-    text_words = words(text)
+    hits: list[Pattern] = []
+    markers: list[Pattern] = []
+    for p in tab.matcher.find(_match_text(parsed)):
+        (hits if p.kind == "phrase" else markers).append(p)
     host = remote_host or parsed.remote_host
-    provider = _provider_by_host(tab, host) or _provider_by_text(tab, text, text_words)
+    provider = _provider_by_host(tab, host) or _provider_by_text(tab, markers)
     evidence: list[Evidence] = [] if provider is None else [tab.provider_evidence[provider.id]]
-    hits = tab.matcher.find(text, text_words)
     pattern = _best(hits, provider) if hits else None
+    if provider is None and pattern is not None and pattern.provider is not None:
+        # a phrase only one provider uses names it as well as a marker would
+        provider = tab.provider_by_name[pattern.provider]
+        evidence.append(tab.provider_evidence[provider.id])
     code_rule = _code_rule(tab, provider, parsed)
     if pattern is not None and (pattern.priority >= 0 or code_rule is None or not code_rule.strong):
         reason_id, kind = pattern.reason, "phrase"

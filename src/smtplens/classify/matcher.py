@@ -1,24 +1,23 @@
-"""One compiled matcher over every phrase table: an index from anchor words to phrases.
+"""One compiled matcher over every phrase table and provider marker: an Aho-Corasick automaton.
 
-A reply is lower-cased and split into words once; the set of its words is intersected with the set of anchor
-words (a C-speed set operation), and only the phrases whose anchor occurs are checked with plain substring
-search. Cost grows with the words of the reply, not with the number of phrases.
+Every phrase's first piece is a key of one automaton (pyahocorasick, in C); a reply is scanned once, in time
+linear in its length whatever the number of phrases, and each key found yields the phrases that start with it.
+A phrase may contain ``*`` gaps ("mailbox * full"): the later pieces are then looked for after the first.
 """
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Matcher", "Pattern", "normalise", "words"]
+import ahocorasick
 
-# A phrase may contain "*" gaps: "mailbox * full" matches both words in that order anywhere in the reply.
+__all__ = ["Matcher", "Pattern", "normalise"]
 
-_WORD = re.compile(r"\w+")
-# ASCII punctuation becomes a space; str.translate has a fast path for such ASCII-only tables.
-_PUNCTUATION = str.maketrans({chr(c): " " for c in range(128) if not (chr(c).isalnum() or chr(c) == "_")})
+
+def _ascii_word_char(ch: str) -> bool:
+    # Scripts written without spaces (Japanese, Chinese) have no word starts: their phrases match anywhere.
+    return ch.isascii() and ch.isalnum()
 
 
 def normalise(text: str) -> str:
@@ -26,16 +25,10 @@ def normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def words(normalised: str) -> set[str]:
-    """The set of words of a normalised text (runs of letters, digits and underscores)."""
-    if normalised.isascii():
-        return set(normalised.translate(_PUNCTUATION).split())
-    return set(_WORD.findall(normalised))
-
-
 @dataclass(frozen=True, slots=True)
 class Pattern:
-    """One phrase of a table. ``parts`` are the pieces between `` * `` gaps, matched in order."""
+    """One phrase of a table (or a provider marker when ``kind`` is ``"marker"``; ``reason`` is then the provider
+    id). ``parts`` are the pieces between ``*`` gaps, matched in order."""
 
     reason: str
     phrase: str
@@ -44,45 +37,45 @@ class Pattern:
     source: str
     table: str
     priority: int = 0
+    kind: str = "phrase"
+    specificity: int = 0  # characters matched: longer phrases are more specific
 
-    def matches(self, text: str) -> bool:
-        pos = 0
-        for part in self.parts:
-            found = text.find(part, pos)
-            if found < 0:
-                return False
-            pos = found + len(part)
-        return True
-
-    @property
-    def specificity(self) -> int:
-        return sum(len(p) for p in self.parts)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "specificity", sum(len(p) for p in self.parts))
 
 
 class Matcher:
-    """Finds every pattern that occurs in a normalised text."""
+    """Finds every pattern that occurs in a normalised text, in one pass."""
 
     def __init__(self, patterns: Iterable[Pattern]) -> None:
-        patterns = list(patterns)
-        freq: Counter[str] = Counter()
+        by_head: dict[str, list[Pattern]] = {}
         for p in patterns:
-            freq.update(set(_WORD.findall(p.phrase)))
-        self._index: dict[str, list[Pattern]] = {}
-        self._anywhere: list[Pattern] = []  # phrases without a word character (rare)
-        for p in patterns:
-            tokens = _WORD.findall(" ".join(p.parts))
-            if not tokens or not all(t.isascii() for t in tokens):
-                # no word, or a script written without spaces (Japanese, Chinese): always checked
-                self._anywhere.append(p)
-                continue
-            # the rarest word of the phrase (the longest on ties) keeps candidate lists short
-            anchor = min(tokens, key=lambda t: (freq[t], -len(t)))
-            self._index.setdefault(anchor, []).append(p)
-        self._anchors = frozenset(self._index)
-        self.size = len(patterns)
+            by_head.setdefault(p.parts[0], []).append(p)
+        self._automaton = ahocorasick.Automaton()
+        for head, group in by_head.items():
+            self._automaton.add_word(head, (len(head), tuple(group)))
+        self.size = sum(len(g) for g in by_head.values())
+        if by_head:
+            self._automaton.make_automaton()
 
-    def find(self, text: str, text_words: set[str]) -> list[Pattern]:
-        hits = [p for p in self._anywhere if p.matches(text)]
-        for anchor in text_words & self._anchors:
-            hits.extend(p for p in self._index[anchor] if p.matches(text))
+    def find(self, text: str) -> list[Pattern]:
+        if self.size == 0:
+            return []
+        hits: list[Pattern] = []
+        for end, (length, group) in self._automaton.iter(text):
+            start = end - length + 1
+            if start and _ascii_word_char(text[start - 1]) and _ascii_word_char(text[start]):
+                continue  # a phrase starts at a word start: "ip" is not found inside "recipient"
+            for p in group:
+                if len(p.parts) == 1:
+                    hits.append(p)
+                    continue
+                pos = end + 1
+                for part in p.parts[1:]:
+                    found = text.find(part, pos)
+                    if found < 0:
+                        break
+                    pos = found + len(part)
+                else:
+                    hits.append(p)
         return hits

@@ -43,12 +43,12 @@ class Provider:
 
 @dataclass(frozen=True)
 class Tables:
-    matcher: Matcher  # every phrase of every table
+    matcher: Matcher  # every phrase of every table and every provider marker (kind "marker")
     providers: tuple[Provider, ...]
     codes: Mapping[str, CodeRule]  # generic code fallbacks by code
-    marker_matcher: Matcher  # provider markers; a hit's ``reason`` is the provider id
     host_index: Mapping[str, Provider]  # host suffix -> provider
     provider_index: Mapping[str, Provider]  # provider id -> provider
+    provider_by_name: Mapping[str, Provider]  # provider name -> provider
     provider_evidence: Mapping[str, Evidence]  # provider id -> the evidence line naming it
 
     def provider_codes(self, provider: Provider | None) -> Mapping[str, CodeRule]:
@@ -125,7 +125,7 @@ def load_tables(root: Traversable | None = None, reasons: ReasonTable | None = N
         patterns += _patterns(label, data, reasons, name)
         providers.append(Provider(node.name.removesuffix(".toml"), name, hosts, markers, _codes(label, data, reasons)))
     marker_patterns = [
-        Pattern(p.id, m, tuple(part.strip() for part in m.split("*")), p.name, "marker", p.id)
+        Pattern(p.id, m, tuple(part.strip() for part in m.split("*")), p.name, "marker", p.id, kind="marker")
         for p in providers
         for m in p.markers
     ]
@@ -134,12 +134,12 @@ def load_tables(root: Traversable | None = None, reasons: ReasonTable | None = N
         for suffix in p.hosts:
             host_index.setdefault(suffix, p)
     return Tables(
-        matcher=Matcher(patterns),
+        matcher=Matcher(patterns + marker_patterns),
         providers=tuple(providers),
         codes=codes,
-        marker_matcher=Matcher(marker_patterns),
         host_index=host_index,
         provider_index={p.id: p for p in providers},
+        provider_by_name={p.name: p for p in providers},
         provider_evidence={
             p.id: Evidence("provider", p.name, None, f"rules/providers/{p.id}.toml", ", ".join(p.hosts + p.markers))
             for p in providers

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from smtplens.knowledge.reasons import ReasonInfo
@@ -24,9 +23,8 @@ class Evidence(NamedTuple):
         return dict(self._asdict())
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What a reply means for the sender."""
+class Verdict(NamedTuple):
+    """What a reply means for the sender (an immutable value)."""
 
     reply: Reply
     info: ReasonInfo  # the reason with its texts in ``lang``

@@ -1,0 +1,117 @@
+"""classify through the public API: verdict fields, text over code, providers, bad input."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from smtplens import Verdict, classify, parse_reply
+from smtplens.knowledge.reasons import reason_table
+
+
+def test_unknown_user_is_a_hard_bounce() -> None:
+    v = classify("550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown in virtual mailbox table")
+    assert v.reason == "user_unknown"
+    assert (v.permanent, v.hard_bounce, v.retry, v.retry_after) == (True, True, False, None)
+    assert v.evidence and v.evidence[-1].kind in ("phrase", "code")
+    assert v.action and v.operator_action
+
+
+def test_421_greeting_is_transient_and_retried() -> None:
+    v = classify("421 4.3.2 Service not available, closing transmission channel")
+    assert not v.permanent
+    assert v.retry
+    assert v.retry_after is not None and v.retry_after >= 60
+
+
+def test_text_outweighs_code_for_rate_limits() -> None:
+    v = classify("550 5.4.5 Daily user sending limit exceeded. You have sent to too many recipients this hour")
+    assert v.reason == "rate_limited"
+    assert not v.permanent and v.retry
+    assert v.notes, "the verdict must say that the text outweighed the 5xx code"
+
+
+def test_greylisting_retries_after_minutes() -> None:
+    v = classify("450 4.2.0 <bob@example.com>: Recipient address rejected: Greylisted, see http://postgrey.example/")
+    assert v.reason == "greylisted"
+    assert v.retry and v.retry_after is not None and 60 <= v.retry_after <= 3600
+
+
+def test_full_mailbox_retries_after_hours() -> None:
+    v = classify("552 5.2.2 The email account that you tried to reach is over quota.")
+    assert v.reason == "mailbox_full"
+    assert v.retry and v.retry_after is not None and v.retry_after >= 3600
+    assert not v.hard_bounce
+
+
+def test_provider_from_host_and_text() -> None:
+    v = classify("550 5.7.1 rejected", remote_host="gmail-smtp-in.l.google.com")
+    assert v.provider is not None and "Google" in v.provider
+    w = classify("421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred due to user complaints")
+    assert w.provider is not None and "Yahoo" in w.provider
+    assert w.retry
+
+
+def test_stage_from_caller() -> None:
+    v = classify("550 5.1.1 no such user", stage="rcpt")
+    assert v.reply.stage is not None and v.reply.stage.value == "rcpt"
+
+
+def test_languages() -> None:
+    en = classify("550 5.1.1 User unknown")
+    de = classify("550 5.1.1 User unknown", lang="de")
+    assert en.reason == de.reason and en.action != de.action
+    assert de.lang == "de"
+
+
+def test_parsed_reply_accepted() -> None:
+    assert classify(parse_reply("552 5.3.4 Message size exceeds fixed limit")).reason == "message_too_large"
+
+
+def test_json_contract() -> None:
+    d = classify("host mx.example.com[192.0.2.1] said: 550 5.1.1 no such user (in reply to RCPT TO command)").to_dict()
+    for key in (
+        "basic",
+        "enhanced",
+        "class",
+        "text",
+        "remote_host",
+        "stage",
+        "warnings",
+        "reason",
+        "permanent",
+        "hard_bounce",
+        "retry",
+        "retry_after",
+        "action",
+        "provider",
+        "evidence",
+    ):
+        assert key in d
+    assert d["stage"] == "rcpt"
+
+
+@pytest.mark.parametrize("bad", ["", " ", "\x00\x00", "garbage without code", "é" * 1000, "5" * 1_000_000])
+def test_bad_input_is_undefined_or_classified(bad: str) -> None:
+    v = classify(bad)
+    assert v.reason in reason_table().reasons
+
+
+def test_bytes_non_utf8() -> None:
+    v = classify(b"550 5.1.1 caf\xe9 unknown user")
+    assert v.reason == "user_unknown"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(), st.binary()))
+def test_never_raises(data: str | bytes) -> None:
+    assert isinstance(classify(data), Verdict)
+
+
+def test_every_reason_has_texts_in_every_language() -> None:
+    table = reason_table()
+    for rid in table.reasons:
+        for lang in ("en", "de", "fr", "es"):
+            info = table.info(rid, lang)
+            assert info.fallback == (), (rid, lang)
