@@ -5,7 +5,7 @@ The public API is re-exported here; everything else is private.
 
 from __future__ import annotations
 
-from smtplens.classify import Evidence, Verdict, classify
+from smtplens.classifier import Evidence, Verdict, classify
 from smtplens.compare import Comparison, compare
 from smtplens.errors import KnowledgeError, ParseError, SmtplensError, UnknownCodeError, UnknownLanguageError
 from smtplens.knowledge.catalogue import CodeInfo, list_codes, lookup, normalize_code

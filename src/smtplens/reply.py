@@ -309,7 +309,17 @@ def _parse_general(text: str | bytes, strict: bool = False) -> Reply:
     body, marked = _body(source, lower)
     if not _parse_lines(body, found, plain=not marked):
         _search_anywhere(body, found)
-    return _finish(source, lower, body, found.basic, found.enhanced, found.lines, found.problems, found.notes, strict)
+    return _finish(
+        source,
+        lower,
+        body,
+        basic=found.basic,
+        enhanced=found.enhanced,
+        lines=found.lines,
+        problems=found.problems,
+        notes=found.notes,
+        strict=strict,
+    )
 
 
 def _is_plain_line(text: str) -> bool:
@@ -321,13 +331,24 @@ def _parse_simple(text: str, lower: str, m: re.Match[str], strict: bool) -> Repl
     """``CODE SP [enhanced] text`` on one line: the same result as the general path, with less work."""
     enhanced = m.group("enh")
     rest = text[m.end("lead") :].strip(" \t:") if enhanced else m.group("rest").strip().lstrip(":").strip()
-    return _finish(text, lower, text.strip(), m.group("code"), enhanced, [rest], [], [], strict)
+    return _finish(
+        text,
+        lower,
+        text.strip(),
+        basic=m.group("code"),
+        enhanced=enhanced,
+        lines=[rest],
+        problems=[],
+        notes=[],
+        strict=strict,
+    )
 
 
 def _finish(
     source: str,
     lower: str,
     body: str,
+    *,
     basic: str | None,
     enhanced: str | None,
     lines: list[str],

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import click
 
-from smtplens.classify import Verdict, classify
+from smtplens.classifier import Verdict, classify
 from smtplens.cli.output import emit_json, lang_option
 from smtplens.errors import UnknownCodeError
 from smtplens.i18n import ui

@@ -10,8 +10,8 @@ from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
 
-from smtplens.classify.matcher import Matcher, Pattern, normalise
-from smtplens.classify.verdict import Evidence
+from smtplens.classifier.matcher import Matcher, Pattern, normalise
+from smtplens.classifier.verdict import Evidence
 from smtplens.errors import KnowledgeError
 from smtplens.knowledge import schema
 from smtplens.knowledge.reasons import ReasonTable, reason_table
@@ -103,8 +103,8 @@ def _codes(label: str, data: Mapping[str, object], reasons: ReasonTable) -> dict
 
 
 def load_tables(root: Traversable | None = None, reasons: ReasonTable | None = None) -> Tables:
-    """Load every table under ``root`` (the package's ``classify/rules`` folder by default)."""
-    root = root or resources.files("smtplens.classify") / "rules"
+    """Load every table under ``root`` (the package's ``classifier/rules`` folder by default)."""
+    root = root or resources.files("smtplens.classifier") / "rules"
     reasons = reasons or reason_table()
     patterns = []
     generic = _read(root / "generic.toml", "rules/generic.toml")

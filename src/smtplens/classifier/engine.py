@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from smtplens.classify.matcher import Pattern, normalise
-from smtplens.classify.tables import CodeRule, Provider, Tables, tables
-from smtplens.classify.verdict import Evidence, Verdict
+from smtplens.classifier.matcher import Pattern, normalise
+from smtplens.classifier.tables import CodeRule, Provider, Tables, tables
+from smtplens.classifier.verdict import Evidence, Verdict
 from smtplens.i18n import ui
 from smtplens.knowledge.catalogue import resolve_language
 from smtplens.knowledge.reasons import Nature, Reason, reason_table
