@@ -195,3 +195,25 @@ def test_reasons_json() -> None:
         assert {"id", "sisimai", "hard", "meaning", "action"} <= set(d)
     code, out, _ = run("reasons", "--lang", "es")
     assert code == 0 and "user_unknown" in out
+
+
+def test_terminal_rendering(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal the output is styled with rich; data in square brackets is shown, not taken as markup."""
+    import smtplens.cli.output as output
+
+    monkeypatch.setattr(output, "is_terminal", lambda: True)
+    import smtplens.cli.codes as codes_mod
+    import smtplens.cli.explain as explain_mod
+    import smtplens.cli.parse as parse_mod
+
+    for mod in (codes_mod, explain_mod, parse_mod):
+        if hasattr(mod, "is_terminal"):
+            monkeypatch.setattr(mod, "is_terminal", lambda: True)
+    code, out, _ = run("explain", "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred")
+    assert code == 0 and "[TSS04]" in out
+    code, out, _ = run("parse", "550 [5.1.1] unknown [user]")
+    assert code == 0 and "[user]" in out
+    code, out, _ = run("code", "421", "--lang", "de")
+    assert code == 0 and "421" in out
+    code, out, _ = run("codes", "--kind", "basic")
+    assert code == 0 and "554" in out

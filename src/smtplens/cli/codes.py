@@ -84,8 +84,10 @@ def codes_cmd(cls: str | None, kind: str | None, search: str | None, lang: str, 
         from rich.table import Table
 
         table = Table(ui(lang, "label_code"), ui(lang, "label_class"), "", box=None)
+        from rich.text import Text
+
         for info in found:
-            table.add_row(info.code, _class_label(info), info.title)
+            table.add_row(info.code, _class_label(info), Text(info.title))
         Console().print(table)
         return
     for info in found:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import click
 
 from smtplens.classifier import Verdict, classify
-from smtplens.cli.output import emit_json, lang_option
+from smtplens.cli.output import emit_json, emit_pairs, lang_option
 from smtplens.errors import UnknownCodeError
 from smtplens.i18n import ui
 from smtplens.knowledge.catalogue import lookup, resolve_language
@@ -60,9 +60,7 @@ def _print_verdict(v: Verdict, lang: str) -> None:
     for e in v.evidence:
         if e.kind in ("phrase", "code"):
             rows.append((ui(lang, "label_evidence"), f"{e.kind} “{e.detail}” → {e.reason} ({e.table}; {e.source})"))
-    width = max(len(k) for k, _ in rows) + 2
-    for key, value in rows:
-        click.echo(f"{key + ':' if key else '':<{width}}{value}")
+    emit_pairs(rows)
 
 
 def _lines() -> Iterator[bytes]:

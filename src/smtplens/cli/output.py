@@ -12,7 +12,7 @@ from smtplens.render.html import to_html
 from smtplens.render.markdown import to_markdown
 from smtplens.render.text import to_text
 
-__all__ = ["emit_document", "emit_json", "is_terminal", "lang_option"]
+__all__ = ["emit_document", "emit_json", "emit_pairs", "is_terminal", "lang_option"]
 
 lang_option = click.option(
     "--lang",
@@ -48,3 +48,22 @@ def emit_document(doc: Document, fmt: str) -> None:
         Console().print(Markdown(to_markdown(doc)))
     else:
         click.echo(to_text(doc), nl=False)
+
+
+def emit_pairs(rows: list[tuple[str, str]]) -> None:
+    """Label/value rows: a styled grid on a terminal, aligned plain text in a pipe."""
+    if is_terminal():
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column()
+        for key, value in rows:
+            grid.add_row(Text(key), Text(value))  # Text: "[TSS04]" is data, not rich markup
+        Console().print(grid)
+        return
+    width = max((len(k) for k, _ in rows), default=0) + 2
+    for key, value in rows:
+        click.echo(f"{key + ':' if key else '':<{width}}{value}")

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from smtplens.cli.output import emit_json, lang_option
+from smtplens.cli.output import emit_json, emit_pairs, lang_option
 from smtplens.i18n import ui
 from smtplens.knowledge.catalogue import resolve_language
 from smtplens.model import Reply
@@ -26,11 +26,8 @@ def _print_reply(reply: Reply, lang: str) -> None:
         ),
         (ui(lang, "label_stage"), ui(lang, f"stage_short_{reply.stage.value}") if reply.stage else none),
     ]
-    width = max(len(k) for k, _ in rows) + 2
-    for key, value in rows:
-        click.echo(f"{key + ':':<{width}}{value}")
-    for warning in reply.warnings:
-        click.echo(f"{ui(lang, 'label_warnings') + ':':<{width}}{warning}")
+    rows += [(ui(lang, "label_warnings"), warning) for warning in reply.warnings]
+    emit_pairs(rows)
 
 
 @click.command("parse")
