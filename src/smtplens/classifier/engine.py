@@ -45,12 +45,16 @@ def _provider_by_text(tab: Tables, markers: list[Pattern]) -> Provider | None:
 
 
 def _best(hits: list[Pattern], provider: Provider | None) -> Pattern:
+    """Highest priority, then the recognised provider's own phrase, then the longest."""
+    if len(hits) == 1:
+        return hits[0]
     name = provider.name if provider else None
-
-    def key(p: Pattern) -> tuple[int, int, int]:
-        return (p.priority, int(p.provider is not None and p.provider == name), p.specificity)
-
-    return max(hits, key=key)
+    best, best_key = hits[0], (-99, 0, 0)
+    for p in hits:
+        key = (p.priority, p.provider is not None and p.provider == name, p.specificity)
+        if key > best_key:
+            best, best_key = p, key
+    return best
 
 
 def _code_rule(tab: Tables, provider: Provider | None, reply: Reply) -> CodeRule | None:
@@ -114,15 +118,13 @@ def classify(
     they disagree (a ``550`` that says "rate limit" is retried), and the verdict's ``notes`` say so.
     Never raises for any reply content; unknown input gives the reason ``undefined``.
     """
-    lang = resolve_language(lang)
+    if lang != "en":
+        lang = resolve_language(lang)
     parsed = reply if isinstance(reply, Reply) else parse_reply(reply)
     if stage is not None and parsed.stage is None:
         parsed = parsed._replace(stage=Stage(stage))
     tab = tables()
-    hits: list[Pattern] = []
-    markers: list[Pattern] = []
-    for p in tab.matcher.find(_match_text(parsed)):
-        (hits if p.kind == "phrase" else markers).append(p)
+    hits, markers = tab.matcher.find(_match_text(parsed))
     host = remote_host or parsed.remote_host
     provider = _provider_by_host(tab, host) or _provider_by_text(tab, markers)
     evidence: list[Evidence] = [] if provider is None else [tab.provider_evidence[provider.id]]

@@ -15,9 +15,9 @@ import ahocorasick
 __all__ = ["Matcher", "Pattern", "normalise"]
 
 
-def _ascii_word_char(ch: str) -> bool:
-    # Scripts written without spaces (Japanese, Chinese) have no word starts: their phrases match anywhere.
-    return ch.isascii() and ch.isalnum()
+# Word characters for the word-start rule. Only ASCII: scripts written without spaces (Japanese, Chinese) have
+# no word starts, so their phrases match anywhere.
+_ASCII_WORD = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 
 
 def normalise(text: str) -> str:
@@ -58,24 +58,27 @@ class Matcher:
         if by_head:
             self._automaton.make_automaton()
 
-    def find(self, text: str) -> list[Pattern]:
+    def find(self, text: str) -> tuple[list[Pattern], list[Pattern]]:
+        """The phrases and the provider markers that occur in ``text``."""
+        phrases: list[Pattern] = []
+        markers: list[Pattern] = []
         if self.size == 0:
-            return []
-        hits: list[Pattern] = []
+            return phrases, markers
+        word = _ASCII_WORD
         for end, (length, group) in self._automaton.iter(text):
             start = end - length + 1
-            if start and _ascii_word_char(text[start - 1]) and _ascii_word_char(text[start]):
+            if start and text[start - 1] in word and text[start] in word:
                 continue  # a phrase starts at a word start: "ip" is not found inside "recipient"
             for p in group:
-                if len(p.parts) == 1:
-                    hits.append(p)
+                if len(p.parts) > 1:
+                    pos = end + 1
+                    for part in p.parts[1:]:
+                        found = text.find(part, pos)
+                        if found < 0:
+                            break
+                        pos = found + len(part)
+                    else:
+                        (phrases if p.kind == "phrase" else markers).append(p)
                     continue
-                pos = end + 1
-                for part in p.parts[1:]:
-                    found = text.find(part, pos)
-                    if found < 0:
-                        break
-                    pos = found + len(part)
-                else:
-                    hits.append(p)
-        return hits
+                (phrases if p.kind == "phrase" else markers).append(p)
+        return phrases, markers
