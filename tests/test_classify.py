@@ -115,3 +115,36 @@ def test_every_reason_has_texts_in_every_language() -> None:
         for lang in ("en", "de", "fr", "es"):
             info = table.info(rid, lang)
             assert info.fallback == (), (rid, lang)
+
+
+def _fixture_rows() -> list[tuple[str, str]]:
+    from tests.conftest import FIXTURES
+
+    rows = []
+    for line in (FIXTURES / "replies-classified.tsv").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            text, reason = line.split("\t")
+            rows.append((text.replace("\\n", "\n"), reason))
+    return rows
+
+
+@pytest.mark.parametrize(("text", "reason"), _fixture_rows())
+def test_own_samples(text: str, reason: str) -> None:
+    assert classify(text).reason == reason
+
+
+def test_corpus_agreement_does_not_regress() -> None:
+    """Agreement with the undisputed labels of ../shared/corpus/replies (bench/accuracy_replies.py has details)."""
+    import json
+    import tomllib
+
+    from tests.conftest import ROOT, shared_path
+
+    path = shared_path("corpus", "replies", "replies-dev.jsonl")
+    review = tomllib.loads((ROOT / "bench" / "label_review.toml").read_text(encoding="utf-8"))
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept = [r for r in rows if r["id"] not in review]
+    agree = sum(classify(r["reply"]).reason == r["label"] for r in kept)
+    assert agree / len(kept) >= 0.95
+    disputed_ok = sum(classify(r["reply"]).reason == review[r["id"]]["ours"] for r in rows if r["id"] in review)
+    assert disputed_ok == len(review), "a disputed label's documented answer changed: update bench/label_review.toml"

@@ -199,7 +199,7 @@ def test_reasons_json() -> None:
 
 def test_terminal_rendering(monkeypatch: pytest.MonkeyPatch) -> None:
     """On a terminal the output is styled with rich; data in square brackets is shown, not taken as markup."""
-    import smtplens.cli.output as output
+    from smtplens.cli import output
 
     monkeypatch.setattr(output, "is_terminal", lambda: True)
     import smtplens.cli.codes as codes_mod
