@@ -12,6 +12,25 @@ FIXTURES = ROOT / "tests" / "fixtures"
 SHARED = Path(os.environ.get("SMTPLENS_SHARED", ROOT.parent / "shared"))
 IN_CI = os.environ.get("CI") == "true"
 
+# The fields every explain --json object / Verdict.to_dict() carries (docs/json.md).
+EXPLAIN_FIELDS = (
+    "basic",
+    "enhanced",
+    "class",
+    "text",
+    "remote_host",
+    "stage",
+    "warnings",
+    "reason",
+    "permanent",
+    "hard_bounce",
+    "retry",
+    "retry_after",
+    "action",
+    "provider",
+    "evidence",
+)
+
 
 def shared_path(*parts: str) -> Path:
     """A path inside ../shared; skips the test on a user's machine without it, fails in CI."""

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from smtplens import Verdict, classify, parse_reply
 from smtplens.knowledge.reasons import reason_table
+from tests.conftest import EXPLAIN_FIELDS
 
 
 def test_unknown_user_is_a_hard_bounce() -> None:
@@ -71,23 +72,7 @@ def test_parsed_reply_accepted() -> None:
 
 def test_json_contract() -> None:
     d = classify("host mx.example.com[192.0.2.1] said: 550 5.1.1 no such user (in reply to RCPT TO command)").to_dict()
-    for key in (
-        "basic",
-        "enhanced",
-        "class",
-        "text",
-        "remote_host",
-        "stage",
-        "warnings",
-        "reason",
-        "permanent",
-        "hard_bounce",
-        "retry",
-        "retry_after",
-        "action",
-        "provider",
-        "evidence",
-    ):
+    for key in EXPLAIN_FIELDS:
         assert key in d
     assert d["stage"] == "rcpt"
 

@@ -16,7 +16,7 @@ from referencing import Registry, Resource
 
 from smtplens.cli.main import cli, main
 from smtplens.knowledge.load import knowledge
-from tests.conftest import ROOT
+from tests.conftest import EXPLAIN_FIELDS, ROOT
 
 LANGS = ("en", "de", "fr", "es")
 SCHEMAS = ROOT / "docs" / "schema"
@@ -160,23 +160,7 @@ def test_explain_text_and_json() -> None:
     assert "user_unknown" in out
     code, out, _ = run("explain", "421 4.7.0 Error: too many connections from 192.0.2.1", "--json", "--lang", "fr")
     data = json.loads(out)
-    for key in (
-        "basic",
-        "enhanced",
-        "class",
-        "text",
-        "remote_host",
-        "stage",
-        "warnings",
-        "reason",
-        "permanent",
-        "hard_bounce",
-        "retry",
-        "retry_after",
-        "action",
-        "provider",
-        "evidence",
-    ):
+    for key in EXPLAIN_FIELDS:
         assert key in data
     assert data["lang"] == "fr" and data["retry"] is True
     _, out, _ = run("explain", "-", "--json", stdin="550 5.1.1 unknown user\n\n\xff\n421 busy\n")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -12,7 +11,6 @@ from importlib.resources.abc import Traversable
 
 from smtplens.classifier.matcher import Matcher, Pattern, normalise
 from smtplens.classifier.verdict import Evidence
-from smtplens.errors import KnowledgeError
 from smtplens.knowledge import schema
 from smtplens.knowledge.reasons import ReasonTable, reason_table
 
@@ -53,13 +51,6 @@ class Tables:
 
     def provider_codes(self, provider: Provider | None) -> Mapping[str, CodeRule]:
         return provider.codes if provider else {}
-
-
-def _read(node: Traversable, label: str) -> dict[str, object]:
-    try:
-        return tomllib.loads(node.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise KnowledgeError(label, "(file)", f"not valid TOML: {exc}") from exc
 
 
 def _patterns(label: str, data: Mapping[str, object], reasons: ReasonTable, provider: str | None) -> list[Pattern]:
@@ -107,15 +98,15 @@ def load_tables(root: Traversable | None = None, reasons: ReasonTable | None = N
     root = root or resources.files("smtplens.classifier") / "rules"
     reasons = reasons or reason_table()
     patterns = []
-    generic = _read(root / "generic.toml", "rules/generic.toml")
+    generic = schema.read_toml(root / "generic.toml", "rules/generic.toml")
     patterns += _patterns("rules/generic.toml", generic, reasons, None)
-    codes = _codes("rules/codes.toml", _read(root / "codes.toml", "rules/codes.toml"), reasons)
+    codes = _codes("rules/codes.toml", schema.read_toml(root / "codes.toml", "rules/codes.toml"), reasons)
     providers = []
     for node in sorted((root / "providers").iterdir(), key=lambda n: n.name):
         if not node.name.endswith(".toml"):
             continue
         label = f"rules/providers/{node.name}"
-        data = _read(node, label)
+        data = schema.read_toml(node, label)
         where = schema.Where(label)
         name = schema.req_text(where, data, "provider")
         hosts = tuple(h.lower().lstrip(".") for h in schema.text_list(where, data, "hosts", required=False) or ())

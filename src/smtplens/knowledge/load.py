@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -46,14 +45,6 @@ class KnowledgeBase:
     @property
     def languages(self) -> tuple[str, ...]:
         return tuple(self.texts)
-
-
-def _read_toml(node: Traversable, label: str) -> dict[str, object]:
-    try:
-        data = tomllib.loads(node.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise KnowledgeError(label, "(file)", f"not valid TOML: {exc}") from exc
-    return data
 
 
 def _stages(where: schema.Where, data: Mapping[str, object], *, allow_empty: bool = False) -> tuple[Stage, ...]:
@@ -180,7 +171,7 @@ def _load_facts(root: Traversable) -> dict[str, Facts]:
         if not node.name.endswith(".toml"):
             continue
         label = f"codes/{node.name}"
-        data = _read_toml(node, label)
+        data = schema.read_toml(node, label)
         for i, raw in enumerate(schema.tables(schema.Where(label), data, "code")):
             key = schema.req_text(schema.Where(label, f"code[{i}]"), raw, "code")
             where = schema.Where(label, key)
@@ -212,7 +203,7 @@ def _load_language(lang_dir: Traversable, lang: str) -> tuple[dict[str, Texts], 
         if not node.name.endswith(".toml") or node.name in _OTHER_TEXT_FILES:
             continue
         label = f"texts/{lang}/{node.name}"
-        data = _read_toml(node, label)
+        data = schema.read_toml(node, label)
         if node.name == "ui.toml":
             for key, value in data.items():
                 if not isinstance(value, str):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -93,18 +92,11 @@ class ReasonTable:
         return ReasonInfo(reason, lang, fallback=fallback, **values)
 
 
-def _read(node: Traversable, label: str) -> dict[str, object]:
-    try:
-        return tomllib.loads(node.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise KnowledgeError(label, "(file)", f"not valid TOML: {exc}") from exc
-
-
 def load_reasons(root: Traversable | None = None) -> ReasonTable:
     """Load and validate ``reasons/reasons.toml`` and every ``texts/<lang>/reasons.toml`` under ``root``."""
     root = root or resources.files("smtplens.knowledge")
     label = "reasons/reasons.toml"
-    data = _read(root / "reasons" / "reasons.toml", label)
+    data = schema.read_toml(root / "reasons" / "reasons.toml", label)
     reasons: dict[str, Reason] = {}
     for i, raw in enumerate(schema.tables(schema.Where(label), data, "reason")):
         rid = schema.req_text(schema.Where(label, f"reason[{i}]"), raw, "id")
@@ -133,7 +125,7 @@ def load_reasons(root: Traversable | None = None) -> ReasonTable:
         if not node.is_file():
             continue
         tlabel = f"texts/{lang_dir.name}/reasons.toml"
-        tdata = _read(node, tlabel)
+        tdata = schema.read_toml(node, tlabel)
         by_id: dict[str, dict[str, str]] = {}
         for rid, value in tdata.items():
             where = schema.Where(tlabel, rid)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 
 from smtplens.errors import KnowledgeError
 
@@ -80,3 +82,11 @@ def tables(where: Where, data: Mapping[str, object], field: str) -> list[Mapping
     if not isinstance(value, list):
         raise where.error(field, "expected an array of tables")
     return [table(where, item, f"{field}[{i}]") for i, item in enumerate(value)]
+
+
+def read_toml(node: Traversable, label: str) -> dict[str, object]:
+    """Parse a data file; a syntax or encoding error names the file (``label``)."""
+    try:
+        return tomllib.loads(node.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise KnowledgeError(label, "(file)", f"not valid TOML: {exc}") from exc
