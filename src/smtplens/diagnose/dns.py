@@ -81,7 +81,7 @@ class DnspythonResolver:
         try:
             answer = await self._resolver.resolve(qname, rdtype, search=False, raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN:
-            raise _NxDomain from None
+            raise _NxDomainError from None
         except (dns.resolver.NoNameservers, dns.exception.Timeout, dns.resolver.LifetimeTimeout) as exc:
             raise DnsTempError(f"no answer for {name} {rdtype}: {exc}") from exc
         except dns.exception.DNSException as exc:
@@ -91,7 +91,7 @@ class DnspythonResolver:
     async def _answer(self, name: str, rdtype: str) -> Answer:
         try:
             rrs = await self._query(name, rdtype)
-        except _NxDomain:
+        except _NxDomainError:
             return Answer((), nxdomain=True)
         return Answer(tuple(_text(rdtype, rr) for rr in rrs))
 
@@ -113,7 +113,7 @@ class DnspythonResolver:
         return await self._answer(dns.reversename.from_address(ip).to_text(), "PTR")
 
 
-class _NxDomain(Exception):
+class _NxDomainError(Exception):
     pass
 
 
