@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -15,6 +16,7 @@ from smtplens.errors import ParseError, SmtplensError, UnknownCodeError, Unknown
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -55,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         sys.stderr.close()
         return EXIT_OK
+    except Exception as exc:  # a bug: say so in one line; SMTPLENS_DEBUG=1 shows the traceback
+        if os.environ.get("SMTPLENS_DEBUG"):
+            raise
+        click.echo(
+            f"smtplens: internal error: {type(exc).__name__}: {exc} (set SMTPLENS_DEBUG=1 for details)", err=True
+        )
+        return EXIT_INTERNAL
     return EXIT_OK
 
 
