@@ -201,3 +201,12 @@ def test_terminal_rendering(monkeypatch: pytest.MonkeyPatch) -> None:
     assert code == 0 and "421" in out
     code, out, _ = run("codes", "--kind", "basic")
     assert code == 0 and "554" in out
+
+
+def test_backquoted_reply_texts_become_code() -> None:
+    _, html, _ = run("code", "421", "--format", "html")
+    assert "<code>421 4.3.2 All server ports are busy</code>" in html
+    _, md, _ = run("code", "421", "--format", "markdown")
+    assert "`421 4.3.2 All server ports are busy`" in md
+    _, hostile, _ = run("parse", "550 <script>alert(1)</script>", "--json")
+    assert "<script>" in hostile  # JSON keeps data as it is; HTML pages escape it (test_html_escapes)

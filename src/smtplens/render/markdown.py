@@ -8,11 +8,15 @@ from smtplens.render.document import Block, Document, Section
 
 __all__ = ["to_markdown"]
 
-_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
+_SPECIAL = re.compile(r"([\\*_\[\]<>|])")
 
 
 def _esc(text: str) -> str:
-    return _SPECIAL.sub(r"\\\1", text)
+    """Escape Markdown syntax, but keep `backquoted` parts as code spans (their content is literal)."""
+    pieces = text.split("`")
+    if len(pieces) % 2 == 0:  # an unpaired backquote: escape it too
+        return _SPECIAL.sub(r"\\\1", text).replace("`", "\\`")
+    return "`".join(p if i % 2 else _SPECIAL.sub(r"\\\1", p) for i, p in enumerate(pieces))
 
 
 def _block(block: Block) -> list[str]:
