@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["TagList", "split_tags"]
+__all__ = ["EXT_NAME_RE", "TAG_NAME_RE", "TagList", "split_tags", "squeeze"]
 
 # RFC 6376 section 3.2: tag-name = ALPHA *ALNUMPUNC, ALNUMPUNC = ALPHA / DIGIT / "_"
-_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+TAG_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+# RFC 8461 section 3.1 and RFC 8460 section 3: ext-name = (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".")
+EXT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 _WS_RE = re.compile(r"[ \t\r\n]+")
 
 
@@ -37,7 +39,7 @@ class TagList:
         return tuple(key for key, _ in self.tags)
 
 
-def split_tags(text: str) -> TagList:
+def split_tags(text: str, name_re: re.Pattern[str] = TAG_NAME_RE) -> TagList:
     """Split ``text`` at ``;`` into ``(name, value)`` pairs; surrounding whitespace is dropped.
 
     A final ``;`` is allowed (all four grammars allow it). Empty elements, elements without ``=``, invalid names
@@ -60,7 +62,7 @@ def split_tags(text: str) -> TagList:
         if not sep:
             problems.append(f"element {index} ({_short(element)!r}) has no '='")
             continue
-        if not _NAME_RE.fullmatch(name):
+        if not name_re.fullmatch(name):
             problems.append(f"element {index} has an invalid tag name {_short(name)!r}")
             continue
         if name in seen:

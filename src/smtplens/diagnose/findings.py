@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 __all__ = ["Finding", "Severity"]
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How bad a finding is: ``error`` breaks the mechanism, ``warning`` weakens it, ``info`` is worth knowing."""
 
     ERROR = "error"
