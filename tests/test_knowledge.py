@@ -185,3 +185,9 @@ def test_a_new_language_is_data_only(tmp_path: Path) -> None:
     assert info.title == "Servizio non disponibile"
     assert "summary" in info.fallback and "title" not in info.fallback
     assert kb.language_names["it"] == "Italiano"
+
+
+def test_only_closing_basic_codes_close_the_connection() -> None:
+    """RFC 5321 section 3.8: the server closes after 221 and 421; RFC 7504: 521. Enhanced codes never decide it."""
+    closing = {key for key, facts in knowledge().facts.items() if facts.closes_connection}
+    assert closing == {"221", "421", "521"}
