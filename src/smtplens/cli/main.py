@@ -8,14 +8,17 @@ import sys
 import click
 
 from smtplens import __version__
+from smtplens.cli.check import check_group
 from smtplens.cli.codes import code_cmd, codes_cmd, compare_cmd
 from smtplens.cli.explain import explain_cmd, reasons_cmd
 from smtplens.cli.parse import parse_cmd
+from smtplens.cli.probe import probe_cmd
 from smtplens.errors import ParseError, SmtplensError, UnknownCodeError, UnknownLanguageError
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
+EXIT_PROBLEMS = 3  # a check ran and found problems (check ip, check domain)
 EXIT_INTERNAL = 70  # EX_SOFTWARE
 
 
@@ -31,12 +34,18 @@ cli.add_command(codes_cmd)
 cli.add_command(parse_cmd)
 cli.add_command(explain_cmd)
 cli.add_command(reasons_cmd)
+cli.add_command(check_group)
+cli.add_command(probe_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit code (0 ok, 1 unknown code or failed parse, 2 usage error)."""
+    """Run the CLI; return the exit code (0 ok, 1 unknown code, failed parse or a check that could not run,
+    2 usage error, 3 a check found problems)."""
     try:
-        cli.main(args=argv, prog_name="smtplens", standalone_mode=False)
+        # Without standalone mode, click returns the code of a command's ``click.exceptions.Exit`` (e.g. 3).
+        code = cli.main(args=argv, prog_name="smtplens", standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.Abort:
