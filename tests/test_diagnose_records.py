@@ -83,6 +83,9 @@ class MemoryResolver:
     async def ptr(self, ip: str) -> Answer:
         return await self._get("PTR", ip)
 
+    async def cname(self, name: str) -> Answer:
+        return Answer(())
+
 
 # --- findings ----------------------------------------------------------------------------------------------------
 

@@ -225,6 +225,9 @@ class FakeResolver:
     async def ptr(self, ip: str) -> Answer:
         return await self._answer("PTR", ip)
 
+    async def cname(self, name: str) -> Answer:
+        return Answer(())
+
 
 NO_DNS = FakeResolver({})
 

@@ -116,6 +116,11 @@ class ZoneResolver:
     async def ptr(self, ip: str) -> Answer:
         return await self._answer(ipaddress.ip_address(ip).reverse_pointer, "PTR")
 
+    async def cname(self, name: str) -> Answer:
+        self.queries.append(("CNAME", name))
+        node = self.zone.get(_key(name))
+        return Answer((node.cname,) if node is not None and node.cname is not None else ())
+
 
 @dataclass(frozen=True)
 class Scenario:

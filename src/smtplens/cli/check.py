@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from smtplens.cli.output import emit_json
-from smtplens.diagnose.dns import Answer, DnsError, DnspythonResolver
+from smtplens.diagnose.dns import DnsError, DnspythonResolver
 from smtplens.diagnose.domain import DomainReport, diagnose_domain
 from smtplens.diagnose.findings import Severity
 from smtplens.diagnose.ip import IpReport, diagnose_ip
@@ -53,21 +53,14 @@ def parse_dns_server(text: str) -> tuple[str, int]:
     return address, int(port)
 
 
-class _CheckResolver(DnspythonResolver):
-    """The commands' resolver: dnspython, plus CNAME lookups so that MX hosts that are aliases are found."""
-
-    async def cname(self, name: str) -> Answer:
-        return await self._answer(name, "CNAME")
-
-
-def _resolver(dns: str | None, timeout: float) -> _CheckResolver:
+def _resolver(dns: str | None, timeout: float) -> DnspythonResolver:
     if dns is None:
-        return _CheckResolver(timeout=timeout)
+        return DnspythonResolver(timeout=timeout)
     try:
         server, port = parse_dns_server(dns)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--dns'") from None
-    return _CheckResolver(server, port, timeout=timeout)
+    return DnspythonResolver(server, port, timeout=timeout)
 
 
 _dns_option = click.option(

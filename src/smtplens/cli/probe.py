@@ -75,6 +75,9 @@ class _LazyResolver:
     async def ptr(self, ip: str) -> Answer:
         return await self._get().ptr(ip)
 
+    async def cname(self, name: str) -> Answer:
+        return await self._get().cname(name)
+
 
 @click.command("probe")
 @click.argument("target")

@@ -1,7 +1,7 @@
 """The DNS boundary of the diagnosis checks: a small async resolver protocol and its dnspython implementation.
 
-Checks ask for record data only (``txt``, ``a``, ``aaaa``, ``mx``, ``ptr``) and get plain Python values back. A
-name that does not exist or has no records of the type gives an empty list and ``void=True`` in
+Checks ask for record data only (``txt``, ``a``, ``aaaa``, ``mx``, ``ptr``, ``cname``) and get plain Python values
+back. A name that does not exist or has no records of the type gives an empty list and ``void=True`` in
 :class:`Answer`; a failure to get an answer (timeout, SERVFAIL, refused) raises :class:`DnsTempError`. Tests
 and tools inject any object that follows :class:`Resolver`.
 """
@@ -43,6 +43,8 @@ class Resolver(Protocol):
     * ``a`` / ``aaaa``: addresses as text.
     * ``mx``: ``"PREFERENCE EXCHANGE"`` strings, exchange without the trailing dot.
     * ``ptr``: the names of a reverse lookup of an IP address (without trailing dot).
+    * ``cname``: the target of the name's CNAME record (without trailing dot); an empty answer when the name is
+      not an alias. The alias is not followed.
     """
 
     async def txt(self, name: str) -> Answer: ...
@@ -54,6 +56,8 @@ class Resolver(Protocol):
     async def mx(self, name: str) -> Answer: ...
 
     async def ptr(self, ip: str) -> Answer: ...
+
+    async def cname(self, name: str) -> Answer: ...
 
 
 class DnspythonResolver:
@@ -112,6 +116,9 @@ class DnspythonResolver:
 
         return await self._answer(dns.reversename.from_address(ip).to_text(), "PTR")
 
+    async def cname(self, name: str) -> Answer:
+        return await self._answer(name, "CNAME")
+
 
 class _NxDomainError(Exception):
     pass
@@ -123,6 +130,6 @@ def _text(rdtype: str, rr: object) -> str:
         return b"".join(strings).decode("utf-8", "replace")
     if rdtype == "MX":
         return f"{rr.preference} {rr.exchange.to_text().rstrip('.')}"  # type: ignore[attr-defined]
-    if rdtype == "PTR":
+    if rdtype in ("PTR", "CNAME"):
         return str(rr.target.to_text().rstrip("."))  # type: ignore[attr-defined]
     return str(rr.to_text())  # type: ignore[attr-defined]
