@@ -2,12 +2,16 @@
 
 Pure and total: in lenient mode it never raises, whatever the input; strict mode raises one ParseError that
 lists every problem found.
+
+Speed (the classifier parses every reply it classifies): the common shape, one ``CODE SP text`` line, takes a
+fast path that gives the same result as the general parser. Elsewhere a regular expression that sre would try at
+every position of the text (one that opens with a look-behind or an optional part, or is case-insensitive) is
+guarded by a cheap test of something each of its matches contains, or started where its first match can begin.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from smtplens.errors import ParseError
 from smtplens.knowledge.load import canonical_key, knowledge
@@ -27,7 +31,9 @@ _SIMPLE = re.compile(
 _LINE = re.compile(r"[ \t]*(?P<code>[2-5]\d\d)(?P<sep>[ \t-]|:[ \t]|$)(?P<rest>.*)")
 _LEADING_ENH = re.compile(rf"[ \t]*[#(\[]?(?P<enh>{_ENH})[)\]]?(?=[\s:;,]|$)")
 _ANY_ENH = re.compile(rf"(?<![\w.])[#(\[]?(?P<enh>{_ENH})[)\]]?(?![\w.]|-\w)")
-_CODE_WITH_ENH = re.compile(rf"(?<![\w.:/-])(?P<code>[2-5]\d\d)[ \t-]+['\"]?[#(\[]?(?P<enh>{_ENH})[)\]]?(?![\w.])")
+# The look-behind follows the code's first digit ("[2-5](?<!…[2-5])" is "(?<!…)[2-5]"): a pattern that opens with a
+# character set is scanned for quickly by sre, one that opens with a look-behind is tried at every position.
+_CODE_WITH_ENH = re.compile(rf"(?P<code>[2-5](?<![\w.:/-][2-5])\d\d)[ \t-]+['\"]?[#(\[]?(?P<enh>{_ENH})[)\]]?(?![\w.])")
 _SEARCH_CODE = re.compile(r"(?:^|[:;,'\"#(=>\[][ \t]*|[ \t]-[ \t])(?P<code>[2-5]\d\d)(?=[ \t:,-]|$)", re.MULTILINE)
 _IN_REPLY_TO = re.compile(r"\(?\s*in reply to (?:the )?(?P<cmd>[A-Za-z][A-Za-z ]{1,30}?) command\s*\)?", re.I)
 _AFTER_CMD = re.compile(
@@ -42,7 +48,7 @@ _HOST_AT = re.compile(r"\s*(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*)\s?\[(?P<ip>[0-9A-
 _HOST_WORDS = ("host ", "connect to ", " to ")
 _REMOTE_MTA = re.compile(r"Remote-MTA:\s*(?:dns|smtp|x-[\w-]+)\s*;\s*(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*)", re.I)
 _TALKING = re.compile(r"while talking to (?P<host>[A-Za-z0-9][A-Za-z0-9.-]*[A-Za-z0-9])\.?:", re.I)
-_MARKER_WORDS = ("said:", "diagnostic-code:", "<<<", "reply:", "error from remote")
+_MARKER_WORDS = ("said:", "diagnostic-code:", "<<<", "reply:", "error from remote", "]:")  # one in each match
 _MARKERS = re.compile(
     r"(?:\bsaid:|Diagnostic-Code:\s*[\w-]+\s*;|<<<|Remote host said:|\breply:|"
     r"error from remote (?:mail server|mailer|server) after [^:]*:|\s\[\d{1,3}(?:\.\d{1,3}){3}\]:)",
@@ -81,30 +87,59 @@ _COMMANDS: dict[str, Stage] = {
 }
 
 
-@dataclass
-class _Found:
-    """Mutable scratch state of one parse."""
+# Each match of _CODE_WITH_ENH, _SEARCH_CODE and _ANY_ENH holds a digit 2 to 5 that no word character or dot
+# precedes, where its code or enhanced code begins. One scan for those digits (sre finds a pattern that opens
+# with a character set quickly) leaves few places to try the patterns at; most digits of IP addresses and ids
+# are left out by the look-behind.
+_CODE_STARTS = re.compile(r"[2-5](?<![\w.][2-5])")
+_CLASS_ENH_CORE = {d: re.compile(rf"{d}\.\d{{1,3}}\.\d") for d in "245"}  # in an enhanced code of one class
 
-    basic: str | None = None
-    enhanced: str | None = None
-    lines: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # make strict mode fail
-    notes: list[str] = field(default_factory=list)  # informational only
+
+def _scan_start(text: str, lower: str, word: str, back: int = 0) -> int:
+    """Where to start searching ``text`` for a case-insensitive pattern each of whose matches holds ``word`` at
+    most ``back`` characters after its start: no match begins earlier. -1 when no match can exist.
+
+    Exact only where ``lower`` is ``text`` lower-cased character for character, that is for ASCII text;
+    otherwise 0 (search everything)."""
+    if not text.isascii():
+        return 0
+    at = lower.find(word)
+    return -1 if at < 0 else max(at - back, 0)
+
+
+def _in_reply_to_start(text: str, lower: str) -> int:
+    """:func:`_scan_start` for _IN_REPLY_TO, whose matches may open with any run of white space and a "("."""
+    at = _scan_start(text, lower, "in reply to")
+    while at > 0 and (lower[at - 1].isspace() or lower[at - 1] == "("):
+        at -= 1
+    return at
+
+
+def _search_from(pattern: re.Pattern[str], text: str, start: int) -> re.Match[str] | None:
+    """``pattern.search(text)`` when no match can begin before ``start`` (look-behinds still see the text before
+    it; a ``start`` of -1 says there is no match)."""
+    return None if start < 0 else pattern.search(text, start)
+
+
+_Found = tuple[str | None, str | None, list[str]]  # basic code, enhanced code, text lines
 
 
 def _stage_from(cmd: str) -> Stage | None:
-    return _COMMANDS.get(" ".join(cmd.lower().split()))
+    lower = cmd.lower()
+    # A key of _COMMANDS is its own normal form (single spaces): most commands are found without normalising.
+    stage = _COMMANDS.get(lower)
+    return stage if stage is not None else _COMMANDS.get(" ".join(lower.split()))
 
 
 def _find_stage(text: str, lower: str) -> Stage | None:
     # Cheap substring guards first: most replies carry no stage at all.
     if "reply to" in lower:
-        m = _IN_REPLY_TO.search(text)
+        m = _search_from(_IN_REPLY_TO, text, _in_reply_to_start(text, lower))
         stage = _stage_from(m.group("cmd")) if m else None
         if stage is not None:
             return stage
     if "after " in lower and "error" in lower:
-        m = _AFTER_CMD.search(text)
+        m = _search_from(_AFTER_CMD, text, _scan_start(text, lower, "error", len("smtp ")))
         stage = _stage_from(m.group("cmd")) if m else None
         if stage is not None:
             return stage
@@ -122,20 +157,21 @@ def _find_stage(text: str, lower: str) -> Stage | None:
 
 
 def _find_host(text: str, lower: str) -> tuple[str | None, str | None]:
-    if "[" in text:
+    last = text.rfind("[")
+    if last >= 0:
         for word in _HOST_WORDS:
             at = lower.find(word)
-            while at >= 0:
+            while 0 <= at < last - len(word):  # a match has a host name, then a "[", after the word
                 m = _HOST_AT.match(text, at + len(word))
                 if m and (at == 0 or word[0] == " " or not lower[at - 1].isalnum()):
                     return m.group("host").rstrip("."), m.group("ip")
                 at = lower.find(word, at + 1)
     if "remote-mta" in lower:
-        m = _REMOTE_MTA.search(text)
+        m = _search_from(_REMOTE_MTA, text, _scan_start(text, lower, "remote-mta:"))
         if m:
             return m.group("host").rstrip("."), None
     if "talking to" in lower:
-        m = _TALKING.search(text)
+        m = _search_from(_TALKING, text, _scan_start(text, lower, "while talking to "))
         if m:
             return m.group("host").rstrip("."), None
     return None, None
@@ -144,16 +180,49 @@ def _find_host(text: str, lower: str) -> tuple[str | None, str | None]:
 def _body(text: str, lower: str) -> tuple[str, bool]:
     """The part of ``text`` that holds the reply, and whether a log/DSN marker introduced it."""
     m = None
-    if not _LINE.match(text) and ("]:" in text or any(word in lower for word in _MARKER_WORDS)):
-        m = _MARKERS.search(text)
-    body = text[m.end() :] if m else text
+    if not _LINE.match(text):
+        start = _markers_start(text, lower)
+        if start >= 0:
+            m = _MARKERS.search(text, start)
+    offset = m.end() if m else 0
+    body = text[offset:]
     if "reply to" in lower:
-        body = _IN_REPLY_TO.sub(" ", body)
+        body = _strip_in_reply_to(body)
     body = body.strip()
     if m is not None:  # a log wrapper such as Postfix's "status=bounced (host … said: …)" leaves a ")"
         while body.endswith(")") and body.count(")") > body.count("("):
             body = body[:-1].rstrip()
     return body, m is not None
+
+
+def _markers_start(text: str, lower: str) -> int:
+    """Where to start searching for _MARKERS (see :func:`_scan_start`): the earliest place where the first
+    occurrence of one of _MARKER_WORDS can open a match; -1 when none occurs."""
+    if ":" not in lower and "<<<" not in lower:  # every marker holds one of them ("error from … after …:")
+        return -1
+    start = -1
+    for word in _MARKER_WORDS:
+        at = lower.find(word)
+        if at < 0:
+            continue
+        if not text.isascii():
+            return 0
+        if word == "said:" and lower.endswith("remote host ", 0, at):
+            at -= len("remote host ")
+        elif word == "]:":  # " [192.0.2.1]:" opens with the blank before the last "[" (an IP has none)
+            at = max(lower.rfind("[", 0, at) - 1, 0)
+        if start < 0 or at < start:
+            start = at
+    return start
+
+
+def _strip_in_reply_to(body: str) -> str:
+    """``_IN_REPLY_TO.sub(" ", body)``: the pattern has no anchor nor look-around, so the text before the first
+    place a match can begin is left as it is without searching it."""
+    start = _in_reply_to_start(body, body.lower())
+    if start < 0:
+        return body
+    return body[:start] + _IN_REPLY_TO.sub(" ", body[start:])
 
 
 def _split_rest(rest: str) -> tuple[str | None, str]:
@@ -163,41 +232,47 @@ def _split_rest(rest: str) -> tuple[str | None, str]:
     return None, rest.strip().lstrip(":").strip()
 
 
-def _parse_lines(body: str, found: _Found, plain: bool) -> bool:
-    """Parse ``CODE[- ]text`` lines at the start of ``body``; return False when the body has none."""
+def _parse_lines(body: str, problems: list[str], notes: list[str], plain: bool) -> _Found | None:
+    """Parse ``CODE[- ]text`` lines at the start of ``body``; None when the body has none."""
     raw_lines = body.split("\n")
     first = _LINE.match(raw_lines[0])
     if not first:
-        return False
+        return None
     code = first.group("code")
-    found.basic = code
+    enhanced: str | None = None
+    lines: list[str] = []
     finished = False
     for number, raw in enumerate(raw_lines, start=1):
-        m = _LINE.match(raw)
+        m = first if number == 1 else _LINE.match(raw)
         if m is None or finished:
             if raw.strip():
-                if finished or not found.lines:
-                    found.problems.append(f"line {number} follows the final line of the reply")
-                    found.lines.append(raw.strip())
+                if finished or not lines:
+                    problems.append(f"line {number} follows the final line of the reply")
+                    lines.append(raw.strip())
                 else:  # a folded continuation line
-                    found.lines[-1] = f"{found.lines[-1]} {raw.strip()}".strip()
+                    lines[-1] = f"{lines[-1]} {raw.strip()}".strip()
             continue
-        if plain and len(raw.encode("utf-8", "replace")) + 2 > MAX_REPLY_LINE:
-            found.problems.append(f"line {number} is longer than {MAX_REPLY_LINE} octets (RFC 5321 section 4.5.3.1.5)")
+        if plain and _octets(raw) + 2 > MAX_REPLY_LINE:
+            problems.append(f"line {number} is longer than {MAX_REPLY_LINE} octets (RFC 5321 section 4.5.3.1.5)")
         if m.group("code") != code:
-            found.problems.append(f"line {number} has code {m.group('code')}, the reply began with {code}")
+            problems.append(f"line {number} has code {m.group('code')}, the reply began with {code}")
         enh, rest = _split_rest(m.group("rest"))
         if enh:
-            if found.enhanced is None:
-                found.enhanced = enh
-            elif enh != found.enhanced:
-                found.notes.append(f"line {number} has enhanced code {enh}, the first line had {found.enhanced}")
-        found.lines.append(rest)
+            if enhanced is None:
+                enhanced = enh
+            elif enh != enhanced:
+                notes.append(f"line {number} has enhanced code {enh}, the first line had {enhanced}")
+        lines.append(rest)
         if m.group("sep") != "-":
             finished = True
-    if not finished and len(found.lines) > 1 and plain:
-        found.problems.append("the multi-line reply has no final line (CODE SP text)")
-    return True
+    if not finished and len(lines) > 1 and plain:
+        problems.append("the multi-line reply has no final line (CODE SP text)")
+    return code, enhanced, lines
+
+
+def _octets(line: str) -> int:
+    """The length of ``line`` in UTF-8 (encoded only when it is not ASCII)."""
+    return len(line) if line.isascii() else len(line.encode("utf-8", "replace"))
 
 
 def _unfold_inline(basic: str | None, enhanced: str | None, lines: list[str]) -> list[str]:
@@ -215,37 +290,87 @@ def _unfold_inline(basic: str | None, enhanced: str | None, lines: list[str]) ->
     return lines
 
 
-def _search_anywhere(body: str, found: _Found) -> None:
-    m = _CODE_WITH_ENH.search(body)
+def _search_anywhere(body: str, problems: list[str]) -> _Found:
+    """A reply code, an enhanced code or both anywhere in ``body``, and the text after them."""
+    starts = _code_starts(body)
+    m = _first_match(_CODE_WITH_ENH, body, starts, 0)  # _CODE_WITH_ENH.search(body)
     if m:
-        found.basic, found.enhanced = m.group("code"), m.group("enh")
         rest = body[m.end() :].strip(" \t:'\"")
-        found.lines = [line.strip() for line in rest.split("\n") if line.strip()]
-        return
-    m = _SEARCH_CODE.search(body)
+        return m.group("code"), m.group("enh"), _text_lines(rest)
+    m = _search_code(body, starts)
     if m:
-        found.basic = m.group("code")
         enh, rest = _split_rest(body[m.end() :].lstrip(" \t-"))
-        found.enhanced = enh
-        found.lines = [line.strip() for line in rest.split("\n") if line.strip()]
-        return
-    m = _LEADING_ENH.match(body) or _ANY_ENH.search(body)
+        return m.group("code"), enh, _text_lines(rest)
+    m = _LEADING_ENH.match(body) or _first_match(_ANY_ENH, body, starts, 1)
     if m:
-        found.enhanced = m.group("enh")
         rest = body[m.end() :] if m.start() == 0 else body
-        found.lines = [line.strip() for line in rest.split("\n") if line.strip()]
-        return
-    found.lines = [line.strip() for line in body.split("\n") if line.strip()]
-    found.problems.append("no reply code or enhanced status code found")
+        return None, m.group("enh"), _text_lines(rest)
+    problems.append("no reply code or enhanced status code found")
+    return None, None, _text_lines(body)
+
+
+def _text_lines(text: str) -> list[str]:
+    if "\n" not in text:  # the common case, without splitting
+        line = text.strip()
+        return [line] if line else []
+    return [line.strip() for line in text.split("\n") if line.strip()]
+
+
+def _code_starts(text: str) -> list[int]:
+    """Where the matches of _CODE_WITH_ENH, _SEARCH_CODE and _ANY_ENH can have their code (_CODE_STARTS)."""
+    starts = []
+    m = _CODE_STARTS.search(text)  # most texts have none or one: cheaper than finditer
+    while m is not None:
+        starts.append(m.start())
+        m = _CODE_STARTS.search(text, m.end())
+    return starts
+
+
+def _first_match(
+    pattern: re.Pattern[str], text: str, starts: list[int], back: int, pos: int = 0
+) -> re.Match[str] | None:
+    """``pattern.search(text, pos)`` for a pattern each of whose matches holds one of ``starts`` (ascending) at
+    most ``back`` characters after its beginning: only the places so near one are tried, in order."""
+    tried = pos  # every place before this one was tried
+    for at in starts:
+        for start in range(max(tried, at - back), at + 1):
+            m = pattern.match(text, start)
+            if m:
+                return m
+        tried = max(tried, at + 1)
+    return None
+
+
+def _search_code(body: str, starts: list[int]) -> re.Match[str] | None:
+    """``_SEARCH_CODE.search(body)``: a match opens with a line start, a punctuation mark and blanks, or " - ",
+    right before its code, so it begins on one of ``starts``, three characters before, or one before the blanks
+    that precede it."""
+    tried = 0  # every place before this one was tried
+    for code_at in starts:
+        blanks = code_at
+        while blanks > 0 and body[blanks - 1] in " \t":
+            blanks -= 1
+        for start in range(max(tried, min(blanks - 1, code_at - 3)), code_at + 1):
+            m = _SEARCH_CODE.match(body, start)
+            if m:
+                return m
+        tried = code_at + 1
+    return None
 
 
 def _enhanced_in_text(basic: str | None, enhanced: str | None, body: str) -> str | None:
     """``550 cuda_nsu 5.1.1 …``, ``… not allowed - 5.7.1``, ``… (#5.7.1)``: an enhanced code elsewhere."""
     if not basic or enhanced:
         return enhanced
-    for m in _ANY_ENH.finditer(body):
+    core = _CLASS_ENH_CORE.get(basic[0])
+    if core is None or core.search(body) is None:  # no enhanced code of the basic code's class
+        return None
+    starts = _code_starts(body)
+    m = _first_match(_ANY_ENH, body, starts, 1)
+    while m is not None:  # _ANY_ENH.finditer(body)
         if m.group("enh")[0] == basic[0]:
             return m.group("enh")
+        m = _first_match(_ANY_ENH, body, starts, 1, m.end())
     return None
 
 
@@ -267,21 +392,21 @@ def _check(basic: str | None, enhanced: str | None, problems: list[str], notes: 
         problems.append("no reply code found")
 
 
-def _normalise_input(text: str | bytes, found: _Found) -> str:
+def _normalise_input(text: str | bytes, problems: list[str]) -> str:
     if isinstance(text, bytes):
         data = text
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             text = data.decode("utf-8", "replace")
-            found.problems.append("the input is not valid UTF-8; undecodable bytes were replaced")
+            problems.append("the input is not valid UTF-8; undecodable bytes were replaced")
     if len(text) > MAX_INPUT:
         text = text[:MAX_INPUT]
-        found.problems.append(f"the input is longer than {MAX_INPUT} characters; only the start was read")
+        problems.append(f"the input is longer than {MAX_INPUT} characters; only the start was read")
     if "\x00" in text:
         text = text.replace("\x00", "")
-        found.problems.append("the input contains NUL characters")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+        problems.append("the input contains NUL characters")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def parse_reply(text: str | bytes, *, strict: bool = False) -> Reply:
@@ -303,21 +428,21 @@ def _parse_general(text: str | bytes, strict: bool = False) -> Reply:
     """Every shape: multi-line replies, DSN fields, log fragments, bytes, garbage."""
     if not isinstance(text, str | bytes):
         raise TypeError(f"parse_reply() takes str or bytes, not {type(text).__name__}")
-    found = _Found()
-    source = _normalise_input(text, found)
+    problems: list[str] = []  # make strict mode fail
+    notes: list[str] = []  # informational only
+    source = _normalise_input(text, problems)
     lower = source.lower()
     body, marked = _body(source, lower)
-    if not _parse_lines(body, found, plain=not marked):
-        _search_anywhere(body, found)
+    basic, enhanced, lines = _parse_lines(body, problems, notes, plain=not marked) or _search_anywhere(body, problems)
     return _finish(
         source,
         lower,
         body,
-        basic=found.basic,
-        enhanced=found.enhanced,
-        lines=found.lines,
-        problems=found.problems,
-        notes=found.notes,
+        basic=basic,
+        enhanced=enhanced,
+        lines=lines,
+        problems=problems,
+        notes=notes,
         strict=strict,
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -12,7 +12,7 @@ from importlib.resources.abc import Traversable
 from smtplens.classifier.matcher import Matcher, Pattern, normalise
 from smtplens.classifier.verdict import Evidence
 from smtplens.knowledge import schema
-from smtplens.knowledge.reasons import ReasonTable, reason_table
+from smtplens.knowledge.reasons import ReasonInfo, ReasonTable, reason_table
 
 __all__ = ["CodeRule", "Provider", "Tables", "load_tables", "tables"]
 
@@ -28,6 +28,11 @@ class CodeRule:
     source: str
     table: str
     strong: bool  # a specific code (X.1.1) rather than a catch-all (X.0.0, 550)
+    evidence: Evidence = field(init=False, compare=False, repr=False)  # the verdict's line when this code decides
+
+    def __post_init__(self) -> None:
+        # Built once here rather than for every verdict.
+        object.__setattr__(self, "evidence", Evidence("code", self.code, self.reason, self.table, self.source))
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,7 @@ class Tables:
     provider_index: Mapping[str, Provider]  # provider id -> provider
     provider_by_name: Mapping[str, Provider]  # provider name -> provider
     provider_evidence: Mapping[str, Evidence]  # provider id -> the evidence line naming it
+    english: Mapping[str, ReasonInfo]  # reason id -> the reason with its English texts, looked up once
 
     def provider_codes(self, provider: Provider | None) -> Mapping[str, CodeRule]:
         return provider.codes if provider else {}
@@ -135,6 +141,7 @@ def load_tables(root: Traversable | None = None, reasons: ReasonTable | None = N
             p.id: Evidence("provider", p.name, None, f"rules/providers/{p.id}.toml", ", ".join(p.hosts + p.markers))
             for p in providers
         },
+        english={reason_id: reasons.info(reason_id) for reason_id in reasons.reasons},
     )
 
 
