@@ -133,3 +133,17 @@ def test_corpus_agreement_does_not_regress() -> None:
     assert agree / len(kept) >= 0.95
     disputed_ok = sum(classify(r["reply"]).reason == review[r["id"]]["ours"] for r in rows if r["id"] in review)
     assert disputed_ok == len(review), "a disputed label's documented answer changed: update bench/label_review.toml"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("554 mx.example.com ESMTP not accepting messages", "blocklisted"),
+        ("554 No SMTP service here", "blocklisted"),
+        ("421 mx.example.com busy, try later", "service_unavailable"),
+        ("521 5.3.2 mx.example.net does not accept mail", "domain_no_mail"),
+    ],
+)
+def test_greeting_failures(text: str, reason: str) -> None:
+    """At the greeting no recipient exists yet: a refusal concerns the client, not a mailbox."""
+    assert classify(text, stage="connect").reason == reason

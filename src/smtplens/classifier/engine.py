@@ -20,6 +20,9 @@ __all__ = ["classify"]
 
 UNDEFINED = "undefined"
 NOT_FAILURES = frozenset({"delivered", "auto_reply", "feedback"})
+RECIPIENT_REASONS = frozenset(
+    {"user_unknown", "mailbox_disabled", "mailbox_full", "mailbox_moved", "too_many_recipients"}
+)
 DEFAULT_RETRY_AFTER = 1800  # RFC 5321 section 4.5.4.1: wait at least 30 minutes before retrying
 
 
@@ -80,6 +83,12 @@ def _code_rule(tab: Tables, provider: Provider | None, reply: Reply) -> CodeRule
     return weak
 
 
+def _greeting_rule(tab: Tables, reply: Reply) -> CodeRule | None:
+    """What a failure reply at the greeting means when nothing more specific does (RFC 5321 section 3.1)."""
+    code = reply.basic or reply.enhanced
+    return tab.greeting.get(code[0]) if code else None
+
+
 def _decide(reason: Reason, reply: Reply, lang: str, title: str) -> tuple[bool, bool, int | None, tuple[str, ...]]:
     """permanent, retry, retry_after, notes."""
     if reason.id in NOT_FAILURES:
@@ -137,12 +146,17 @@ def classify(
     provider = _provider_by_host(tab, host) if host else None
     if provider is None and markers:
         provider = _provider_by_text(tab, markers)
+    if hits and parsed.stage is Stage.CONNECT:
+        # At the greeting there is no recipient yet: mailbox reasons cannot be what the server means.
+        hits = [p for p in hits if p.reason not in RECIPIENT_REASONS]
     pattern = _best(hits, provider) if hits else None
     if provider is None and pattern is not None and pattern.provider is not None:
         # a phrase only one provider uses names it as well as a marker would
         provider = tab.provider_by_name[pattern.provider]
     # The codes matter only where no phrase or only a weak one was found; most replies have a phrase that decides.
     code_rule = None if pattern is not None and pattern.priority >= 0 else _code_rule(tab, provider, parsed)
+    if parsed.stage is Stage.CONNECT and (code_rule is None or not code_rule.strong):
+        code_rule = _greeting_rule(tab, parsed) or code_rule
     if pattern is not None and (pattern.priority >= 0 or code_rule is None or not code_rule.strong):
         reason_id, deciding, confidence = pattern.reason, pattern.evidence, _phrase_confidence(pattern, provider)
     elif code_rule is not None:

@@ -49,6 +49,7 @@ class Tables:
     matcher: Matcher  # every phrase of every table and every provider marker (kind "marker")
     providers: tuple[Provider, ...]
     codes: Mapping[str, CodeRule]  # generic code fallbacks by code
+    greeting: Mapping[str, CodeRule]  # class digit -> reason of a failure at the greeting
     host_index: Mapping[str, Provider]  # host suffix -> provider
     provider_index: Mapping[str, Provider]  # provider id -> provider
     provider_by_name: Mapping[str, Provider]  # provider name -> provider
@@ -99,6 +100,21 @@ def _codes(label: str, data: Mapping[str, object], reasons: ReasonTable) -> dict
     return out
 
 
+def _greeting(label: str, data: Mapping[str, object], reasons: ReasonTable) -> dict[str, CodeRule]:
+    """``[[greeting]]`` rows: the reason of a failure at the greeting, by class digit."""
+    out = {}
+    for i, row in enumerate(schema.tables(schema.Where(label), data, "greeting")):
+        where = schema.Where(label, f"greeting[{i}]")
+        digit = schema.req_text(where, row, "class")
+        if digit not in ("4", "5"):
+            raise where.error("class", f"expected 4 or 5, not {digit!r}")
+        reason = schema.req_text(where, row, "reason")
+        if reason not in reasons.reasons:
+            raise where.error("reason", f"unknown reason id {reason!r}")
+        out[digit] = CodeRule(f"{digit}xx at the greeting", reason, schema.req_text(where, row, "source"), label, False)
+    return out
+
+
 def load_tables(root: Traversable | None = None, reasons: ReasonTable | None = None) -> Tables:
     """Load every table under ``root`` (the package's ``classifier/rules`` folder by default)."""
     root = root or resources.files("smtplens.classifier") / "rules"
@@ -106,7 +122,9 @@ def load_tables(root: Traversable | None = None, reasons: ReasonTable | None = N
     patterns = []
     generic = schema.read_toml(root / "generic.toml", "rules/generic.toml")
     patterns += _patterns("rules/generic.toml", generic, reasons, None)
-    codes = _codes("rules/codes.toml", schema.read_toml(root / "codes.toml", "rules/codes.toml"), reasons)
+    codes_data = schema.read_toml(root / "codes.toml", "rules/codes.toml")
+    codes = _codes("rules/codes.toml", codes_data, reasons)
+    greeting = _greeting("rules/codes.toml", codes_data, reasons)
     providers = []
     for node in sorted((root / "providers").iterdir(), key=lambda n: n.name):
         if not node.name.endswith(".toml"):
@@ -134,6 +152,7 @@ def load_tables(root: Traversable | None = None, reasons: ReasonTable | None = N
         matcher=Matcher(patterns + marker_patterns),
         providers=tuple(providers),
         codes=codes,
+        greeting=greeting,
         host_index=host_index,
         provider_index={p.id: p for p in providers},
         provider_by_name={p.name: p for p in providers},
