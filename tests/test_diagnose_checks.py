@@ -23,61 +23,15 @@ from smtplens.cli import check as check_cli
 from smtplens.cli.check import parse_dns_server
 from smtplens.cli.main import main
 from smtplens.diagnose import dnsbl
-from smtplens.diagnose.dns import Answer, DnsTempError
+from smtplens.diagnose.dns import DnsTempError
 from smtplens.diagnose.domain import DomainReport, diagnose_domain
 from smtplens.diagnose.findings import Finding, Severity
 from smtplens.diagnose.ip import IpReport, diagnose_ip, looks_generic
 from smtplens.diagnose.report import Report, jsonable
 from smtplens.diagnose.spf import SpfOutcome
 from smtplens.diagnose.spf.tree import NodeStatus, spf_tree
+from tests.memory_dns import Data, MemoryResolver
 from tests.test_diagnose_records import RSA_1024, RSA_2048
-
-Data = dict[tuple[str, str], list[str] | Exception]
-
-
-class MemoryResolver:
-    """Answers from a dict ``{("TXT", name): [...]}``: a missing key is NXDOMAIN, ``[]`` is NODATA, an exception
-    is raised. Records the queries and how many were in flight at once."""
-
-    def __init__(self, data: Data, delay: float = 0.0) -> None:
-        self.data = data
-        self.delay = delay
-        self.queries: list[tuple[str, str]] = []
-        self.in_flight = 0
-        self.peak = 0
-
-    async def _get(self, rdtype: str, name: str) -> Answer:
-        self.queries.append((rdtype, name))
-        self.in_flight += 1
-        self.peak = max(self.peak, self.in_flight)
-        try:
-            await asyncio.sleep(self.delay)
-        finally:
-            self.in_flight -= 1
-        value = self.data.get((rdtype, name.rstrip(".").lower()))
-        if isinstance(value, Exception):
-            raise value
-        if value is None:
-            return Answer((), nxdomain=True)
-        return Answer(tuple(value))
-
-    async def txt(self, name: str) -> Answer:
-        return await self._get("TXT", name)
-
-    async def a(self, name: str) -> Answer:
-        return await self._get("A", name)
-
-    async def aaaa(self, name: str) -> Answer:
-        return await self._get("AAAA", name)
-
-    async def mx(self, name: str) -> Answer:
-        return await self._get("MX", name)
-
-    async def ptr(self, ip: str) -> Answer:
-        return await self._get("PTR", ip)
-
-    async def cname(self, name: str) -> Answer:
-        return await self._get("CNAME", name)
 
 
 def codes(items: tuple[Finding, ...]) -> list[str]:

@@ -12,11 +12,12 @@ from smtplens import KnowledgeError
 from smtplens.diagnose import dnsbl
 from smtplens.diagnose.dkim import lookup_dkim, parse_dkim_key
 from smtplens.diagnose.dmarc import lookup_dmarc, parse_dmarc, select_dmarc
-from smtplens.diagnose.dns import Answer, DnsTempError
+from smtplens.diagnose.dns import DnsTempError
 from smtplens.diagnose.dnsbl import ListingStatus, check_ip, interpret, load_zones, query_name, reverse_ip
 from smtplens.diagnose.findings import Finding, Severity
 from smtplens.diagnose.mtasts import lookup_mtasts, parse_mtasts, select_mtasts
 from smtplens.diagnose.tlsrpt import lookup_tlsrpt, parse_tlsrpt, select_tlsrpt
+from tests.memory_dns import MemoryResolver
 
 # Generated for these tests with: openssl genrsa 2048 | openssl rsa -pubout -outform DER | base64 -w0
 RSA_2048 = (
@@ -40,51 +41,6 @@ def codes(items: tuple[Finding, ...]) -> set[str]:
 
 def severity_of(items: tuple[Finding, ...], code: str) -> Severity:
     return next(item.severity for item in items if item.code == code)
-
-
-class MemoryResolver:
-    """A resolver over a dict: ``{("TXT", name): [...]}``; an exception value is raised. Tracks concurrency."""
-
-    def __init__(self, data: dict[tuple[str, str], list[str] | Exception], delay: float = 0.0) -> None:
-        self.data = data
-        self.delay = delay
-        self.queries: list[tuple[str, str]] = []
-        self.in_flight = 0
-        self.peak = 0
-
-    async def _get(self, rdtype: str, name: str) -> Answer:
-        self.queries.append((rdtype, name))
-        self.in_flight += 1
-        self.peak = max(self.peak, self.in_flight)
-        try:
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            value = self.data.get((rdtype, name.rstrip(".")))
-        finally:
-            self.in_flight -= 1
-        if isinstance(value, Exception):
-            raise value
-        if value is None:
-            return Answer((), nxdomain=True)
-        return Answer(tuple(value))
-
-    async def txt(self, name: str) -> Answer:
-        return await self._get("TXT", name)
-
-    async def a(self, name: str) -> Answer:
-        return await self._get("A", name)
-
-    async def aaaa(self, name: str) -> Answer:
-        return await self._get("AAAA", name)
-
-    async def mx(self, name: str) -> Answer:
-        return await self._get("MX", name)
-
-    async def ptr(self, ip: str) -> Answer:
-        return await self._get("PTR", ip)
-
-    async def cname(self, name: str) -> Answer:
-        return Answer(())
 
 
 # --- findings ----------------------------------------------------------------------------------------------------

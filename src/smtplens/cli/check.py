@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 
 import click
 
+from smtplens.cli.findings import findings_lines
 from smtplens.cli.output import emit_json
 from smtplens.diagnose.dns import DnsError, DnspythonResolver
 from smtplens.diagnose.domain import DomainReport, diagnose_domain
-from smtplens.diagnose.findings import Severity
 from smtplens.diagnose.ip import IpReport, diagnose_ip
 from smtplens.diagnose.report import Report
 from smtplens.diagnose.spf.tree import NodeStatus, SpfNode
@@ -29,8 +29,6 @@ EXIT_PROBLEMS = 3
 EXIT_CHECK_FAILED = 1
 
 _R = TypeVar("_R", bound=Report)
-_HEADINGS = {Severity.ERROR: "Errors", Severity.WARNING: "Warnings", Severity.INFO: "Info"}
-_COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "blue"}
 
 
 def parse_dns_server(text: str) -> tuple[str, int]:
@@ -147,17 +145,7 @@ def _finish(report: _R, as_json: bool, details: Callable[[_R], list[str]]) -> No
 
 def _render(report: Report, details: list[str]) -> list[str]:
     lines = [click.style(report.verdict, bold=True)]
-    for severity in Severity:
-        items = report.by_severity(severity)
-        if not items:
-            continue
-        lines += ["", click.style(f"{_HEADINGS[severity]} ({len(items)})", fg=_COLOURS[severity], bold=True)]
-        for item in items:
-            lines.append(f"  - {item.message} [{item.code}]")
-            if item.fix:
-                lines.append(f"    fix: {item.fix}")
-    if not report.findings:
-        lines += ["", "No problems found."]
+    lines += findings_lines(report)
     if details:
         lines += ["", click.style("Details", bold=True), *(f"  {line}" for line in details)]
     return lines

@@ -13,9 +13,9 @@ import asyncio
 import click
 
 from smtplens.cli.check import parse_dns_server
+from smtplens.cli.findings import findings_lines
 from smtplens.cli.output import emit_json
 from smtplens.diagnose.dns import Answer, DnspythonResolver, DnsTempError
-from smtplens.diagnose.findings import Severity
 from smtplens.diagnose.probe import (
     Attempt,
     ProbeError,
@@ -35,8 +35,6 @@ EXIT_PROBLEMS = 3
 EXIT_UNREACHABLE = 1
 DNS_TIMEOUT = 5.0  # seconds per DNS question; a shorter --timeout shortens it too
 
-_HEADINGS = {Severity.ERROR: "Errors", Severity.WARNING: "Warnings", Severity.INFO: "Info"}
-_COLOURS = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "blue"}
 _NAME_WIDTH = 12
 _TIME_WIDTH = 9
 
@@ -175,17 +173,7 @@ def render(report: ProbeReport) -> list[str]:
         lines += ["", click.style(f"attempt {number}: {_where(attempt)}", bold=True)]
         for step in attempt.steps:
             lines += _step_lines(step)
-    for severity in Severity:
-        items = report.by_severity(severity)
-        if not items:
-            continue
-        lines += ["", click.style(f"{_HEADINGS[severity]} ({len(items)})", fg=_COLOURS[severity], bold=True)]
-        for item in items:
-            lines.append(f"  - {item.message} [{item.code}]")
-            if item.fix:
-                lines.append(f"    fix: {item.fix}")
-    if not report.findings:
-        lines += ["", "No problems found."]
+    lines += findings_lines(report)
     return lines
 
 
