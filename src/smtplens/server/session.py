@@ -1,0 +1,873 @@
+"""The sans-I/O SMTP server session: bytes in, actions out (docs/server.md).
+
+The adapter feeds what it reads to :meth:`Session.receive` and performs the actions it gets back: ``Send``,
+``Close``, ``StartTls``, ``NeedDecision`` (answer with :meth:`Session.decided`) and ``Deliver`` (answer with
+:meth:`Session.stored` once the message is durable). While the session waits for an answer it processes no
+input (pipelined commands stay buffered, :attr:`Session.waiting` tells the adapter it may stop reading). The
+session never touches sockets, clocks or files; :attr:`Session.timeout` says which timeout applies now.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+from typing import NamedTuple, TypeAlias
+
+from smtplens.errors import SmtplensError
+from smtplens.model import Reply, Stage
+from smtplens.server.decisions import Decision, Outcome, accepted_reply, reply_for
+from smtplens.server.protocol import (
+    BodyFacts,
+    BodyType,
+    DataReader,
+    MailFrom,
+    MessageBuffer,
+    RcptTo,
+    Replies,
+    SessionConfig,
+    Verb,
+    auth_offered,
+    ehlo_keywords,
+    encode_reply,
+    make_reply,
+    parse_command,
+    parse_mail,
+    parse_rcpt,
+)
+
+__all__ = [
+    "Action",
+    "Close",
+    "Context",
+    "Deliver",
+    "Direction",
+    "Envelope",
+    "NeedDecision",
+    "Send",
+    "Session",
+    "SessionError",
+    "StartTls",
+    "TranscriptLine",
+]
+
+
+class SessionError(SmtplensError, RuntimeError):
+    """The adapter called the session out of turn (``decided`` with no decision pending, ``start`` twice, …)."""
+
+
+# ------------------------------------------------------------------------------------------- values, actions
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The transaction as the server knows it: who connected, what they said, how (TLS, AUTH identity)."""
+
+    client_address: str
+    helo: str | None = None
+    mail: MailFrom | None = None
+    recipients: tuple[RcptTo, ...] = ()
+    tls: bool = False
+    auth: str | None = None  # the identity AUTH verified
+
+    @property
+    def mail_from(self) -> str | None:
+        return self.mail.address if self.mail else None
+
+    @property
+    def body(self) -> BodyType:
+        return self.mail.body if self.mail else BodyType.SEVEN_BIT
+
+    @property
+    def smtputf8(self) -> bool:
+        return bool(self.mail and self.mail.smtputf8)
+
+    @property
+    def size(self) -> int | None:
+        """The SIZE the client declared (RFC 1870), if it did."""
+        return self.mail.size if self.mail else None
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a policy sees. ``envelope`` is as it would be if the command were accepted (the HELO name at helo,
+    the sender at mail); at rcpt it holds the recipients accepted so far and ``recipient`` the one asked about;
+    at end of data ``message`` and ``facts`` describe the received message."""
+
+    envelope: Envelope
+    recipient: RcptTo | None = None
+    message: bytes | None = None
+    facts: BodyFacts | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StartTls:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class NeedDecision:
+    stage: Stage
+    context: Context
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    envelope: Envelope
+    message: bytes
+
+
+Action: TypeAlias = Send | Close | StartTls | NeedDecision | Deliver
+
+
+class Direction(StrEnum):
+    CLIENT = "C"
+    SERVER = "S"
+    NOTE = "*"
+
+
+class TranscriptLine(NamedTuple):
+    """One line of the session's transcript; ``policy`` names who decided a server reply. No AUTH secrets."""
+
+    direction: Direction
+    text: str
+    policy: str | None = None
+
+
+# ------------------------------------------------------------------------------------------------ internals
+
+
+class _Mode(Enum):
+    NEW = "new"  # start() not called yet
+    COMMAND = "command"
+    AUTH = "auth"  # a SASL exchange waits for the client's response
+    DATA = "data"
+    BDAT = "bdat"
+    TLS = "tls"  # StartTls was asked for; tls_started() comes next
+    CLOSED = "closed"
+
+
+class _Helo(NamedTuple):
+    name: str
+    extended: bool
+
+
+class _Chunk(NamedTuple):
+    size: int
+    last: bool
+    refusal: Reply | None  # the reply once the chunk is read, when it cannot be accepted
+
+
+class _Message(NamedTuple):
+    data: bytes
+    facts: BodyFacts
+
+
+_Payload: TypeAlias = _Helo | MailFrom | RcptTo | _Chunk | _Message | None
+
+
+class _Pending(NamedTuple):
+    stage: Stage | None  # None: waiting for stored()
+    payload: _Payload
+
+
+@dataclass(slots=True)
+class _Transaction:
+    mail: MailFrom
+    recipients: list[RcptTo] = field(default_factory=list)
+    chunks: MessageBuffer | None = None  # the body so far, once BDAT started
+    data_accepted: bool = False  # the data stage's decision accepted the first chunk
+    failed: bool = False  # a chunk was refused: the rest is read and refused until RSET
+
+
+@dataclass(slots=True)
+class _Sasl:
+    mechanism: str
+    username: str | None = None
+
+
+_ACCEPT = Decision()
+_PROMPTS = {"LOGIN": ("VXNlcm5hbWU6", "UGFzc3dvcmQ6")}  # "Username:", "Password:" (draft-murchison-sasl-login)
+
+
+class _TooLong:
+    """A command line over the limit was discarded."""
+
+
+_TOO_LONG = _TooLong()
+
+
+# -------------------------------------------------------------------------------------------------- session
+
+
+class Session:
+    """One SMTP server session as a state machine; see the module docstring for the adapter's part."""
+
+    def __init__(self, config: SessionConfig, client_address: str = "unknown") -> None:
+        self.config = config
+        self.client_address = client_address
+        self._limits = config.limits
+        self._buffer = bytearray()
+        self._out: list[Action] = []
+        self._mode = _Mode.NEW
+        self._refused = False  # a 554 greeting was sent: only QUIT is answered normally (RFC 5321 3.1)
+        self._discarding = False  # the rest of an over-long command line is being dropped
+        self._helo_name: str | None = None
+        self._extended = False
+        self._tls = False
+        self._auth: str | None = None
+        self._sasl: _Sasl | None = None
+        self._tx: _Transaction | None = None
+        self._reader: DataReader | None = None
+        self._chunk: _Chunk | None = None
+        self._chunk_left = 0
+        self._pending: _Pending | None = None
+        self._errors = 0
+        self._shutdown = False
+        self._transcript: list[TranscriptLine] = []
+
+    # ---------------------------------------------------------------------------------- the adapter's calls
+
+    @property
+    def closed(self) -> bool:
+        return self._mode is _Mode.CLOSED
+
+    @property
+    def waiting(self) -> bool:
+        """True while the session waits for the adapter (a decision, the store, the TLS handshake)."""
+        return self._pending is not None or self._mode is _Mode.TLS
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds of client silence allowed now (data or idle timeout), None while the adapter has the turn."""
+        if self.waiting or self._mode in (_Mode.NEW, _Mode.CLOSED):
+            return None
+        if self._mode in (_Mode.DATA, _Mode.BDAT):
+            return self.config.data_timeout
+        return self.config.idle_timeout
+
+    @property
+    def transcript(self) -> tuple[TranscriptLine, ...]:
+        return tuple(self._transcript)
+
+    @property
+    def envelope(self) -> Envelope:
+        tx = self._tx
+        return Envelope(
+            self.client_address,
+            self._helo_name,
+            tx.mail if tx else None,
+            tuple(tx.recipients) if tx else (),
+            self._tls,
+            self._auth,
+        )
+
+    def start(self) -> list[Action]:
+        """The connection is open: asks the connect decision (or greets at once)."""
+        if self._mode is not _Mode.NEW:
+            raise SessionError("start() was already called")
+        self._mode = _Mode.COMMAND
+        self._ask(Stage.CONNECT, None)
+        self._run()
+        return self._finish()
+
+    def receive(self, data: bytes) -> list[Action]:
+        """Bytes from the client; any amount, any split. Never raises for any input."""
+        if self._mode in (_Mode.CLOSED, _Mode.TLS):
+            return []  # plaintext after STARTTLS is dropped (RFC 3207 section 6: no command injection)
+        self._buffer += data
+        self._run()
+        if len(self._buffer) > self._limits.buffer:
+            self._send(Replies.overflow(self.config.hostname))
+        return self._finish()
+
+    def decided(self, decision: Decision) -> list[Action]:
+        """The answer to the last ``NeedDecision``."""
+        if self._mode is _Mode.CLOSED:
+            return []
+        pending = self._pending
+        if pending is None or pending.stage is None:
+            raise SessionError("decided() without a pending NeedDecision")
+        self._pending = None
+        self._resolve(pending.stage, pending.payload, decision)
+        self._run()
+        return self._finish()
+
+    def stored(self, ok: bool, queue_id: str | None = None) -> list[Action]:
+        """The answer to ``Deliver``: the 250 is sent only now, once the store said the message is durable."""
+        if self._mode is _Mode.CLOSED:
+            return []
+        if self._pending is None or self._pending.stage is not None:
+            raise SessionError("stored() without a pending Deliver")
+        self._pending = None
+        self._send(Replies.queued(queue_id) if ok else Replies.STORE_FAILED)
+        self._end_transaction()
+        self._run()
+        return self._finish()
+
+    def tls_started(self, description: str = "") -> list[Action]:
+        """The TLS handshake succeeded. Everything learnt before is forgotten; the client sends EHLO again."""
+        if self._mode is _Mode.CLOSED:
+            return []
+        if self._mode is not _Mode.TLS:
+            raise SessionError("tls_started() without a pending StartTls")
+        self._mode = _Mode.COMMAND
+        self._tls = True
+        self._helo_name = None  # RFC 3207 section 4.2: discard the knowledge obtained before TLS
+        self._extended = False
+        self._auth = None
+        self._tx = None
+        self._buffer.clear()
+        self._record(Direction.NOTE, f"TLS started {description}".rstrip())
+        self._run()
+        return self._finish()
+
+    def timed_out(self) -> list[Action]:
+        """The adapter's timer ran out (idle or data timeout): 421 4.4.2 and close (RFC 5321 4.5.3.2)."""
+        if self._mode is not _Mode.CLOSED:
+            self._send(Replies.timeout(self.config.hostname))
+        return self._finish()
+
+    def shutdown(self) -> list[Action]:
+        """Graceful shutdown: 421 at once when idle, else after the current command (a message being received
+        is finished, decided and stored first, so nothing that got 250 is lost)."""
+        if self._mode is not _Mode.CLOSED:
+            self._shutdown = True
+            if self._pending is None and self._mode in (_Mode.NEW, _Mode.COMMAND, _Mode.AUTH):
+                self._send(Replies.shutting_down(self.config.hostname))
+        return self._finish()
+
+    # ------------------------------------------------------------------------------------------- main loop
+
+    def _run(self) -> None:
+        while self._pending is None:
+            mode = self._mode
+            if mode is _Mode.DATA:
+                if not self._read_data():
+                    return
+            elif mode is _Mode.BDAT:
+                if not self._read_chunk():
+                    return
+            elif mode in (_Mode.COMMAND, _Mode.AUTH):
+                if self._shutdown:
+                    self._send(Replies.shutting_down(self.config.hostname))
+                    return
+                line = self._take_line()
+                if line is None:
+                    return
+                if isinstance(line, _TooLong):
+                    self._record(Direction.NOTE, "line too long, discarded")
+                    self._sasl = None
+                    self._mode = _Mode.COMMAND
+                    self._error(Replies.LINE_TOO_LONG)
+                elif mode is _Mode.AUTH:
+                    self._sasl_response(line)
+                else:
+                    self._command(line)
+            else:
+                return
+
+    def _take_line(self) -> bytes | _TooLong | None:
+        """The next line without its ending (CRLF, or a bare LF as Postfix accepts), or None for more input."""
+        buffer = self._buffer
+        if self._discarding:
+            end = buffer.find(b"\n")
+            if end < 0:
+                buffer.clear()
+                return None
+            del buffer[: end + 1]
+            self._discarding = False
+            return _TOO_LONG
+        limit = self._line_limit()
+        end = buffer.find(b"\n", 0, limit)
+        if end < 0:
+            if len(buffer) < limit:
+                return None
+            end = buffer.find(b"\n", limit)
+            if end < 0:
+                buffer.clear()
+                self._discarding = True
+                return None
+            del buffer[: end + 1]
+            return _TOO_LONG
+        line = bytes(buffer[:end])
+        del buffer[: end + 1]
+        return line[:-1] if line.endswith(b"\r") else line
+
+    def _line_limit(self) -> int:
+        if self._mode is _Mode.AUTH or self._buffer[:5].upper() == b"AUTH ":
+            return self._limits.auth_line  # RFC 4954 section 4
+        return self._limits.command_line  # RFC 5321 section 4.5.3.1.4
+
+    def _finish(self) -> list[Action]:
+        """The actions of one call, consecutive sends joined into one."""
+        actions: list[Action] = []
+        sends: list[bytes] = []
+        for action in self._out:
+            if isinstance(action, Send):
+                sends.append(action.data)
+                continue
+            if sends:
+                actions.append(Send(b"".join(sends)))
+                sends = []
+            actions.append(action)
+        if sends:
+            actions.append(Send(b"".join(sends)))
+        self._out = []
+        return actions
+
+    # -------------------------------------------------------------------------------------- replies, close
+
+    def _send(self, reply: Reply, policy: str | None = None) -> None:
+        if self._mode is _Mode.CLOSED:
+            return
+        data = encode_reply(reply)
+        self._out.append(Send(data))
+        for line in data.decode("ascii").split("\r\n")[:-1]:
+            self._record(Direction.SERVER, line, policy)
+        if reply.basic == "421":
+            self._close()  # RFC 5321 3.8: after a 421 the server closes
+
+    def _error(self, reply: Reply) -> None:
+        """A protocol error: the reply, then 421 4.7.0 once the error budget is spent."""
+        self._send(reply)
+        self._errors += 1
+        if self._errors >= self._limits.errors:
+            self._send(Replies.too_many_errors(self.config.hostname))
+
+    def _close(self) -> None:
+        self._mode = _Mode.CLOSED
+        self._out.append(Close())
+        self._buffer.clear()
+        self._pending = None
+        self._tx = None
+        self._reader = None
+        self._sasl = None
+
+    def _record(self, direction: Direction, text: str, policy: str | None = None) -> None:
+        kept = len(self._transcript)
+        if kept < self._limits.transcript:
+            self._transcript.append(TranscriptLine(direction, text, policy))
+        elif kept == self._limits.transcript:
+            self._transcript.append(TranscriptLine(Direction.NOTE, "transcript truncated"))
+
+    # -------------------------------------------------------------------------------------------- decisions
+
+    def _ask(
+        self, stage: Stage, payload: _Payload, recipient: RcptTo | None = None, message: _Message | None = None
+    ) -> None:
+        if stage not in self.config.decision_stages:
+            self._resolve(stage, payload, _ACCEPT)
+            return
+        self._pending = _Pending(stage, payload)
+        context = Context(
+            self._candidate(payload),
+            recipient,
+            message.data if message else None,
+            message.facts if message else None,
+        )
+        self._out.append(NeedDecision(stage, context))
+
+    def _candidate(self, payload: _Payload) -> Envelope:
+        envelope = self.envelope
+        if isinstance(payload, _Helo):
+            return Envelope(envelope.client_address, payload.name, None, (), envelope.tls, envelope.auth)
+        if isinstance(payload, MailFrom):
+            return Envelope(envelope.client_address, envelope.helo, payload, (), envelope.tls, envelope.auth)
+        return envelope
+
+    def _resolve(self, stage: Stage, payload: _Payload, decision: Decision) -> None:
+        refusal = reply_for(stage, decision)
+        if refusal is None:
+            _ACCEPTED[stage](self, payload, decision)
+            return
+        self._send(refusal, decision.policy)
+        if stage is Stage.CONNECT:
+            self._refused = decision.outcome is Outcome.REJECT
+        elif stage is Stage.END_OF_DATA:
+            self._end_transaction()
+        elif isinstance(payload, _Chunk) and self._tx is not None:
+            self._tx.failed = True
+            if payload.last:
+                self._end_transaction()
+        if decision.disconnect:
+            self._close()
+
+    def _accept_connect(self, payload: _Payload, decision: Decision) -> None:
+        self._send(Replies.greeting(self.config.hostname, decision.text or self.config.banner), decision.policy)
+
+    def _accept_helo(self, payload: _Payload, decision: Decision) -> None:
+        assert isinstance(payload, _Helo)
+        self._helo_name = payload.name
+        self._extended = payload.extended
+        self._tx = None  # EHLO/HELO resets the transaction (RFC 5321 4.1.4)
+        lines = [self.config.hostname]
+        if payload.extended:
+            lines += ehlo_keywords(self.config, tls_active=self._tls)
+        self._send(make_reply("250", None, "\n".join(lines)), decision.policy)
+
+    def _accept_mail(self, payload: _Payload, decision: Decision) -> None:
+        assert isinstance(payload, MailFrom)
+        self._tx = _Transaction(payload)
+        self._send(accepted_reply(Replies.SENDER_OK, decision), decision.policy)
+
+    def _accept_rcpt(self, payload: _Payload, decision: Decision) -> None:
+        assert isinstance(payload, RcptTo) and self._tx is not None
+        self._tx.recipients.append(payload)
+        self._send(accepted_reply(Replies.RECIPIENT_OK, decision), decision.policy)
+
+    def _accept_data(self, payload: _Payload, decision: Decision) -> None:
+        if isinstance(payload, _Chunk):
+            assert self._tx is not None
+            self._tx.data_accepted = True
+            self._chunk_done(payload)
+            return
+        self._mode = _Mode.DATA
+        self._reader = DataReader(self._limits)
+        self._send(Replies.START_DATA, decision.policy)
+
+    def _accept_end_of_data(self, payload: _Payload, decision: Decision) -> None:
+        assert isinstance(payload, _Message)
+        self._out.append(Deliver(self.envelope, payload.data))
+        self._pending = _Pending(None, None)
+
+    def _end_transaction(self) -> None:
+        self._tx = None
+        self._reader = None
+        if self._mode is not _Mode.CLOSED:
+            self._mode = _Mode.COMMAND
+
+    # --------------------------------------------------------------------------------------------- commands
+
+    def _command(self, line: bytes) -> None:
+        parsed = parse_command(line)
+        if not isinstance(parsed, Reply) and parsed.verb is Verb.AUTH and " " in parsed.argument:
+            self._record(Direction.CLIENT, f"AUTH {parsed.argument.split(' ')[0]} ****")  # no secrets kept
+        else:
+            self._record(Direction.CLIENT, line.decode("utf-8", "replace"))
+        if isinstance(parsed, Reply):
+            self._error(parsed)
+        elif self._refused and parsed.verb is not Verb.QUIT:
+            self._error(Replies.REFUSED)
+        else:
+            _COMMANDS[parsed.verb](self, parsed.argument)
+
+    def _helo(self, argument: str) -> None:
+        self._greet(argument, extended=False)
+
+    def _ehlo(self, argument: str) -> None:
+        self._greet(argument, extended=True)
+
+    def _greet(self, argument: str, *, extended: bool) -> None:
+        if not argument:
+            self._error(Replies.usage("EHLO hostname" if extended else "HELO hostname"))
+        else:
+            self._ask(Stage.HELO, _Helo(argument, extended))
+
+    def _mail(self, argument: str) -> None:
+        refusal = self._mail_refusal()
+        mail = refusal or parse_mail(argument, extended=self._extended, config=self.config)
+        if isinstance(mail, Reply):
+            self._error(mail)
+        else:
+            self._ask(Stage.MAIL, mail)
+
+    def _mail_refusal(self) -> Reply | None:
+        if self._helo_name is None:
+            return Replies.NEED_HELO
+        if self._tx is not None:
+            return Replies.NESTED_MAIL
+        if self.config.require_tls and not self._tls:
+            return Replies.TLS_REQUIRED
+        if self.config.require_auth and self._auth is None:
+            return Replies.AUTH_REQUIRED
+        return None
+
+    def _rcpt(self, argument: str) -> None:
+        tx = self._tx
+        if tx is None:
+            self._error(Replies.NEED_MAIL)
+            return
+        if len(tx.recipients) >= self._limits.recipients:
+            self._send(Replies.TOO_MANY_RECIPIENTS)  # RFC 5321 4.5.3.1.10
+            return
+        rcpt = parse_rcpt(argument, extended=self._extended, smtputf8=tx.mail.smtputf8)
+        if isinstance(rcpt, Reply):
+            self._error(rcpt)
+        else:
+            self._ask(Stage.RCPT, rcpt, recipient=rcpt)
+
+    def _data(self, argument: str) -> None:
+        tx = self._tx
+        if argument:
+            self._error(Replies.usage("DATA"))
+        elif tx is None:
+            self._error(Replies.NEED_MAIL)
+        elif tx.chunks is not None:
+            self._error(Replies.DATA_AFTER_BDAT)
+        elif not tx.recipients:
+            self._error(Replies.NO_RECIPIENTS)  # RFC 5321 3.3
+        elif tx.mail.body is BodyType.BINARY_MIME:
+            self._error(Replies.BINARY_NEEDS_BDAT)
+        else:
+            self._ask(Stage.DATA, None)
+
+    def _read_data(self) -> bool:
+        reader = self._reader
+        assert reader is not None
+        if not reader.feed(self._buffer):
+            return False
+        self._reader = None
+        self._mode = _Mode.COMMAND
+        self._end_of_data(reader.body)
+        return True
+
+    def _end_of_data(self, body: MessageBuffer) -> None:
+        facts = body.facts()
+        self._record(Direction.NOTE, f"message of {facts.size} octets")
+        refusal = None
+        if facts.too_big:
+            refusal = Replies.SIZE_EXCEEDED
+        elif facts.long_line:
+            refusal = Replies.TEXT_LINE_TOO_LONG
+        elif facts.bare_lf and self.config.reject_bare_lf:
+            refusal = Replies.BARE_LF
+        if refusal is not None:
+            self._send(refusal)
+            self._end_transaction()
+            return
+        message = _Message(body.message(), facts)
+        self._ask(Stage.END_OF_DATA, message, message=message)
+
+    def _bdat(self, argument: str) -> None:
+        if not self.config.chunking:
+            self._error(Replies.NOT_IMPLEMENTED)
+            return
+        words = argument.split()
+        if not (words and len(words) <= 2 and words[0].isdigit() and words[0].isascii() and len(words[0]) <= 18) or (
+            len(words) == 2 and words[1].upper() != "LAST"
+        ):
+            self._error(Replies.usage("BDAT size [LAST]"))
+            return
+        tx = self._tx
+        refusal = None
+        if tx is None:
+            refusal = Replies.NEED_MAIL
+        elif not tx.recipients:
+            refusal = Replies.NO_RECIPIENTS
+        elif tx.failed:
+            refusal = Replies.BDAT_FAILED
+        elif tx.chunks is None:
+            tx.chunks = MessageBuffer(self._limits.message_size)
+        self._chunk = _Chunk(int(words[0]), len(words) == 2, refusal)
+        self._chunk_left = self._chunk.size
+        self._mode = _Mode.BDAT  # the chunk is read even when it is refused (RFC 3030 section 2)
+
+    def _read_chunk(self) -> bool:
+        chunk = self._chunk
+        assert chunk is not None
+        take = min(len(self._buffer), self._chunk_left)
+        if take:
+            if chunk.refusal is None and self._tx is not None and self._tx.chunks is not None:
+                self._tx.chunks.add(bytes(self._buffer[:take]))
+            del self._buffer[:take]
+            self._chunk_left -= take
+        if self._chunk_left:
+            return False
+        self._chunk = None
+        self._mode = _Mode.COMMAND
+        self._record(Direction.NOTE, f"chunk of {chunk.size} octets")
+        tx = self._tx
+        if chunk.refusal is Replies.BDAT_FAILED:
+            self._send(chunk.refusal)  # the client pipelined the rest of a refused message: not its error
+            if chunk.last:
+                self._end_transaction()
+        elif chunk.refusal is not None or tx is None or tx.chunks is None:
+            self._error(chunk.refusal or Replies.NEED_MAIL)
+            if chunk.last and tx is not None:
+                self._end_transaction()
+        elif tx.chunks.too_big:
+            tx.failed = True
+            self._send(Replies.SIZE_EXCEEDED)
+            if chunk.last:
+                self._end_transaction()
+        elif not tx.data_accepted:
+            self._ask(Stage.DATA, chunk)
+        else:
+            self._chunk_done(chunk)
+        return True
+
+    def _chunk_done(self, chunk: _Chunk) -> None:
+        tx = self._tx
+        assert tx is not None and tx.chunks is not None
+        if chunk.last:
+            self._end_of_data(tx.chunks)
+        else:
+            self._send(Replies.chunk_received(chunk.size))
+
+    def _rset(self, argument: str) -> None:
+        if argument:
+            self._error(Replies.usage("RSET"))
+        else:
+            self._tx = None
+            self._send(Replies.OK)
+
+    def _noop(self, argument: str) -> None:
+        self._send(Replies.OK)
+
+    def _quit(self, argument: str) -> None:
+        self._send(Replies.BYE)
+        self._close()
+
+    def _vrfy(self, argument: str) -> None:
+        if argument:
+            self._send(Replies.VRFY)
+        else:
+            self._error(Replies.usage("VRFY address"))
+
+    def _expn(self, argument: str) -> None:
+        self._send(Replies.EXPN_DISABLED)
+
+    def _help(self, argument: str) -> None:
+        self._send(Replies.HELP)
+
+    def _starttls(self, argument: str) -> None:
+        if argument:
+            self._error(Replies.usage("STARTTLS"))
+        elif self._tls:
+            self._error(Replies.TLS_ACTIVE)
+        elif not self.config.tls_available:
+            self._error(Replies.NOT_IMPLEMENTED)
+        elif self._tx is not None:
+            self._error(Replies.IN_TRANSACTION)
+        else:
+            self._send(Replies.START_TLS)
+            self._buffer.clear()  # RFC 3207 section 6: nothing sent before the handshake counts
+            self._discarding = False
+            self._mode = _Mode.TLS
+            self._out.append(StartTls())
+
+    # ------------------------------------------------------------------------------------------------- AUTH
+
+    def _auth_command(self, argument: str) -> None:
+        mechanism, _, initial = argument.partition(" ")
+        mechanism = mechanism.upper()
+        refusal = self._auth_refusal()
+        if refusal is None and not mechanism:
+            refusal = Replies.usage("AUTH mechanism [initial-response]")
+        elif refusal is None and mechanism not in ("PLAIN", "LOGIN"):
+            refusal = Replies.AUTH_MECHANISM
+        if refusal is not None:
+            self._error(refusal)
+            return
+        self._sasl = _Sasl(mechanism)
+        if initial.strip():
+            self._sasl_step(initial.strip())
+        else:
+            self._challenge()
+
+    def _auth_refusal(self) -> Reply | None:
+        if not self._extended:
+            return Replies.NEED_EHLO
+        if self._auth is not None:
+            return Replies.AUTH_ALREADY
+        if self._tx is not None:
+            return Replies.IN_TRANSACTION
+        if self.config.credentials is None:
+            return Replies.AUTH_NOT_ENABLED
+        if not auth_offered(self.config, tls_active=self._tls):
+            return Replies.AUTH_NEEDS_TLS  # RFC 4954 section 6
+        return None
+
+    def _challenge(self) -> None:
+        sasl = self._sasl
+        assert sasl is not None
+        prompts = _PROMPTS.get(sasl.mechanism, ("", ""))
+        self._send(make_reply("334", None, prompts[0] if sasl.username is None else prompts[1]))
+        self._mode = _Mode.AUTH
+
+    def _sasl_response(self, line: bytes) -> None:
+        self._record(Direction.CLIENT, "****")
+        self._sasl_step(line.decode("ascii", "replace").strip())
+
+    def _sasl_step(self, response: str) -> None:
+        sasl = self._sasl
+        assert sasl is not None
+        self._mode = _Mode.COMMAND
+        if response == "*":
+            self._sasl = None
+            self._error(Replies.AUTH_ABORTED)  # RFC 4954 section 4
+            return
+        try:
+            decoded = b"" if response == "=" else base64.b64decode(response, validate=True)
+        except (binascii.Error, ValueError):
+            self._sasl = None
+            self._error(Replies.AUTH_BASE64)
+            return
+        if sasl.mechanism == "LOGIN" and sasl.username is None:
+            sasl.username = decoded.decode("utf-8", "replace")
+            self._challenge()
+            return
+        self._sasl = None
+        if sasl.mechanism == "LOGIN":
+            self._verify(sasl.username or "", decoded.decode("utf-8", "replace"), "")
+            return
+        parts = decoded.split(b"\0")  # RFC 4616: authzid NUL authcid NUL passwd
+        if len(parts) != 3:
+            self._error(Replies.AUTH_FAILED)
+            return
+        authzid, username, password = (part.decode("utf-8", "replace") for part in parts)
+        self._verify(username, password, authzid)
+
+    def _verify(self, username: str, password: str, authzid: str) -> None:
+        credentials = self.config.credentials
+        assert credentials is not None
+        try:
+            ok = credentials(username, password)
+        except Exception:  # a broken verifier is a temporary failure, never a crash (RFC 4954 section 6: 454)
+            self._send(Replies.AUTH_TEMPORARY)
+            return
+        if ok and authzid in ("", username):
+            self._auth = username
+            self._send(Replies.AUTH_OK)
+        else:
+            self._error(Replies.AUTH_FAILED)
+
+
+_COMMANDS: dict[Verb, Callable[[Session, str], None]] = {
+    Verb.HELO: Session._helo,
+    Verb.EHLO: Session._ehlo,
+    Verb.MAIL: Session._mail,
+    Verb.RCPT: Session._rcpt,
+    Verb.DATA: Session._data,
+    Verb.BDAT: Session._bdat,
+    Verb.RSET: Session._rset,
+    Verb.NOOP: Session._noop,
+    Verb.QUIT: Session._quit,
+    Verb.VRFY: Session._vrfy,
+    Verb.EXPN: Session._expn,
+    Verb.HELP: Session._help,
+    Verb.STARTTLS: Session._starttls,
+    Verb.AUTH: Session._auth_command,
+}
+
+_ACCEPTED: dict[Stage, Callable[[Session, _Payload, Decision], None]] = {
+    Stage.CONNECT: Session._accept_connect,
+    Stage.HELO: Session._accept_helo,
+    Stage.MAIL: Session._accept_mail,
+    Stage.RCPT: Session._accept_rcpt,
+    Stage.DATA: Session._accept_data,
+    Stage.END_OF_DATA: Session._accept_end_of_data,
+}

@@ -1,0 +1,186 @@
+"""Group commit: one thread owns the index's writing connection; concurrent writes share a transaction.
+
+Every write is a job. The thread takes the first waiting job and every job queued behind it (up to
+``max_batch``), fsyncs the messages directory once if any job needs it (the renames of their message files),
+then applies all the jobs in one transaction and commits it: one WAL fsync for the group. While that fsync
+runs, the next group gathers, so the busier the server, the bigger the groups. A job whose apply fails does
+not sink its group: the group is rolled back and every job retried alone. Jobs that must commit in several
+steps (deletions) run alone, in queue order.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from smtplens.server.store_index import rollback, store_error
+from smtplens.server.store_model import StoreError
+
+__all__ = ["Committer"]
+
+Apply = Callable[[sqlite3.Connection], object]
+
+
+@dataclass(slots=True)
+class _Job:
+    apply: Apply
+    future: Future[Any]
+    kind: str
+    grouped: bool
+    sync_dir: bool
+    on_failure: Callable[[], None] | None
+
+
+def _claim(future: Future[Any]) -> bool:
+    """Mark a future running; False when its waiter cancelled it before the job started."""
+    return future.running() or future.set_running_or_notify_cancel()
+
+
+class Committer:
+    """The writer thread. ``submit`` and ``submit_alone`` are safe from any thread; results come as futures."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, index_path: Path, sync_dir: Callable[[], None], *, max_batch: int = 512
+    ) -> None:
+        self._conn = conn
+        self._path = index_path
+        self._sync_dir = sync_dir
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self.committed: Counter[str] = Counter()
+        self.commits = 0
+        self.largest_batch = 0
+        self._thread = threading.Thread(target=self._run, name="smtplens-store-commit", daemon=True)
+        self._thread.start()
+
+    def submit(
+        self,
+        apply: Apply,
+        *,
+        kind: str,
+        sync_dir: bool = False,
+        on_failure: Callable[[], None] | None = None,
+        future: Future[Any] | None = None,
+    ) -> Future[Any]:
+        """Queue ``apply(conn)`` for the next group transaction; the future gets its result after the commit.
+
+        ``sync_dir``: fsync the messages directory before the commit. ``on_failure`` runs (in the writer
+        thread) when the job fails, before its future gets the error.
+        """
+        job = _Job(apply, future or Future(), kind, True, sync_dir, on_failure)
+        self._queue.put(job)
+        return job.future
+
+    def submit_alone(self, run: Apply, *, kind: str) -> Future[Any]:
+        """Queue ``run(conn)``, which manages its own transactions, to run between groups."""
+        job = _Job(run, Future(), kind, False, False, None)
+        self._queue.put(job)
+        return job.future
+
+    def snapshot(self) -> tuple[dict[str, int], int, int]:
+        """Jobs committed by kind, commits, largest group: consistent with each other."""
+        with self._lock:
+            return dict(self.committed), self.commits, self.largest_batch
+
+    def pending(self) -> int:
+        """How many jobs wait for the writer thread (approximately: the queue moves while you look)."""
+        return self._queue.qsize()
+
+    def close(self) -> None:
+        """Finish every queued job, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stop = True
+                    break
+                batch.append(job)
+            self._process(batch)
+
+    def _process(self, batch: list[_Job]) -> None:
+        group: list[_Job] = []
+        for job in batch:
+            if not _claim(job.future):
+                continue
+            if job.grouped:
+                group.append(job)
+                continue
+            self._commit_group(group)
+            group = []
+            self._run_alone(job)
+        self._commit_group(group)
+
+    def _fail(self, job: _Job, exc: BaseException) -> None:
+        if job.on_failure is not None:
+            try:
+                job.on_failure()
+            except Exception as cleanup:  # the job's own error is the one to report
+                exc.add_note(f"and cleaning up failed: {cleanup!r}")
+        job.future.set_exception(exc)
+
+    def _error(self, exc: Exception, doing: str) -> BaseException:
+        if isinstance(exc, sqlite3.Error):
+            return store_error(exc, self._path, doing)
+        if isinstance(exc, OSError) and not isinstance(exc, StoreError):
+            error = StoreError(f"{doing}: {exc}", path=exc.filename and str(exc.filename))
+            error.__cause__ = exc
+            return error
+        return exc
+
+    def _commit_group(self, group: list[_Job], *, dir_synced: bool = False) -> None:
+        if not group:
+            return
+        if not dir_synced and any(job.sync_dir for job in group):
+            try:
+                self._sync_dir()
+            except OSError as exc:
+                for job in group:
+                    self._fail(job, self._error(exc, "syncing the messages directory"))
+                return
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            results = [job.apply(self._conn) for job in group]
+            self._conn.execute("COMMIT")
+        except Exception as exc:
+            rollback(self._conn)
+            if len(group) > 1:
+                for job in group:
+                    self._commit_group([job], dir_synced=True)
+            else:
+                self._fail(group[0], self._error(exc, "committing to the index"))
+            return
+        with self._lock:
+            self.commits += 1
+            self.largest_batch = max(self.largest_batch, len(group))
+            self.committed.update(job.kind for job in group)
+        for job, result in zip(group, results, strict=True):
+            job.future.set_result(result)
+
+    def _run_alone(self, job: _Job) -> None:
+        try:
+            result = job.apply(self._conn)
+        except Exception as exc:
+            rollback(self._conn)
+            self._fail(job, self._error(exc, f"running {job.kind}"))
+            return
+        job.future.set_result(result)

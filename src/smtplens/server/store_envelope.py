@@ -1,0 +1,157 @@
+"""From the session's envelope dict to the metadata a message file and its index row hold."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.parser
+import email.policy
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, is_dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
+
+from smtplens.server.store_model import StoreError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+EnvelopeLike: TypeAlias = "Mapping[str, object] | DataclassInstance"
+
+__all__ = ["ENVELOPE_KEYS", "EnvelopeLike", "complete_metadata", "normalize_envelope", "subject_of"]
+
+# The named envelope fields and the other names they are accepted under; any other key is kept, as JSON, in
+# the row's ``envelope`` column (MAIL and RCPT parameters, SIZE, BODY, SMTPUTF8, DSN fields, …).
+ENVELOPE_KEYS: dict[str, tuple[str, ...]] = {
+    "mail_from": ("mail_from", "sender"),
+    "recipients": ("recipients", "rcpt_to", "rcpt_tos"),
+    "client_address": ("client_address", "client", "peer"),
+    "helo": ("helo", "ehlo", "helo_name"),
+    "tls": ("tls",),
+    "auth_identity": ("auth_identity", "auth"),
+    "received_at": ("received_at", "received"),
+}
+_MAX_SUBJECT = 998  # RFC 5322 section 2.1.1: a line is at most 998 characters
+_HEADER_SCAN = 256 * 1024
+
+
+def _pick(envelope: Mapping[str, object], field: str) -> object:
+    for key in ENVELOPE_KEYS[field]:
+        if key in envelope:
+            return envelope[key]
+    return None
+
+
+def _text(value: object, field: str, *, required: bool = False) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise StoreError(f"envelope field {field!r} must be a string, not {type(value).__name__}")
+    return value
+
+
+def _client(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) >= 2:
+        host, port = str(value[0]), value[1]  # an asyncio peername
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return str(_text(value, "client_address"))
+
+
+def _tls(value: object) -> str | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return "yes"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return json.dumps(value, sort_keys=True, default=str)
+    raise StoreError(f"envelope field 'tls' must be a string, a bool or a mapping, not {type(value).__name__}")
+
+
+def _received(value: object, now: float) -> float:
+    if value is None:
+        return now
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise StoreError(f"envelope field 'received_at' must be a timestamp, not {type(value).__name__}")
+
+
+def _address(value: object) -> object:
+    """An address, or the ``address`` of a parsed command (``MailFrom``, ``RcptTo`` after ``asdict``)."""
+    return value.get("address") if isinstance(value, Mapping) else value
+
+
+def _recipients(value: object) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, Sequence | set | frozenset) or not value:
+        raise StoreError("envelope field 'recipients' must be a non-empty list of addresses")
+    recipients = [_address(r) for r in value]
+    if not all(isinstance(r, str) for r in recipients):
+        raise StoreError("envelope field 'recipients' must hold addresses (strings)")
+    return cast(list[str], recipients)
+
+
+def subject_of(message: bytes) -> str | None:
+    """The decoded Subject header, for listings and search; ``None`` when absent or undecodable."""
+    head = message[:_HEADER_SCAN]
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        end = head.find(separator)
+        if end >= 0:
+            head = head[: end + len(separator)]
+            break
+    try:
+        parsed = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(head)
+        subject = parsed["subject"]
+    except Exception:  # a malformed header must never stop a message from being stored
+        return None
+    if subject is None:
+        return None
+    return " ".join(str(subject).split())[:_MAX_SUBJECT]
+
+
+def normalize_envelope(envelope: EnvelopeLike, session_id: str | None, now: float) -> dict[str, Any]:
+    """The envelope's fields, checked and copied (the caller may reuse its dict); ``StoreError`` when wrong.
+
+    A dataclass (the session's ``Envelope``) is taken as ``dataclasses.asdict`` gives it: the sender from
+    ``mail.address``, the recipients from each ``address``; MAIL and RCPT parameters are kept as JSON.
+    """
+    if session_id is not None and not isinstance(session_id, str):
+        raise StoreError(f"the session id must be a string, not {type(session_id).__name__}")
+    if is_dataclass(envelope) and not isinstance(envelope, type):
+        envelope = asdict(envelope)
+    if not isinstance(envelope, Mapping):
+        raise StoreError(f"the envelope must be a mapping, not {type(envelope).__name__}")
+    named = {key for keys in ENVELOPE_KEYS.values() for key in keys}
+    extra = {str(k): v for k, v in envelope.items() if k not in named}
+    recipients = _pick(envelope, "recipients")
+    if isinstance(recipients, Sequence) and any(isinstance(r, Mapping) for r in recipients):
+        extra["recipient_parameters"] = recipients  # RFC 3461 NOTIFY and ORCPT per recipient
+    mail_from = _pick(envelope, "mail_from")
+    if mail_from is None and isinstance(envelope.get("mail"), Mapping):
+        mail_from = _address(envelope["mail"])  # the MAIL parameters stay in ``extra["mail"]``
+    return {
+        "received_at": _received(_pick(envelope, "received_at"), now),
+        "client_address": _client(_pick(envelope, "client_address")),
+        "helo": _text(_pick(envelope, "helo"), "helo"),
+        "mail_from": _text(mail_from, "mail_from", required=True),
+        "recipients": _recipients(recipients),
+        "tls": _tls(_pick(envelope, "tls")),
+        "auth_identity": _text(_pick(envelope, "auth_identity"), "auth_identity"),
+        "session_id": session_id,
+        "envelope": json.loads(json.dumps(extra, default=str)),
+    }
+
+
+def complete_metadata(meta: dict[str, Any], queue_id: str, message: bytes) -> dict[str, Any]:
+    """Add what the message bytes give (size, SHA-256, subject): the work for a worker thread."""
+    return {
+        **meta,
+        "queue_id": queue_id,
+        "size": len(message),
+        "sha256": hashlib.sha256(message).hexdigest(),
+        "subject": subject_of(message),
+    }
