@@ -8,6 +8,7 @@ import sys
 import click
 
 from smtplens import __version__
+from smtplens.cli.bounce import bounce_cmd
 from smtplens.cli.check import check_group
 from smtplens.cli.codes import code_cmd, codes_cmd, compare_cmd
 from smtplens.cli.explain import explain_cmd, reasons_cmd
@@ -36,6 +37,7 @@ cli.add_command(explain_cmd)
 cli.add_command(reasons_cmd)
 cli.add_command(check_group)
 cli.add_command(probe_cmd)
+cli.add_command(bounce_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

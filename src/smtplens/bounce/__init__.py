@@ -1,0 +1,158 @@
+"""Bounce mails → per-recipient results (pure): what happened to each recipient, and why.
+
+``decode_bounce(data)`` parses a mail, lets the registered decoders (``registry.DECODERS``) read it, and explains
+each recipient they find: the reason from the classifier (the diagnostic with its stage and remote host), the
+status and reply code, whether the address is dead (hard bounce), and the original message's identity.
+``iter_mails(paths)`` reads mails from files, directories, Maildir folders, mbox files and stdin.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from smtplens.bounce.decoders import MAX_RECIPIENTS, looks_like_bounce, parse_date
+from smtplens.bounce.inputs import DEFAULT_LIMIT, InputError, iter_mails
+from smtplens.bounce.mime import Headers, Mail, first_address, parse_mail
+from smtplens.bounce.model import SUCCESS_ACTIONS, Action, BounceResult, Finding, Kind, Recipient
+from smtplens.bounce.registry import DECODERS
+from smtplens.classifier import classify
+from smtplens.model import ReplyClass
+from smtplens.reply import parse_reply
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "Action",
+    "BounceResult",
+    "InputError",
+    "Kind",
+    "Recipient",
+    "decode_bounce",
+    "decode_mail",
+    "iter_mails",
+]
+
+DELIVERED = "delivered"
+
+
+def decode_bounce(data: bytes | str) -> BounceResult:
+    """Decode one mail (its bytes as read, any line endings). Never raises for any input."""
+    return decode_mail(parse_mail(data))
+
+
+def decode_mail(mail: Mail) -> BounceResult:
+    """Decode an already parsed mail."""
+    for decoder in DECODERS:
+        if not decoder.detect(mail):
+            continue
+        findings = decoder.decode(mail)
+        if findings:
+            return _result(mail, decoder.name, findings)
+    warnings: tuple[str, ...] = ()
+    if looks_like_bounce(mail):
+        warnings = ("looks like a bounce, but no decoder recognised its format",)
+    return BounceResult(Kind.NOT_BOUNCE, None, (), warnings)
+
+
+def _result(mail: Mail, decoder: str, findings: list[Finding]) -> BounceResult:
+    warnings: tuple[str, ...] = ()
+    if len(findings) > MAX_RECIPIENTS:
+        findings = findings[:MAX_RECIPIENTS]
+        warnings = (f"more than {MAX_RECIPIENTS} recipients: only the first {MAX_RECIPIENTS} are explained",)
+    context = _Context(mail)
+    recipients = tuple(_explain(f, decoder, context) for f in findings)
+    kinds = {r.kind for r in recipients}
+    # A report of failures and successes is a bounce; a delivery notice only when nothing failed.
+    kind = kinds.pop() if len(kinds) == 1 else Kind.BOUNCE
+    return BounceResult(kind, decoder, recipients, warnings)
+
+
+class _Context:
+    """What the mail as a whole says about the returned message: its sender, id, subject, list and date."""
+
+    __slots__ = ("headers", "list_id", "message_id", "sender", "subject")
+
+    def __init__(self, mail: Mail) -> None:
+        original = mail.original
+        self.headers = mail.headers
+        self.sender = _sender(original) or first_address(self.headers.get("to"))
+        self.message_id = _bracketed(original.get("message-id")) if original else None
+        self.subject = original.text("subject") if original else None
+        self.list_id = _bracketed(original.text("list-id")) if original else None
+
+    @property
+    def date(self) -> datetime | None:
+        """The date of the bounce itself, for recipients whose report gives no date."""
+        return parse_date(self.headers.get("date"))
+
+
+def _sender(original: Headers | None) -> str | None:
+    if original is None:
+        return None
+    return first_address(original.get("from")) or first_address(original.get("return-path"))
+
+
+def _bracketed(value: str | None) -> str | None:
+    """The part in angle brackets (``<id@host>`` → ``id@host``; a List-Id's ``Name <list.example>`` →
+    ``list.example``), else the whole value; None when empty."""
+    if not value:
+        return None
+    start = value.find("<")
+    end = value.find(">", start + 1)
+    inner = value[start + 1 : end] if start >= 0 and end > start else value.replace("<", "").replace(">", "")
+    return inner.strip() or None
+
+
+def _explain(f: Finding, decoder: str, ctx: _Context) -> Recipient:
+    verdict = None
+    status, reply_code = f.status, f.reply_code
+    stage, remote_host = f.stage, f.remote_host
+    kind, reason = f.kind, f.reason
+    reply = None
+    if f.diagnostic:
+        text = f"{f.diagnostic_type}; {f.diagnostic}" if f.diagnostic_type else f.diagnostic
+        reply = parse_reply(text)  # the type says something too: x-unix is a local delivery program
+        if status and reply.enhanced and reply.enhanced[0] == status[0]:
+            # The remote server's own code (its reply, quoted in the diagnostic) is more precise than the status
+            # the reporting MTA derived from it: "Status: 5.0.0" or "5.1.1" for "552 5.2.2 Over quota".
+            status = reply.enhanced
+        if status and reply.basic and reply.basic[0] != status[0]:
+            reply = reply._replace(basic=None)  # not a reply code of this outcome (an exit status, a count)
+    if reason is None and (f.action in SUCCESS_ACTIONS or (status or "").startswith("2.")):
+        reason, kind = DELIVERED, Kind.DELIVERY_NOTICE
+    elif reason is None:
+        reply = reply or parse_reply("")
+        if status and (reply.enhanced is None or reply.enhanced[0] != status[0]):
+            # the DSN Status decides the class where the diagnostic has none or disagrees (RFC 3464 2.3.4)
+            reply = reply._replace(enhanced=status, reply_class=ReplyClass.from_digit(status[0]))
+        if reply.reply_class is None and f.action is Action.DELAYED:
+            reply = reply._replace(reply_class=ReplyClass.TRANSIENT)
+        verdict = classify(reply, stage=stage, remote_host=remote_host)
+        reason = verdict.reason
+    if reply is not None:
+        reply_code = reply_code or reply.basic
+        status = status or reply.enhanced
+        stage = stage or reply.stage
+        remote_host = remote_host or reply.remote_host
+    return Recipient(
+        recipient=f.recipient,
+        reason=reason,
+        kind=kind,
+        decoder=decoder,
+        action=f.action,
+        status=status,
+        reply_code=reply_code,
+        diagnostic=f.diagnostic,
+        diagnostic_type=f.diagnostic_type,
+        remote_host=remote_host,
+        reporting_mta=f.reporting_mta,
+        stage=stage,
+        hard_bounce=verdict.hard_bounce if verdict is not None and f.action is not Action.DELAYED else False,
+        timestamp=f.timestamp or ctx.date,
+        original_recipient=f.original_recipient,
+        sender=f.sender or ctx.sender,
+        message_id=ctx.message_id,
+        subject=ctx.subject,
+        list_id=ctx.list_id,
+        feedback_type=f.feedback_type,
+        verdict=verdict,
+    )

@@ -1,0 +1,107 @@
+"""Bounce decoders: one small module per format, each satisfying :class:`Decoder`.
+
+A decoder module has a ``name``, a cheap ``detect(mail)`` that says whether the mail is in its format, and
+``decode(mail)`` that returns one :class:`~smtplens.bounce.model.Finding` per recipient, in the order the mail
+names them (an empty list: the format was recognised but no recipient could be read; the next decoder tries).
+Decoders are pure: they read the parsed mail and never raise on any input. ``smtplens.bounce.registry`` lists
+them in the order they are tried; a test checks that every module here is listed.
+
+The helpers below are shared by decoders: cleaning an address out of a DSN field, reading a date, and the
+signs that a mail is a bounce at all.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Protocol
+
+from smtplens.bounce.mime import Mail
+from smtplens.bounce.model import Finding
+
+__all__ = ["MAX_RECIPIENTS", "Decoder", "clean_address", "looks_like_bounce", "parse_date"]
+
+MAX_RECIPIENTS = 1000
+"""Recipients explained per mail; a decoder may return one more to say that there are more (the pipeline warns).
+A real bounce names a few; thousands are a broken or hostile mail, and each costs a classification."""
+
+
+class Decoder(Protocol):
+    """The contract of a decoder module (a module satisfies it with a ``name`` and two functions)."""
+
+    name: str
+
+    def detect(self, mail: Mail) -> bool: ...
+
+    def decode(self, mail: Mail) -> list[Finding]: ...
+
+
+_TYPED = re.compile(r"^\s*(?:rfc822|x-[\w.-]+|utf-8|unknown)\s*;\s*", re.I)
+
+
+def clean_address(value: str | None) -> str | None:
+    """The address of a DSN address field (``rfc822; <Neko@Example.JP>`` → ``Neko@Example.JP``), else None.
+
+    RFC 3464 section 2.3.1: the value is ``address-type ";" generic-address``; ``utf-8`` typed values
+    (RFC 6533) may carry ``\\x{…}`` escapes, which are kept as written.
+    """
+    if not value:
+        return None
+    text = _TYPED.sub("", value, count=1).strip()
+    if "<" in text:
+        start = text.find("<")
+        end = text.find(">", start)
+        text = text[start + 1 : end if end > start else len(text)]
+    text = text.strip().strip("<>\"' \t").rstrip(".,;")
+    return text or None
+
+
+def parse_date(value: str | None) -> datetime | None:
+    """An RFC 5322 date (lenient: obsolete zones, missing seconds), else None."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+_BOUNCE_FROM = ("mailer-daemon", "postmaster", "mail delivery", "mail-daemon", "maildelivery")
+_BOUNCE_SUBJECT = (
+    "undeliver",
+    "undelivered",
+    "delivery status notification",
+    "delivery failure",
+    "delivery has failed",
+    "delivery failed",
+    "failure notice",
+    "returned mail",
+    "mail delivery failed",
+    "non remis",
+    "nicht zustellbar",
+    "unzustellbar",
+    "no se puede entregar",
+    "not delivered",
+    "could not be delivered",
+    "delivery notification",
+    "message not delivered",
+    "mail system error",
+    "warning: could not send",
+    "delayed mail",
+    "delivery delayed",
+    "delivery report",
+    "returned to sender",
+)
+
+
+def looks_like_bounce(mail: Mail) -> bool:
+    """Whether the mail shows the outward signs of a bounce: sent by a mailer daemon or postmaster, or a subject
+    that reports a delivery problem, or a DSN part (RFC 3464)."""
+    sender = (mail.headers.get("from") or "").lower()
+    if any(word in sender for word in _BOUNCE_FROM):
+        return True
+    subject = (mail.headers.text("subject") or "").lower()
+    if any(word in subject for word in _BOUNCE_SUBJECT):
+        return True
+    return mail.find("message/delivery-status", "message/global-delivery-status") is not None

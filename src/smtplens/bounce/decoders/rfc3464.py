@@ -1,0 +1,224 @@
+"""RFC 3464 delivery status notifications, in an RFC 6522 ``multipart/report`` or less well-formed.
+
+The machine-readable part (``message/delivery-status``; ``message/global-delivery-status`` of RFC 6533) holds one
+block of per-message fields (Reporting-MTA, Arrival-Date, …) and one block per recipient (Final-Recipient,
+Original-Recipient, Action, Status, Remote-MTA, Diagnostic-Code, Last-Attempt-Date), blocks separated by blank
+lines (RFC 3464 section 2.1). Real reports bend this: blocks without separating lines, the fields written into
+the text body when the MIME structure was lost, the reason only in the human-readable part. Each is read here.
+"""
+
+from __future__ import annotations
+
+import re
+
+from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address, parse_date
+from smtplens.bounce.mime import Headers, Mail, field_blocks
+from smtplens.bounce.model import Action, Finding
+from smtplens.reply import parse_reply
+
+__all__ = ["decode", "detect", "name"]
+
+name = "rfc3464"
+
+DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
+_RECIPIENT_FIELDS = ("final-recipient", "original-recipient")
+_MESSAGE_FIELDS = frozenset(
+    {"reporting-mta", "received-from-mta", "arrival-date", "original-envelope-id", "dsn-gateway"}
+)
+_DSN_FIELDS = _MESSAGE_FIELDS | frozenset(
+    {"final-recipient", "original-recipient", "action", "status", "remote-mta", "diagnostic-code", "last-attempt-date"}
+)
+# A DSN written into a text body: its first field at the start of a line.
+_DSN_IN_TEXT = re.compile(r"^(?:Final-Recipient|Original-Recipient)[ \t]*:[ \t]*\S", re.I | re.M)
+_DSN_START = re.compile(
+    r"^(?:Reporting-MTA|Received-From-MTA|Arrival-Date|Final-Recipient|Original-Recipient)[ \t]*:", re.I | re.M
+)
+_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+_TYPE = re.compile(r"^\s*([A-Za-z][\w.-]{0,30})\s*;")
+_REPLY_CODE = re.compile(r"\b[245]\d\d\b")
+_PARAGRAPH_END = re.compile(r"\n[ \t]*\n")
+MAX_PARAGRAPH = 1000
+MAX_REPORT = 2_000_000  # characters of a delivery-status part read (a report of 1,000 recipients is ~300 KB)
+MAX_TEXT = 1_000_000  # characters of the human-readable part searched for a recipient's paragraph
+
+
+def detect(mail: Mail) -> bool:
+    if mail.find(*DSN_TYPES) is not None:
+        return True
+    if mail.ctype == "multipart/report" and mail.root.params.get("report-type", "").lower() == "delivery-status":
+        return True
+    return _DSN_IN_TEXT.search(mail.text) is not None
+
+
+def decode(mail: Mail) -> list[Finding]:
+    findings: list[Finding] = []
+    for part in mail.find_all(*DSN_TYPES):  # usually one; a digest of reports has several
+        findings += _read(field_blocks(part.text()[:MAX_REPORT]))
+    if findings:
+        _complete_from_text(findings, _human_text(mail))
+        return findings
+    text = mail.text
+    start = _DSN_START.search(text)
+    if start is None:
+        return []
+    findings = _read(_blocks_in_text(text[start.start() : start.start() + MAX_REPORT]))
+    _complete_from_text(findings, text[: start.start()])
+    return findings
+
+
+def _blocks_in_text(text: str) -> list[Headers]:
+    """The DSN field blocks of a report whose fields were written into the text (``text`` starts with them)."""
+    blocks = []
+    for block in field_blocks(text):
+        if not any(n in _DSN_FIELDS for n, _ in block):
+            break  # the returned message's header follows the report
+        blocks.append(block)
+    return blocks
+
+
+def _records(blocks: list[Headers]) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """The per-message fields and one dict of fields per recipient (first value of a field wins).
+
+    A block that names a recipient is one recipient's fields, in any order (some MTAs write ``Action`` first);
+    a recipient field that repeats within a block starts the next recipient (blocks written without blank
+    lines). Per-message fields are taken wherever they stand.
+    """
+    message: dict[str, str] = {}
+    records: list[dict[str, str]] = []
+    for block in blocks:
+        if not any(n in _RECIPIENT_FIELDS for n, _ in block):
+            for n, v in block:
+                if not records or n in _MESSAGE_FIELDS or _is_sender_field(n):
+                    message.setdefault(n, v)
+                elif n in _DSN_FIELDS:  # fields of the last recipient after a stray blank line
+                    records[-1].setdefault(n, v)
+            continue
+        if len(records) > MAX_RECIPIENTS:
+            break
+        current: dict[str, str] = {}
+        records.append(current)
+        for n, v in block:
+            if n in _MESSAGE_FIELDS or _is_sender_field(n):
+                message.setdefault(n, v)
+                continue
+            if n in _RECIPIENT_FIELDS and n in current:
+                if len(records) > MAX_RECIPIENTS:
+                    break
+                current = {}
+                records.append(current)
+            current.setdefault(n, v)
+    return message, [r for r in records if any(n in r for n in _RECIPIENT_FIELDS)]
+
+
+def _is_sender_field(name: str) -> bool:
+    """``X-Postfix-Sender``, ``X-Outbound-Mail-Relay-Sender``: the envelope sender, as some MTAs add it."""
+    return name.startswith("x-") and name.endswith("-sender")
+
+
+def _read(blocks: list[Headers]) -> list[Finding]:
+    message, records = _records(blocks)
+    reporting_mta = _host(message.get("reporting-mta"))
+    arrival_field = message.get("arrival-date")
+    sender = next((clean_address(v) for n, v in message.items() if _is_sender_field(n)), None)
+    findings = []
+    for rec in records:
+        final = clean_address(rec.get("final-recipient"))
+        original = clean_address(rec.get("original-recipient"))
+        recipient = final or original
+        if not recipient:
+            continue
+        status_field = rec.get("status") or ""
+        status_match = _STATUS.search(status_field)
+        status = status_match.group(0) if status_match else None
+        diag_type, diagnostic = _diagnostic(rec.get("diagnostic-code"))
+        if not diagnostic and "(" in status_field:
+            # "Status: 4.0.0 (cat.example.net: host name lookup failure)": the comment is the explanation
+            diagnostic = status_field[status_field.find("(") + 1 :].rstrip(") ").strip() or None
+        findings.append(
+            Finding(
+                recipient=recipient,
+                original_recipient=original if original and original != recipient else None,
+                action=Action.parse(rec.get("action")),
+                status=status,
+                diagnostic=diagnostic,
+                diagnostic_type=diag_type,
+                remote_host=_host(rec.get("remote-mta")),
+                reporting_mta=reporting_mta,
+                timestamp=parse_date(rec.get("last-attempt-date") or arrival_field),
+                sender=sender,
+            )
+        )
+    return findings
+
+
+def _diagnostic(value: str | None) -> tuple[str | None, str | None]:
+    """``smtp; 550 5.1.1 …`` → ``("smtp", "550 5.1.1 …")`` (RFC 3464 section 2.3.6)."""
+    if not value:
+        return None, None
+    m = _TYPE.match(value)
+    if m is None:
+        return None, value.strip() or None
+    return m.group(1).lower(), value[m.end() :].strip() or None
+
+
+def _host(value: str | None) -> str | None:
+    """``dns; mx.example.jp`` → ``mx.example.jp`` (RFC 3464 section 2.2.2, 2.3.5)."""
+    if not value:
+        return None
+    text = value.split(";", 1)[1] if ";" in value else value
+    text = text.strip()
+    if not text:
+        return None
+    host = text.split()[0].strip("[]()<>").rstrip(".")
+    return host or None
+
+
+def _complete_from_text(findings: list[Finding], text: str) -> None:
+    """Where the DSN fields give no explanation or no SMTP command, read the human-readable part: the paragraph
+    that names the recipient (``host mx said: 550 … (in reply to RCPT TO command)``)."""
+    text = text[:MAX_TEXT]
+    lower = text.lower()
+    for f in findings:
+        if f.diagnostic and f.stage is not None:
+            continue
+        paragraph = _paragraph_about(text, lower, f.recipient)
+        if paragraph is None and f.original_recipient:
+            paragraph = _paragraph_about(text, lower, f.original_recipient)
+        if paragraph is None:
+            continue
+        if not f.diagnostic:
+            f.diagnostic = paragraph  # its code, stage and host are read with it
+            continue
+        plower = paragraph.lower()
+        if "command" not in plower and ">>>" not in plower and " after " not in plower:
+            continue  # no SMTP command named: nothing to add
+        reply = parse_reply(paragraph)
+        code = _REPLY_CODE.search(f.diagnostic)
+        if reply.stage is not None and (code is None or code.group() == reply.basic):
+            f.stage = reply.stage  # the same reply as the Diagnostic-Code, with the command it answered
+            if f.remote_host is None:
+                f.remote_host = reply.remote_host
+
+
+def _human_text(mail: Mail) -> str:
+    part = mail.find("text/plain")
+    return part.text() if part is not None else mail.text
+
+
+def _paragraph_about(text: str, lower: str, address: str) -> str | None:
+    """The first paragraph of ``text`` (``lower`` is it in lower case) that names ``address`` and says more than
+    the address (up to the next blank line), whitespace collapsed."""
+    needle = address.lower()
+    if not needle:
+        return None
+    at = lower.find(needle)
+    while at >= 0:
+        start = text.rfind("\n", 0, at) + 1
+        end_match = _PARAGRAPH_END.search(text, at, start + MAX_PARAGRAPH)
+        end = end_match.start() if end_match else start + MAX_PARAGRAPH
+        paragraph = " ".join(text[start:end].split())
+        rest = paragraph.lower().replace(needle, "").strip(" <>.:;,()\"'")
+        if len(rest) > 3:
+            return paragraph
+        at = lower.find(needle, at + len(needle))
+    return None

@@ -1,0 +1,555 @@
+"""A lenient, fast reader of mail structure: header fields, MIME parts, transfer encodings, charsets.
+
+Total: :func:`parse_mail` never raises; broken MIME gives what can be read. Line endings are normalised first
+(CRLF, CR and LF all become LF). The mail is held as a ``latin-1`` string, which maps every byte to one
+character and back, so the structure is found with fast string operations and a part's bytes are recovered
+exactly when its content is decoded (transfer encoding first, then the charset).
+
+The standard library's ``email`` package supplies the pieces whose rules are intricate: RFC 2047 encoded words
+(:func:`email.header.decode_header`), RFC 2231 parameters (:func:`email.utils.decode_params`) and address
+parsing (:func:`email.utils.getaddresses`). Splitting the structure itself is done here: the package's feed
+parser reads line by line in Python and costs several times the budget of a whole bounce (the speed target of
+issue #4 is five times Sisimai's ~1,800 mails/s on one core).
+"""
+
+from __future__ import annotations
+
+import binascii
+import codecs
+import re
+from collections.abc import Iterator
+from email.errors import HeaderParseError
+from email.header import decode_header
+from email.utils import collapse_rfc2231_value, decode_params, getaddresses
+from functools import lru_cache
+
+__all__ = [
+    "Headers",
+    "Mail",
+    "Part",
+    "addresses",
+    "decode_bytes",
+    "field_blocks",
+    "first_address",
+    "parse_headers",
+    "parse_mail",
+    "split_headers",
+]
+
+MAX_DEPTH = 10  # nesting of multiparts and attached messages followed; deeper content stays one opaque part
+MAX_PARTS = 500  # parts read in one mail; the rest is ignored
+ORIGINAL_TYPES = frozenset({"message/rfc822", "message/global", "text/rfc822-headers", "message/global-headers"})
+HEADERS_ONLY_TYPES = frozenset({"text/rfc822-headers", "message/global-headers"})
+
+# RFC 5322 section 3.6.8: a field name is printable US-ASCII except the colon; the value may be folded.
+_FIELD_LINE = re.compile(r"^([!-9;-~]+)[ \t]*:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)", re.M)
+# The contiguous field lines at a position (each a field line and its continuation lines); ends at the first
+# line that is neither, which is the blank separator line in a well-formed mail.
+_HEADER_BLOCK = re.compile(r"(?:[!-9;-~]+[ \t]*:[^\n]*(?:\n[ \t][^\n]*)*(?:\n|\Z))*")
+_FOLD = re.compile(r"[ \t]*\n[ \t]*")
+_PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)')
+_TAGS = re.compile(r"<[^>]*>")
+_BLANK_LINES = re.compile(r"\n[ \t]*\n")
+
+# Names that mail software writes but Python's codec registry does not know, and supersets worth preferring.
+_CHARSET_ALIASES = {
+    "x-sjis": "cp932",
+    "shift_jis": "cp932",
+    "shift-jis": "cp932",
+    "sjis": "cp932",
+    "windows-31j": "cp932",
+    "iso-2022-jp": "iso2022_jp_ext",
+    "iso-2022-jp-1": "iso2022_jp_ext",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "ks_c_5601-1987": "cp949",
+    "euc-kr": "cp949",
+    "us-ascii": "utf-8",  # mislabelled 8-bit text is far more often UTF-8 than anything else
+    "ascii": "utf-8",
+    "iso-8859-1": "cp1252",  # the superset mail clients use (HTML5 does the same)
+    "latin1": "cp1252",
+    "unknown-8bit": "utf-8",
+    "x-unknown": "utf-8",
+    "x-user-defined": "utf-8",
+}
+
+
+def decode_bytes(data: bytes, charset: str | None = None) -> str:
+    """Bytes as text in ``charset``; an unknown or wrong charset falls back to UTF-8, then Windows-1252.
+
+    Never raises. ISO-2022-JP is decoded with its extended variant, which also reads the JIS X 0212 and
+    half-width katakana that Japanese mailers add.
+    """
+    if data.isascii():
+        if b"\x1b" not in data:
+            return data.decode("ascii")
+        charset = charset or "iso-2022-jp"  # escape sequences: a 7-bit Japanese text without a label
+    name = (charset or "utf-8").strip().strip('"').lower()
+    name = _CHARSET_ALIASES.get(name, name)
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        name = "utf-8"
+    try:
+        return data.decode(name)
+    except UnicodeDecodeError:
+        pass
+    if name != "utf-8":
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        return data.decode(name, errors="replace")
+    return data.decode("cp1252", errors="replace")
+
+
+def _fix_8bit(value: str) -> str:
+    """A header value held as latin-1 with raw 8-bit bytes (RFC 6532 UTF-8, or a legacy charset) as text."""
+    if value.isascii():
+        return value
+    try:
+        raw = value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value
+    return decode_bytes(raw)
+
+
+def decode_words(value: str) -> str:
+    """RFC 2047 encoded words (``=?ISO-2022-JP?B?…?=``) and raw 8-bit bytes decoded as far as they can be;
+    never raises (a word the standard library cannot read is left as written)."""
+    value = _fix_8bit(value)
+    if "=?" not in value:
+        return value
+    try:
+        chunks = decode_header(value)
+    except (HeaderParseError, ValueError, LookupError):
+        return value
+    out = []
+    for chunk, charset in chunks:
+        out.append(decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk)
+    return "".join(out)
+
+
+_SCAN = 6  # fields up to which get() scans instead of indexing
+
+
+class Headers:
+    """Header fields in their order; names compare case-insensitively, values are unfolded when read.
+
+    Values are held as read (``latin-1`` text of the raw bytes); :meth:`text` decodes RFC 2047 words and 8-bit
+    bytes for display. The index by name is built on first use: most fields of a mail are never read.
+    """
+
+    __slots__ = ("_fields", "_index")
+
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
+        self._fields = fields  # (name as written, value as written, folded)
+        self._index: dict[str, str] | None = None
+
+    def _lookup(self) -> dict[str, str]:
+        index = self._index
+        if index is None:
+            index = self._index = {name.lower(): value for name, value in reversed(self._fields)}
+        return index
+
+    def get(self, name: str) -> str | None:
+        """The first field of that name (lower-case name), unfolded, or None."""
+        if self._index is None and len(self._fields) <= _SCAN:
+            for n, v in self._fields:  # a part's few fields: scanning beats building an index
+                if n.lower() == name:
+                    return _unfold(v)
+            return None
+        value = self._lookup().get(name)
+        return None if value is None else _unfold(value)
+
+    def get_all(self, name: str) -> list[str]:
+        return [_unfold(v) for n, v in self._fields if n.lower() == name]
+
+    def text(self, name: str) -> str | None:
+        """The first field of that name, decoded for display."""
+        value = self.get(name)
+        return None if value is None else decode_words(value)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._lookup()
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        """``(lower-case name, unfolded value)`` of every field, in order."""
+        return ((n.lower(), _unfold(v)) for n, v in self._fields)
+
+    def __bool__(self) -> bool:
+        return bool(self._fields)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._fields!r})"
+
+
+def _unfold(value: str) -> str:
+    if "\n" in value:
+        value = _FOLD.sub(" ", value)
+    return value.rstrip()
+
+
+def split_headers(text: str, start: int = 0, *, mbox: bool = False) -> tuple[Headers, int]:
+    """The header fields that begin at ``start`` and the index where the body begins.
+
+    A blank line ends the fields; so does the first line that is neither a field nor a continuation (the
+    lenient reading of a mail whose separator line is missing). With ``mbox``, a ``From `` line at the start is
+    skipped.
+    """
+    pos = start
+    if mbox and text.startswith("From ", pos):
+        nl = text.find("\n", pos)
+        pos = len(text) if nl < 0 else nl + 1
+    block = _HEADER_BLOCK.match(text, pos)  # matches at least the empty string
+    end = block.end() if block else pos
+    fields = _FIELD_LINE.findall(text, pos, end) if end > pos else []
+    if text.startswith("\n", end):
+        end += 1  # the blank line that separates the body
+    return Headers(fields), end
+
+
+def parse_headers(text: str) -> Headers:
+    """The header fields at the start of ``text`` (a header block, ``text/rfc822-headers``, DSN fields)."""
+    return split_headers(text)[0]
+
+
+def field_blocks(text: str) -> list[Headers]:
+    """Blocks of ``Name: value`` fields separated by blank lines (the body of ``message/delivery-status`` or
+    ``message/feedback-report``); lines that are not fields are skipped."""
+    blocks = []
+    for chunk in _BLANK_LINES.split(text):
+        fields = _FIELD_LINE.findall(chunk)
+        if fields:
+            blocks.append(Headers(fields))
+    return blocks
+
+
+@lru_cache(maxsize=2048)
+def content_type(value: str | None) -> tuple[str, dict[str, str]]:
+    """``type/subtype`` in lower case and the parameters (RFC 2045 section 5.1, RFC 2231 values collapsed).
+
+    Results are cached and shared: the parameter dict must not be changed.
+    """
+    if not value:
+        return "text/plain", {}
+    head, _, rest = value.partition(";")
+    ctype = head.strip().lower()
+    if "/" not in ctype:
+        ctype = "text/plain"  # RFC 2045 section 5.2: a syntactically invalid type is text/plain
+    if not rest:
+        return ctype, {}
+    raw = [(k.lower(), v.strip()) for k, v in _PARAM.findall(";" + rest)]
+    if any(k.endswith("*") or "*" in k for k, _ in raw):
+        try:
+            pairs = [(k, collapse_rfc2231_value(v)) for k, v in decode_params([(ctype, ""), *raw])[1:]]
+        except (ValueError, LookupError, IndexError):
+            pairs = raw
+    else:
+        pairs = raw
+    params: dict[str, str] = {}
+    for key, raw_value in pairs:
+        value = raw_value
+        if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+            value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        elif value.startswith('"'):
+            value = value[1:]
+        params.setdefault(key, value)
+    return ctype, params
+
+
+class Part:
+    """One MIME entity: its header fields, type and body; ``children`` for multiparts and attached messages.
+
+    Children are split on first use, so that the structure of a returned message is read only if asked for.
+    """
+
+    __slots__ = ("_budget", "_children", "_depth", "_text", "body", "ctype", "headers", "params")
+
+    def __init__(
+        self,
+        headers: Headers,
+        body: str,
+        default_type: str = "text/plain",
+        budget: _Budget | None = None,
+        depth: int = 0,
+    ) -> None:
+        self.headers = headers
+        self.body = body  # latin-1 text of the raw, still transfer-encoded bytes
+        raw_type = headers.get("content-type")
+        self.ctype, self.params = content_type(raw_type) if raw_type else (default_type, {})
+        self._children: list[Part] | None = None
+        self._budget = budget or _Budget()
+        self._depth = depth
+        self._text: str | None = None
+
+    @property
+    def children(self) -> list[Part]:
+        """The parts of a multipart, or the one message of a ``message/rfc822`` part; else empty."""
+        if self._children is None:
+            self._children = _children(self)
+        return self._children
+
+    @property
+    def maintype(self) -> str:
+        return self.ctype.partition("/")[0]
+
+    @property
+    def charset(self) -> str | None:
+        return self.params.get("charset")
+
+    def payload(self) -> bytes:
+        """The body with its transfer encoding (base64, quoted-printable) undone."""
+        raw = self.body.encode("latin-1", errors="replace")
+        cte = (self.headers.get("content-transfer-encoding") or "").strip().lower()
+        if cte == "base64":
+            return _base64(raw)
+        if cte == "quoted-printable":
+            return binascii.a2b_qp(raw)
+        return raw
+
+    def text(self) -> str:
+        """The body as text: transfer encoding undone, then decoded in its charset."""
+        if self._text is None:
+            self._text = decode_bytes(self.payload(), self.charset)
+        return self._text
+
+    def walk(self) -> Iterator[Part]:
+        """This part and every part below it, in order, including inside attached messages."""
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+    def __repr__(self) -> str:
+        return f"Part({self.ctype!r}, {len(self.body)} chars)"
+
+
+def _base64(raw: bytes) -> bytes:
+    try:
+        return binascii.a2b_base64(raw)
+    except binascii.Error:
+        pass
+    clean = _NOT_BASE64.sub(b"", raw)  # line noise, stray characters and misplaced padding
+    rest = len(clean) % 4
+    clean = clean[:-1] if rest == 1 else clean + b"=" * ((4 - rest) % 4)
+    try:
+        return binascii.a2b_base64(clean)
+    except binascii.Error:
+        return b""
+
+
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]+")
+
+
+class _Budget:
+    """Parts read so far in one mail (shared by its parts), to bound the work on a hostile mail."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts = 0
+
+
+def _entity(text: str, budget: _Budget, depth: int, default_type: str = "text/plain") -> Part:
+    headers, at = split_headers(text, mbox=depth == 0)
+    budget.parts += 1
+    return Part(headers, text[at:], default_type, budget, depth)
+
+
+def _children(part: Part) -> list[Part]:
+    budget, depth = part._budget, part._depth
+    if depth >= MAX_DEPTH or budget.parts >= MAX_PARTS:
+        return []
+    if part.maintype == "multipart":
+        boundary = part.params.get("boundary")
+        if not boundary:
+            return []
+        child_type = "message/rfc822" if part.ctype == "multipart/digest" else "text/plain"
+        out = []
+        for chunk in _split_multipart(part.body, boundary):
+            if budget.parts >= MAX_PARTS:
+                break
+            out.append(_entity(chunk, budget, depth + 1, child_type))
+        return out
+    if part.ctype in ("message/rfc822", "message/global"):
+        inner = part.body
+        cte = (part.headers.get("content-transfer-encoding") or "").strip().lower()
+        if cte in ("base64", "quoted-printable"):
+            inner = part.payload().replace(b"\r\n", b"\n").decode("latin-1")
+        return [_entity(inner, budget, depth + 1)]
+    return []
+
+
+def _split_multipart(body: str, boundary: str) -> list[str]:
+    """The bodies between the delimiter lines of ``boundary`` (RFC 2046 section 5.1.1).
+
+    A delimiter is ``--boundary`` at the start of a line, followed only by white space (or by ``--`` for the
+    last one). Lines that merely begin with the delimiter (a nested boundary that extends this one) are content.
+    Without a closing delimiter the last part runs to the end (a truncated mail). Only the parts are copied.
+    """
+    delim = "--" + boundary
+    parts: list[str] = []
+    start: int | None = None  # where the current part's content begins
+    pos = 0 if body.startswith(delim) else body.find("\n" + delim)
+    while pos >= 0:
+        line_start = pos if pos == 0 and body.startswith(delim) else pos + 1
+        after = line_start + len(delim)
+        nl = body.find("\n", after)
+        line_end = len(body) if nl < 0 else nl
+        rest = body[after:line_end]
+        closing = rest.startswith("--")
+        if not (rest[2:] if closing else rest).strip():  # a delimiter line, not content that starts like one
+            if start is not None:
+                parts.append(body[start : max(line_start - 1, start)])
+            if closing:
+                return parts
+            start = line_end + 1
+            if len(parts) >= MAX_PARTS:
+                return parts
+        pos = body.find("\n" + delim, line_end)
+    if start is not None and start <= len(body):
+        parts.append(body[start:])
+    return parts
+
+
+def addresses(value: str | None) -> list[str]:
+    """The mail addresses in an address-list field (``"Neko" <neko@example.jp>, b@example.org``)."""
+    if not value:
+        return []
+    simple = _SIMPLE_ADDRESS.fullmatch(value)
+    if simple is not None:
+        return [simple[1] or simple[2]]
+    try:
+        pairs = getaddresses([value])
+    except (ValueError, IndexError, TypeError):
+        return []
+    return [addr for _, addr in pairs if "@" in addr]
+
+
+# One address, bare or in angle brackets after a display name without specials: most fields; the rest goes to
+# email.utils.getaddresses (comments, quoted names with commas, groups).
+_SIMPLE_ADDRESS = re.compile(
+    r'\s*(?:(?:[^<>()",;:@\\]*|"[^"\\]*")\s*<([^<>()\s",;:@]+@[^<>()\s",;:@]+)>|([^<>()\s",;:@]+@[^<>()\s",;:@]+))\s*'
+)
+
+
+def first_address(value: str | None) -> str | None:
+    found = addresses(value)
+    return found[0] if found else None
+
+
+class Mail:
+    """A parsed mail: its top-level header fields, its MIME tree, its readable text and its attached original.
+
+    ``parts`` lists the leaves of the mail's own structure in order; an attached message (``message/rfc822``) is
+    one leaf, not descended into, so that the parts of a bounce are never confused with those of the message it
+    returns. Everything here is computed on first use.
+    """
+
+    __slots__ = ("_original", "_original_found", "_parts", "_text", "raw", "root")
+
+    def __init__(self, root: Part, raw: str) -> None:
+        self.root = root
+        self.raw = raw  # the whole mail, line endings normalised, as latin-1 text
+        self._parts: list[Part] | None = None
+        self._text: str | None = None
+        self._original: Headers | None = None
+        self._original_found = False
+
+    @property
+    def headers(self) -> Headers:
+        return self.root.headers
+
+    @property
+    def ctype(self) -> str:
+        return self.root.ctype
+
+    @property
+    def parts(self) -> list[Part]:
+        if self._parts is None:
+            out: list[Part] = []
+            stack = [self.root]
+            while stack:
+                part = stack.pop()
+                if part.children and part.maintype == "multipart":
+                    stack.extend(reversed(part.children))
+                else:
+                    out.append(part)
+            self._parts = out
+        return self._parts
+
+    def find(self, *ctypes: str) -> Part | None:
+        """The first leaf of one of these types, outside attached messages."""
+        for part in self.parts:
+            if part.ctype in ctypes:
+                return part
+        return None
+
+    def find_all(self, *ctypes: str) -> list[Part]:
+        return [part for part in self.parts if part.ctype in ctypes]
+
+    @property
+    def text(self) -> str:
+        """The readable text of the mail: its ``text/plain`` parts (else ``text/html`` without tags), outside
+        attached messages; for a single-part mail, its body."""
+        if self._text is None:
+            self._text = self._readable()
+        return self._text
+
+    def _readable(self) -> str:
+        if self.root.maintype != "multipart":
+            if self.root.maintype == "text" or not self.root.children:
+                body = self.root.text()
+                return _TAGS.sub(" ", body) if self.root.ctype == "text/html" else body
+            return ""
+        plain = [p.text() for p in self.parts if _is_readable(p)]
+        if plain:
+            return "\n".join(plain)
+        html = [p.text() for p in self.parts if p.ctype == "text/html"]
+        return _TAGS.sub(" ", "\n".join(html))
+
+    @property
+    def original(self) -> Headers | None:
+        """The header fields of the returned original message (``message/rfc822`` or ``text/rfc822-headers``)."""
+        if not self._original_found:
+            self._original = self._find_original()
+            self._original_found = True
+        return self._original
+
+    def _find_original(self) -> Headers | None:
+        for part in self.parts:
+            if part.ctype not in ORIGINAL_TYPES:
+                continue
+            if part.ctype in HEADERS_ONLY_TYPES:
+                headers = parse_headers(part.payload().replace(b"\r\n", b"\n").decode("latin-1"))
+            elif part.children:
+                headers = part.children[0].headers
+            else:
+                headers = parse_headers(part.body)
+            if headers:
+                return headers
+        return None
+
+
+def _is_readable(part: Part) -> bool:
+    """A ``text/plain`` part that is not an attachment, or a multipart whose boundary was never found."""
+    if part.ctype == "text/plain":
+        disposition = part.headers.get("content-disposition")
+        return disposition is None or not disposition.lstrip().lower().startswith("attachment")
+    return part.maintype == "multipart" and not part.children
+
+
+def parse_mail(data: bytes | str) -> Mail:
+    """Parse a mail (bytes as read from a file, or text). Never raises."""
+    if isinstance(data, bytes):
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        text = data.decode("latin-1")
+    else:
+        if "\r" in data:
+            data = data.replace("\r\n", "\n").replace("\r", "\n")
+        text = data if data.isascii() else data.encode("utf-8", errors="replace").decode("latin-1")
+    return Mail(_entity(text, _Budget(), 0), text)
