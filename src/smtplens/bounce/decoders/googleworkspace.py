@@ -1,0 +1,61 @@
+"""Google Workspace / Gmail bounces that carry no machine-readable part (``mailer-daemon@googlemail.com``).
+
+Google's current bounces are ``multipart/report`` mails with an HTML and a text version of a notice, and usually
+an RFC 3464 part (read by the standard decoder). Some lack that part, notably failures of the "Send mail as"
+feature (relaying through the user's own SMTP server). The text version reads: a heading between asterisks
+("** Message not delivered **", "** Address not found **"), a paragraph of explanation, "Learn more here: ..."
+and then "The response was:" followed by the reply or Google's own error ("Unspecified Error (SENT_SECOND_EHLO):
+..."). The recipient is in ``X-Failed-Recipients``.
+
+When the explanation says the "Send mail as" settings are wrong, the failure is the sender's own account's
+(its outgoing server refused or could not be used), so the format decides the reason.
+"""
+
+from __future__ import annotations
+
+import re
+
+from smtplens.bounce.decoders import MAX_RECIPIENTS, parse_date
+from smtplens.bounce.mime import Mail, addresses
+from smtplens.bounce.model import Action, Finding
+
+__all__ = ["decode", "detect", "name"]
+
+name = "googleworkspace"
+
+_HEADING = re.compile(r"^[ \t]*\*\*[ \t]*([^*\n]{3,80}?)[ \t]*\*\*[ \t]*$", re.M)
+_RESPONSE = re.compile(r"The response (?:was|from the remote server was):\s*", re.I)
+_LEARN = re.compile(r"Learn more (?:here|at)\b[^\n]*", re.I)
+_SEND_AS = "'send mail as'"
+MAX_TEXT = 100_000
+
+
+def detect(mail: Mail) -> bool:
+    sender = (mail.headers.get("from") or "").lower()
+    if "mailer-daemon@google" not in sender or "x-failed-recipients" not in mail.headers:
+        return False
+    dsn = mail.find("message/delivery-status", "message/global-delivery-status")
+    if dsn is not None and "recipient" in dsn.text().lower():
+        return False  # a complete RFC 3464 report: read by the standard decoder
+    return _HEADING.search(mail.text[:MAX_TEXT]) is not None
+
+
+def decode(mail: Mail) -> list[Finding]:
+    text = mail.text[:MAX_TEXT]
+    heading = _HEADING.search(text)
+    if heading is None:
+        return []
+    body = text[heading.end() :]
+    response = _RESPONSE.search(body)
+    explanation = _LEARN.sub(" ", body[: response.start()] if response else body)
+    if response:
+        reply = body[response.end() :].split("\n\n", 1)[0]
+        diagnostic = " ".join(reply.split()) or " ".join(explanation.split())
+    else:
+        diagnostic = " ".join(explanation.split())
+    reason = "sender_rejected" if _SEND_AS in explanation.lower() else None
+    date = parse_date(mail.headers.get("date"))
+    return [
+        Finding(recipient=r, action=Action.FAILED, diagnostic=diagnostic or None, reason=reason, timestamp=date)
+        for r in addresses(mail.headers.get("x-failed-recipients"))[: MAX_RECIPIENTS + 1]
+    ]

@@ -1,0 +1,77 @@
+"""Ipswitch IMail Server non-delivery notices.
+
+A plain-text mail from ``"Postmaster" <postmaster@…>`` (with a ``Sender:`` of the same address) whose subject
+begins ``Undeliverable Mail``, older versions with ``X-Mailer: <SMTP32 v…>``. Each failed recipient is a line
+of the form ``<reason>: <address>`` ("Unknown user: …", "Invalid final delivery userid: …") or ``undeliverable
+to <address>``; when the remote server refused the message, ``Body of message generated response:`` follows
+with its reply, one line per reply line. ``Original message follows.`` starts the returned message.
+"""
+
+from __future__ import annotations
+
+import re
+
+from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address
+from smtplens.bounce.mime import Mail
+from smtplens.bounce.model import Action, Finding
+
+__all__ = ["decode", "detect", "name"]
+
+name = "imailserver"
+
+_RECIPIENT = re.compile(r"^\s*([A-Za-z][^:<>@\n]{2,80}?)(?::\s*|\s+)<?([^\s<>\"@:]+@[^\s<>\"]+?)>?\s*$")
+_NOT_REASONS = frozenset({"to", "cc", "bcc", "from", "reply-to", "sender", "return-path", "delivered-to"})
+_RESPONSE = "body of message generated response:"
+_ORIGINAL = "Original message follows."
+MAX_TEXT = 100_000
+
+
+def detect(mail: Mail) -> bool:
+    headers = mail.headers
+    if (headers.get("x-mailer") or "").lstrip().startswith("<SMTP32 v"):
+        return True
+    subject = (headers.get("subject") or "").strip()
+    return (
+        subject.startswith("Undeliverable Mail")
+        and "sender" in headers
+        and not subject.startswith("Undeliverable Mail:")
+    )
+
+
+def decode(mail: Mail) -> list[Finding]:
+    text = mail.text[:MAX_TEXT]
+    end = text.find(_ORIGINAL)
+    if end >= 0:
+        text = text[:end]
+    findings: list[Finding] = []
+    response: list[str] = []
+    reading = False
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if reading:
+            if stripped:
+                response.append(stripped)
+                continue
+            if response:
+                reading = False
+            continue
+        if stripped.lower() == _RESPONSE:
+            reading = bool(findings)
+            continue
+        m = _RECIPIENT.match(line)
+        if m is None or m.group(1).strip().lower() in _NOT_REASONS:
+            continue
+        address = clean_address(m.group(2))
+        if address is None or len(findings) > MAX_RECIPIENTS:
+            continue
+        _close(findings, response)
+        findings.append(Finding(recipient=address, action=Action.FAILED, diagnostic=m.group(1).strip()))
+    _close(findings, response)
+    return findings
+
+
+def _close(findings: list[Finding], response: list[str]) -> None:
+    """The remote server's reply (read after the last recipient) replaces the reason line as its diagnostic."""
+    if findings and response:
+        findings[-1].diagnostic = " ".join(response)
+    response.clear()

@@ -1,0 +1,60 @@
+"""KDDI's au one net mail (``dion.ne.jp``, ``auone-net.jp``) error notices.
+
+Sent from ``no-reply@….dion.ne.jp`` with ``Reply-To: no-reply@app.auone-net.jp``, as a ``multipart/mixed``
+whose first part is the notice (sometimes a Japanese paragraph first) and the second the returned message.
+The notice names each recipient on a line ``Could not be delivered to: <address>``, after ``Your mail sent on:
+<date>``, and explains on the following indented lines ("As their mailbox is full.").
+"""
+
+from __future__ import annotations
+
+import re
+
+from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address, parse_date
+from smtplens.bounce.mime import Mail
+from smtplens.bounce.model import Action, Finding
+
+__all__ = ["decode", "detect", "name"]
+
+name = "kddi"
+
+_DOMAINS = ("dion.ne.jp", "auone-net.jp")
+_RECIPIENT = re.compile(r"^\s*Could not be delivered to:\s*<?([^\s<>\"]+@[^\s<>\"]+?)>?\s*$", re.I)
+_SENT_ON = re.compile(r"^\s*Your mail sent on:\s*(.+?)\s*$", re.I)
+MAX_TEXT = 100_000
+
+
+def detect(mail: Mail) -> bool:
+    headers = mail.headers
+    for field in ("from", "reply-to"):
+        value = headers.get(field)
+        if value and any(domain in value.lower() for domain in _DOMAINS):
+            return True
+    return False
+
+
+def decode(mail: Mail) -> list[Finding]:
+    findings: list[Finding] = []
+    sent_on = None
+    explaining = False
+    for line in mail.text[:MAX_TEXT].split("\n"):
+        date = _SENT_ON.match(line)
+        if date is not None:
+            sent_on = parse_date(date.group(1))
+            explaining = False
+            continue
+        m = _RECIPIENT.match(line)
+        if m is not None:
+            address = clean_address(m.group(1))
+            if address is not None and len(findings) <= MAX_RECIPIENTS:
+                findings.append(Finding(recipient=address, action=Action.FAILED, timestamp=sent_on))
+                explaining = True
+            continue
+        if not explaining:
+            continue
+        if not line.strip():
+            explaining = False
+            continue
+        last = findings[-1]
+        last.diagnostic = f"{last.diagnostic} {line.strip()}" if last.diagnostic else line.strip()
+    return findings

@@ -1,0 +1,53 @@
+"""Lotus Notes (Lotus SMTP MTA) undeliverable-message notices.
+
+A plain-text mail from ``postmaster@…`` with the subject ``Undeliverable message``. The reason and the failed
+recipients stand between the lines ``------- Failure Reasons  --------`` and ``------- Returned Message
+--------``: the explanation first (English, or Japanese in ISO-2022-JP), then the recipient addresses one per
+line. The returned message follows the second line.
+"""
+
+from __future__ import annotations
+
+import re
+
+from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address
+from smtplens.bounce.mime import Mail
+from smtplens.bounce.model import Action, Finding
+
+__all__ = ["decode", "detect", "name"]
+
+name = "notes"
+
+_START = re.compile(r"^-{5,}\s*Failure Reasons\s*-{5,}\s*$", re.I | re.M)
+_END = re.compile(r"^-{5,}\s*Returned Message\s*-{5,}\s*$", re.I | re.M)
+_ADDRESS = re.compile(r"^\s*<?([^\s<>\"@]+@[^\s<>\"]+?)>?\s*$")
+MAX_TEXT = 100_000
+
+
+def detect(mail: Mail) -> bool:
+    subject = (mail.headers.get("subject") or "").strip().lower()
+    return subject.startswith("undeliverable message") and _START.search(mail.text[:MAX_TEXT]) is not None
+
+
+def decode(mail: Mail) -> list[Finding]:
+    text = mail.text[:MAX_TEXT]
+    start = _START.search(text)
+    if start is None:
+        return []
+    end = _END.search(text, start.end())
+    block = text[start.end() : end.start() if end else len(text)]
+    findings: list[Finding] = []
+    reasons: list[str] = []
+    for line in block.split("\n"):
+        m = _ADDRESS.match(line)
+        if m is None:
+            if line.strip():
+                reasons.append(line.strip())
+            continue
+        address = clean_address(m.group(1))
+        if address is not None and len(findings) <= MAX_RECIPIENTS:
+            findings.append(Finding(recipient=address, action=Action.FAILED))
+    diagnostic = " ".join(" ".join(reasons).split()) or None
+    for finding in findings:
+        finding.diagnostic = diagnostic
+    return findings

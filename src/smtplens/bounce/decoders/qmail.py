@@ -1,0 +1,124 @@
+"""Bounces of qmail-send (qmail, netqmail, notqmail, indimail and other qmail descendants).
+
+A plain-text mail from ``MAILER-DAEMON@host``, usually with the subject "failure notice", whose body begins
+"Hi. This is the qmail-send program at HOST." and a few fixed sentences ("I'm afraid I wasn't able to deliver
+your message to the following addresses. This is a permanent error; …"). Then one paragraph per recipient:
+the address alone on a line as ``<address>:``, followed by qmail's account of what happened, quoting the
+remote server ("192.0.2.1 does not like recipient. Remote host said: 550 …", "… failed after I sent the
+message.", "Connected to 192.0.2.1 but sender was rejected.") or its own local error with a status in the
+form ``(#5.1.1)``. A line starting with ``---`` ("--- Below this line is a copy of the message.", indimail's
+"--- Enclosed is a copy of the message.") ends the report. Some descendants put the text in the first part of
+a ``multipart/mixed`` mail, the message after it as ``message/rfc822``.
+
+:func:`read_paragraphs` reads the recipient paragraphs; other decoders of qmail-like formats reuse it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address, parse_date
+from smtplens.bounce.mime import Mail
+from smtplens.bounce.model import Action, Finding
+from smtplens.model import Stage
+
+__all__ = ["decode", "detect", "name", "read_paragraphs"]
+
+name = "qmail"
+
+_INTRO = re.compile(r"^Hi\. This is the (?:qmail-send|qmail) program at ([^\s]+?)\.?[ \t]*$", re.M | re.I)
+_RECIPIENT = re.compile(r"^[ \t]*<([^<>\s]*@?[^<>\s]*)>:[ \t]*$", re.M)
+_END = re.compile(r"^---[ \t]*(?:Below this line|Enclosed|Original message|This is a copy)", re.M | re.I)
+# indimail writes the envelope before its account: "From: <s@example.jp> RCPT: <r@example.net> 192.0.2.25 …"
+_ENVELOPE = re.compile(r"^From: <([^<>]*)> RCPT: <[^<>]*>[ \t]*", re.I)
+_REMOTE_SAID = re.compile(r"\bRemote host said:[ \t]*", re.I)
+_GIVING_UP = re.compile(
+    r"(?:^|(?<=[.)\]]))[ \t]*(?:Giving up on \S+?\.?|I'm not going to try again; this message has been in the "
+    r"queue too long\.?)[ \t]*$",
+    re.M | re.I,
+)
+_HOST = re.compile(
+    r"(?:^|\s)(?:remote host |Connected to )?(\[?[0-9A-Fa-f:.]+\]?|[\w.-]+\.[A-Za-z]{2,})"
+    r"(?: does not like recipient| failed after I sent the message| but | said:)",
+    re.I,
+)
+# qmail's words for the point of the session that failed (qmail-remote.c), the most specific first.
+_STAGES = (
+    ("does not like recipient", Stage.RCPT),
+    ("most progress was rcpt to", Stage.RCPT),
+    ("failed on data command", Stage.DATA),
+    ("failed after i sent the message", Stage.END_OF_DATA),
+    ("sender was rejected", Stage.MAIL),
+    ("my name was rejected", Stage.HELO),
+    ("greeting failed", Stage.CONNECT),
+    ("most progress was mail from", Stage.MAIL),
+    ("most progress was", Stage.CONNECT),
+)
+MAX_BODY = 200_000
+MAX_PARAGRAPH = 4000
+
+
+def detect(mail: Mail) -> bool:
+    sender = (mail.headers.get("from") or "").lower()
+    subject = (mail.headers.get("subject") or "").lower()
+    if "mailer-daemon" not in sender and "failure notice" not in subject:
+        return False
+    return "qmail" in mail.text[:1000].lower()
+
+
+def decode(mail: Mail) -> list[Finding]:
+    text = mail.text[:MAX_BODY]
+    intro = _INTRO.search(text)
+    if intro is None:
+        return []
+    return read_paragraphs(mail, text, intro.end(), intro.group(1).rstrip("."))
+
+
+def read_paragraphs(mail: Mail, text: str, start: int, reporting_mta: str | None) -> list[Finding]:
+    """One finding per ``<address>:`` paragraph of ``text`` after ``start``, up to the ``---`` line."""
+    end = _END.search(text, start)
+    stop = end.start() if end else len(text)
+    matches = list(_RECIPIENT.finditer(text, start, stop))
+    timestamp = parse_date(mail.headers.get("date"))
+    findings: list[Finding] = []
+    for i, m in enumerate(matches[: MAX_RECIPIENTS + 1]):
+        recipient = clean_address(m.group(1))
+        if not recipient or "@" not in recipient:
+            continue
+        limit = matches[i + 1].start() if i + 1 < len(matches) else stop
+        paragraph = text[m.end() : min(limit, m.end() + MAX_PARAGRAPH)]
+        finding = _finding(recipient, paragraph)
+        finding.reporting_mta = reporting_mta
+        finding.timestamp = timestamp
+        findings.append(finding)
+    return findings
+
+
+def _finding(recipient: str, paragraph: str) -> Finding:
+    lines = [line.strip() for line in paragraph.strip().split("\n")]
+    body = "\n".join(line for line in lines if line)
+    sender = None
+    envelope = _ENVELOPE.match(body)
+    if envelope:
+        sender = clean_address(envelope.group(1))
+        body = body[envelope.end() :]
+    lower = body.lower()
+    stage = next((s for words, s in _STAGES if words in lower), None)
+    host_match = _HOST.search(body)
+    remote_host = host_match.group(1).strip("[]") if host_match else None
+    said = _REMOTE_SAID.search(body)
+    if said is not None:
+        # The remote server's reply is the diagnostic; qmail's own closing words are not part of it.
+        reply = _GIVING_UP.sub("", body[said.end() :])
+        account = body[: said.start()]
+        diagnostic = " ".join(f"{account} {reply}".split())
+    else:
+        diagnostic = " ".join(body.split())
+    return Finding(
+        recipient=recipient,
+        action=Action.FAILED,
+        diagnostic=diagnostic or None,
+        remote_host=remote_host,
+        stage=stage,
+        sender=sender,
+    )

@@ -1,0 +1,191 @@
+"""Bounces of Sendmail (8.x): "Returned mail: …" from the Mail Delivery Subsystem.
+
+Sendmail writes a text part with the reason in words ("----- The following addresses had permanent fatal
+errors -----", the addresses one a line) and "----- Transcript of session follows -----": its SMTP dialogue
+with the remote server, where ``... while talking to HOST.:`` names the server, ``>>> COMMAND`` what Sendmail
+sent, ``<<< 550 …`` the server's reply (one ``<<<`` line per line of a multi-line reply) and
+``550 5.1.1 <address>... User unknown`` Sendmail's verdict on one recipient. Since 8.8 a
+``message/delivery-status`` part follows (RFC 3464), whose Diagnostic-Code keeps only the first line of the
+reply and no command. This decoder reads the DSN as :mod:`rfc3464` does and completes each recipient from the
+transcript: the whole reply, the command it answered, the server. Without a DSN part (old Sendmail, other
+MTAs that copy its wording) the transcript alone gives the recipients; :func:`read_transcript` is shared with
+the decoder of Sendmail 5.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address, parse_date, rfc3464
+from smtplens.bounce.mime import Mail
+from smtplens.bounce.model import Action, Finding
+from smtplens.model import Stage
+
+__all__ = ["Exchange", "decode", "detect", "name", "read_transcript"]
+
+name = "sendmail"
+
+_TRANSCRIPT = re.compile(r"^[ \t]*-+[ \t]*Transcript of session follows[ \t]*-+[ \t]*$", re.M | re.I)
+_SECTION_END = re.compile(r"^[ \t]*-{3,}[ \t]*\S|^--\S", re.M)
+_TALKING = re.compile(r"^(?:\.\.\.[ \t]*)?while talking to ([^\s:]+?)\.?:[ \t]*$", re.I)
+_SENT = re.compile(r"^>>>[ \t]*(.*)$")
+_RECEIVED = re.compile(r"^<<<[ \t]?(.*)$")
+_VERDICT = re.compile(r"^([245]\d\d)(?:[ -]([245]\.\d{1,3}\.\d{1,3}))?[ \t]+<?([^\s<>]+@[^\s<>]+?)>?\.\.\.[ \t]*(.*)$")
+_CODE = re.compile(r"^[245]\d\d\b")
+_STAGES = (
+    ("mail from", Stage.MAIL),
+    ("rcpt to", Stage.RCPT),
+    ("data", Stage.DATA),
+    ("ehlo", Stage.HELO),
+    ("helo", Stage.HELO),
+    ("starttls", Stage.STARTTLS),
+    ("auth", Stage.AUTH),
+    ("quit", Stage.QUIT),
+    (".", Stage.END_OF_DATA),
+)
+MAX_TRANSCRIPT = 100_000
+
+
+@dataclass
+class Exchange:
+    """What the transcript says about one recipient (``recipient`` None: a dialogue no verdict line follows)."""
+
+    recipient: str | None
+    host: str | None = None
+    command: str | None = None
+    replies: list[str] = field(default_factory=list)
+    verdict: str | None = None  # Sendmail's own line about the recipient, after "<address>..."
+    code: str | None = None
+
+    @property
+    def stage(self) -> Stage | None:
+        cmd = (self.command or "").strip().lower()
+        return next((s for words, s in _STAGES if cmd.startswith(words)), None) if cmd else None
+
+    @property
+    def diagnostic(self) -> str | None:
+        """The remote reply, lines joined; else Sendmail's verdict with its reply code."""
+        if self.replies:
+            return " ".join(" ".join(self.replies).split())
+        if self.verdict:
+            text = " ".join(self.verdict.split())
+            return text if _CODE.match(text) or not self.code else f"{self.code} {text}"
+        return None
+
+
+def detect(mail: Mail) -> bool:
+    sender = (mail.headers.get("from") or "").lower()
+    subject = (mail.headers.get("subject") or "").lower()
+    if "mailer-daemon" not in sender and not subject.startswith("returned mail"):
+        return False
+    text = mail.text
+    return "Transcript of session follows" in text and _TRANSCRIPT.search(text) is not None
+
+
+def decode(mail: Mail) -> list[Finding]:
+    exchanges = read_transcript(mail.text)
+    if mail.find(*rfc3464.DSN_TYPES) is None:
+        return _from_transcript(mail, exchanges)
+    findings = rfc3464.decode(mail)
+    by_address = {e.recipient.lower(): e for e in exchanges if e.recipient}
+    dialogue = [e for e in exchanges if e.replies]
+    for f in findings:
+        found = by_address.get(f.recipient.lower())
+        if (found is None or not found.replies) and len(findings) == 1 and dialogue:
+            found = dialogue[-1]
+        if found is not None:
+            _complete(f, found)
+    return findings
+
+
+def _complete(f: Finding, e: Exchange) -> None:
+    """The transcript's whole reply where the DSN kept only its first line, or none; the command and host."""
+    whole = e.diagnostic if e.replies else None
+    if whole and (not f.diagnostic or _same_reply(f.diagnostic, whole)):
+        f.diagnostic = whole
+        if f.stage is None:
+            f.stage = e.stage
+        if f.remote_host is None and e.host:
+            f.remote_host = e.host
+
+
+def _same_reply(dsn: str, whole: str) -> bool:
+    a, b = " ".join(dsn.split()).lower(), whole.lower()
+    return b.startswith(a[: max(12, min(len(a), 60))])
+
+
+def _from_transcript(mail: Mail, exchanges: list[Exchange]) -> list[Finding]:
+    timestamp = parse_date(mail.headers.get("date"))
+    findings = []
+    for e in exchanges:
+        recipient = clean_address(e.recipient) if e.recipient else None
+        if not recipient:
+            continue
+        findings.append(
+            Finding(
+                recipient=recipient,
+                action=Action.FAILED,
+                diagnostic=e.diagnostic,
+                remote_host=e.host if e.replies else None,
+                stage=e.stage if e.replies else None,
+                timestamp=timestamp,
+            )
+        )
+        if len(findings) > MAX_RECIPIENTS:
+            break
+    return findings
+
+
+def read_transcript(text: str) -> list[Exchange]:
+    """The exchanges of every ``Transcript of session follows`` section of ``text``, in order."""
+    out: list[Exchange] = []
+    for m in _TRANSCRIPT.finditer(text):
+        end = _SECTION_END.search(text, m.end())
+        section = text[m.end() : end.start() if end else m.end() + MAX_TRANSCRIPT]
+        out += _read_section(section[:MAX_TRANSCRIPT])
+    return out
+
+
+def _read_section(section: str) -> list[Exchange]:
+    out: list[Exchange] = []
+    current = Exchange(None)
+    last_final = True  # the last "<<<" line ended a reply ("550 text"; "550-text" continues it)
+    for raw in section.split("\n"):
+        line = raw.strip()
+        if not line:
+            continue
+        talking = _TALKING.match(line)
+        if talking:
+            _keep(out, current)
+            current = Exchange(None, host=talking.group(1))
+            continue
+        sent = _SENT.match(line)
+        if sent:
+            _keep(out, current)
+            current = Exchange(None, host=current.host, command=sent.group(1).strip())
+            continue
+        received = _RECEIVED.match(line)
+        if received:
+            reply = received.group(1).strip()
+            if last_final and current.replies and current.recipient is None:
+                current.replies = []  # a new reply to the same command replaces the earlier one
+            current.replies.append(reply)
+            last_final = len(reply) < 4 or reply[3:4] != "-"
+            continue
+        verdict = _VERDICT.match(line)
+        if verdict:
+            code, _, address, rest = verdict.groups()
+            if current.recipient is None:
+                current.recipient, current.code, current.verdict = address, code, rest
+            else:
+                current = Exchange(address, host=current.host, command=current.command, code=code, verdict=rest)
+            _keep(out, current)
+            current = Exchange(None, host=current.host)
+    _keep(out, current)
+    return out
+
+
+def _keep(out: list[Exchange], e: Exchange) -> None:
+    if (e.recipient or e.replies) and (not out or out[-1] is not e):
+        out.append(e)

@@ -1,0 +1,63 @@
+"""Bounces of Sendmail 5 and its derivatives (IDA Sendmail, early Sendmail 8 without DSN).
+
+A plain-text mail, "Returned mail: …" from the Mail Delivery Subsystem, with no machine-readable part: the
+body is "----- Transcript of session follows -----" with the SMTP dialogue (``While talking to HOST:``,
+``>>> RCPT To:<…>``, ``<<< 550 …``) and Sendmail's verdict lines, either about a recipient
+(``550 <address>... User unknown``) or about a whole host (``421 example.org (smtp)... Deferred: …``), then
+"----- Unsent message follows -----" and the returned message. A recipient's reason is the remote reply
+quoted before its verdict line, else the verdict itself. When only host lines are written, the recipients are
+the returned message's addresses at that host.
+"""
+
+from __future__ import annotations
+
+import re
+
+from smtplens.bounce.decoders import clean_address, parse_date, sendmail
+from smtplens.bounce.mime import Mail, addresses, parse_headers
+from smtplens.bounce.model import Action, Finding
+
+__all__ = ["decode", "detect", "name"]
+
+name = "v5sendmail"
+
+_UNSENT = re.compile(r"^[ \t]*-+[ \t]*Unsent message follows[ \t]*-+[ \t]*$", re.M | re.I)
+_HOST_VERDICT = re.compile(r"^([245]\d\d) ([\w.-]+) \(\w+\)\.\.\.[ \t]*(.*)$", re.M)
+
+
+def detect(mail: Mail) -> bool:
+    sender = (mail.headers.get("from") or "").lower()
+    subject = (mail.headers.get("subject") or "").lower()
+    if "mailer-daemon" not in sender and not subject.startswith("returned mail"):
+        return False
+    text = mail.text
+    if "Unsent message follows" not in text or "Transcript of session follows" not in text:
+        return False
+    return _UNSENT.search(text) is not None
+
+
+def decode(mail: Mail) -> list[Finding]:
+    text = mail.text
+    unsent = _UNSENT.search(text)
+    if unsent is None:
+        return []
+    report = text[: unsent.start()]
+    findings = sendmail.decode(mail)
+    if findings:
+        return findings
+    # Host lines only ("421 example.com (smtp)... Deferred: …"): the returned message's recipients there.
+    original = parse_headers(text[unsent.end() :].lstrip("\n"))
+    wanted = [a for field in ("to", "cc") for a in addresses(original.get(field))]
+    timestamp = parse_date(mail.headers.get("date"))
+    out: list[Finding] = []
+    for m in _HOST_VERDICT.finditer(report):
+        code, host, rest = m.groups()
+        host = host.lower().rstrip(".")
+        for address in wanted:
+            domain = address.rpartition("@")[2].lower()
+            if domain == host or host.endswith("." + domain):
+                recipient = clean_address(address)
+                if recipient and all(f.recipient != recipient for f in out):
+                    diagnostic = " ".join(f"{code} {rest}".split())
+                    out.append(Finding(recipient, action=Action.FAILED, diagnostic=diagnostic, timestamp=timestamp))
+    return out

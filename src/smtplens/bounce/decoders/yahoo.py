@@ -1,0 +1,76 @@
+"""Yahoo Mail's plain-text bounces ("Failure Notice" from ``MAILER-DAEMON@yahoo...``).
+
+A qmail-like letter: "Sorry, we were unable to deliver your message to the following address." and then, per
+recipient, the address in angle brackets followed by a colon on a line of its own and the explanation on the
+next lines: the remote server's reply ("Remote host said: 550 5.1.1 <...>... User Unknown [RCPT_TO]", the
+reply sometimes on the next line, or a bare "550: 5.2.2 ... Mailbox Full"), or Yahoo's own words ("Unable to
+deliver message after multiple retries, giving up."). A bracketed tag names the SMTP command the reply answered
+(``[RCPT_TO]``, ``[MAIL_FROM]``, ``[DATA]``). "--- Below this line is a copy of the message." ends the report.
+"""
+
+from __future__ import annotations
+
+import re
+
+from smtplens.bounce.decoders import MAX_RECIPIENTS, parse_date
+from smtplens.bounce.mime import Mail
+from smtplens.bounce.model import Action, Finding
+from smtplens.model import Stage
+
+__all__ = ["decode", "detect", "name"]
+
+name = "yahoo"
+
+_START = re.compile(r"Sorry, we were unable to deliver your message to the following address(?:es)?\.?", re.I)
+_END = re.compile(r"^-{2,}[ \t]*Below this line is a copy of the message", re.I | re.M)
+_RECIPIENT = re.compile(r"^[ \t]*<([^\s<>@]+@[^\s<>]+)>:?[ \t]*$", re.M)
+_REMOTE_SAID = re.compile(r"^\s*Remote host said:\s*", re.I)
+_TAG = re.compile(r"\[(RCPT_TO|MAIL_FROM|DATA|CONNECT|HELO|EHLO|STARTTLS|AUTH)\]\s*$", re.I)
+_STAGES = {
+    "rcpt_to": Stage.RCPT,
+    "mail_from": Stage.MAIL,
+    "data": Stage.DATA,
+    "connect": Stage.CONNECT,
+    "helo": Stage.HELO,
+    "ehlo": Stage.HELO,
+    "starttls": Stage.STARTTLS,
+    "auth": Stage.AUTH,
+}
+MAX_TEXT = 200_000
+
+
+def detect(mail: Mail) -> bool:
+    subject = (mail.headers.get("subject") or "").lower()
+    if "failure notice" not in subject:
+        return False
+    return _START.search(mail.text[:MAX_TEXT]) is not None
+
+
+def decode(mail: Mail) -> list[Finding]:
+    text = mail.text[:MAX_TEXT]
+    start = _START.search(text)
+    if start is None:
+        return []
+    end = _END.search(text, start.end())
+    report = text[start.end() : end.start() if end else len(text)]
+    date = parse_date(mail.headers.get("date"))
+    matches = list(_RECIPIENT.finditer(report))
+    findings = []
+    for i, m in enumerate(matches[: MAX_RECIPIENTS + 1]):
+        stop = matches[i + 1].start() if i + 1 < len(matches) else len(report)
+        diagnostic = " ".join(_REMOTE_SAID.sub("", report[m.end() : stop]).split())
+        stage = None
+        tag = _TAG.search(diagnostic)
+        if tag:
+            stage = _STAGES.get(tag.group(1).lower())
+            diagnostic = diagnostic[: tag.start()].strip()
+        findings.append(
+            Finding(
+                recipient=m.group(1),
+                action=Action.FAILED,
+                diagnostic=diagnostic or None,
+                stage=stage,
+                timestamp=date,
+            )
+        )
+    return findings
