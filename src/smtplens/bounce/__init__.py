@@ -69,7 +69,7 @@ def _result(mail: Mail, decoder: str, findings: list[Finding]) -> BounceResult:
 class _Context:
     """What the mail as a whole says about the returned message: its sender, id, subject, list and date."""
 
-    __slots__ = ("headers", "list_id", "message_id", "sender", "subject")
+    __slots__ = ("_date", "_date_read", "headers", "list_id", "message_id", "sender", "subject")
 
     def __init__(self, mail: Mail) -> None:
         original = mail.original
@@ -78,11 +78,16 @@ class _Context:
         self.message_id = _bracketed(original.get("message-id")) if original else None
         self.subject = original.text("subject") if original else None
         self.list_id = _bracketed(original.text("list-id")) if original else None
+        self._date: datetime | None = None
+        self._date_read = False
 
     @property
     def date(self) -> datetime | None:
-        """The date of the bounce itself, for recipients whose report gives no date."""
-        return parse_date(self.headers.get("date"))
+        """The date of the bounce itself, for recipients whose report gives no date (read once per mail)."""
+        if not self._date_read:
+            self._date = parse_date(self.headers.get("date"))
+            self._date_read = True
+        return self._date
 
 
 def _sender(original: Headers | None) -> str | None:

@@ -154,13 +154,23 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The first field of that name (lower-case name), unfolded, or None."""
-        if self._index is None and len(self._fields) <= _SCAN:
-            for n, v in self._fields:  # a part's few fields: scanning beats building an index
-                if n.lower() == name:
-                    return _unfold(v)
+        index = self._index
+        if index is None:
+            fields = self._fields
+            if len(fields) <= _SCAN:
+                for n, v in fields:  # a part's few fields: scanning beats building an index
+                    if n.lower() == name:
+                        return _unfold(v)
+                return None
+            index = self._index = {n.lower(): v for n, v in reversed(fields)}
+        value = index.get(name)
+        if value is None:
             return None
-        value = self._lookup().get(name)
-        return None if value is None else _unfold(value)
+        if "\n" in value:
+            # unfolding is idempotent: the unfolded value replaces the folded one for the next reader
+            value = index[name] = _FOLD.sub(" ", value).rstrip()
+            return value
+        return value.rstrip()
 
     def get_all(self, name: str) -> list[str]:
         return [_unfold(v) for n, v in self._fields if n.lower() == name]
@@ -449,7 +459,7 @@ class Mail:
     returns. Everything here is computed on first use.
     """
 
-    __slots__ = ("_original", "_original_found", "_parts", "_text", "raw", "root")
+    __slots__ = ("_found", "_heads", "_lowered", "_original", "_original_found", "_parts", "_text", "raw", "root")
 
     def __init__(self, root: Part, raw: str) -> None:
         self.root = root
@@ -458,6 +468,37 @@ class Mail:
         self._text: str | None = None
         self._original: Headers | None = None
         self._original_found = False
+        # What the decoders' detect() functions ask of every mail, worked out once per mail (never across mails).
+        self._lowered: dict[str, str] = {}
+        self._heads: dict[int, str] = {}
+        self._found: dict[tuple[str, ...], Part | None] = {}
+
+    def lowered(self, name: str) -> str:
+        """The first top-level field of that name (lower-case name), unfolded and in lower case; "" if absent.
+
+        The same as ``(mail.headers.get(name) or "").lower()``, computed once per mail.
+        """
+        value = self._lowered.get(name)
+        if value is None:
+            value = self._lowered[name] = (self.root.headers.get(name) or "").lower()
+        return value
+
+    def lowered_text(self, name: str) -> str:
+        """The first top-level field of that name decoded for display (:meth:`Headers.text`), in lower case; ""
+        if absent. The same as ``(mail.headers.text(name) or "").lower()``, computed once per mail."""
+        key = "\0" + name  # not a field name: shares the memo of lowered()
+        value = self._lowered.get(key)
+        if value is None:
+            value = self._lowered[key] = (self.root.headers.text(name) or "").lower()
+        return value
+
+    def head(self, size: int) -> str:
+        """The first ``size`` characters of :attr:`text` in lower case (``mail.text[:size].lower()``), computed
+        once per mail and size."""
+        value = self._heads.get(size)
+        if value is None:
+            value = self._heads[size] = self.text[:size].lower()
+        return value
 
     @property
     def headers(self) -> Headers:
@@ -483,10 +524,16 @@ class Mail:
 
     def find(self, *ctypes: str) -> Part | None:
         """The first leaf of one of these types, outside attached messages."""
+        found = self._found
+        if ctypes in found:
+            return found[ctypes]
+        result = None
         for part in self.parts:
             if part.ctype in ctypes:
-                return part
-        return None
+                result = part
+                break
+        found[ctypes] = result
+        return result
 
     def find_all(self, *ctypes: str) -> list[Part]:
         return [part for part in self.parts if part.ctype in ctypes]

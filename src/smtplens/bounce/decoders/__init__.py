@@ -98,10 +98,12 @@ _BOUNCE_SUBJECT = (
 def looks_like_bounce(mail: Mail) -> bool:
     """Whether the mail shows the outward signs of a bounce: sent by a mailer daemon or postmaster, or a subject
     that reports a delivery problem, or a DSN part (RFC 3464)."""
-    sender = (mail.headers.get("from") or "").lower()
-    if any(word in sender for word in _BOUNCE_FROM):
-        return True
-    subject = (mail.headers.text("subject") or "").lower()
-    if any(word in subject for word in _BOUNCE_SUBJECT):
-        return True
+    sender = mail.lowered("from")
+    for word in _BOUNCE_FROM:
+        if word in sender:
+            return True
+    subject = mail.lowered_text("subject")
+    for word in _BOUNCE_SUBJECT:
+        if word in subject:
+            return True
     return mail.find("message/delivery-status", "message/global-delivery-status") is not None

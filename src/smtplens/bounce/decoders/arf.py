@@ -35,7 +35,7 @@ def detect(mail: Mail) -> bool:
 
 
 def _is_jmrp(mail: Mail) -> bool:
-    subject = (mail.headers.get("subject") or "").strip().lower()
+    subject = mail.lowered("subject").strip()
     return subject.startswith(_JMRP_SUBJECT) and mail.original is not None
 
 

@@ -41,11 +41,11 @@ _SECTIONS = (
 
 
 def detect(mail: Mail) -> bool:
-    message_id = (mail.headers.get("message-id") or "").lstrip(" <").lower()
-    subject = (mail.headers.get("subject") or "").lower()
+    message_id = mail.lowered("message-id").lstrip(" <")
+    subject = mail.lowered("subject")
     if not message_id.startswith("courier.") and "mail delivery status" not in subject:
         return False
-    return _SIGN in mail.text[:3000].lower()
+    return _SIGN in mail.head(3000)
 
 
 def decode(mail: Mail) -> list[Finding]:

@@ -48,7 +48,7 @@ def detect(mail: Mail) -> bool:
     received = mail.headers.get("received") or ""
     if _MARK in received:
         return True
-    sender = (mail.headers.get("from") or "").lower()
+    sender = mail.lowered("from")
     if "mailer-daemon" not in sender:
         return False
     return _MARK in mail.text[:2000]

@@ -21,6 +21,7 @@ __all__ = ["decode", "detect", "name"]
 name = "exchange2003"
 
 _MARKER = "did not reach the following recipient"
+_CONNECTOR = "with Internet Mail Service"
 _RECIPIENT = re.compile(r"^\s*<?([^\s<>@\"]+@[^\s<>\"]+?)>?(?:\s+on\s+(.+?))?\s*$")
 _MTS_ID = re.compile(r"The MTS-ID of the original message is:.*?(?=MSEXCH:|$)", re.I | re.S)
 MAX_TEXT = 200_000
@@ -32,10 +33,15 @@ def detect(mail: Mail) -> bool:
         return True
     if "Internet Mail Service" in (headers.get("x-mailer") or ""):
         return True
-    header_end = mail.raw.find("\n\n", 0, MAX_TEXT)
-    if mail.raw.find("with Internet Mail Service", 0, header_end if header_end >= 0 else MAX_TEXT) >= 0:
-        return True  # a Received line of the connector
-    subject = (headers.get("subject") or "").lower()
+    raw = mail.raw
+    # A Received line of the connector, in the header (before the first blank line). The first occurrence
+    # anywhere is found first: most mails have none, and the end of the header is then never looked for.
+    at = raw.find(_CONNECTOR, 0, MAX_TEXT)
+    if at >= 0:
+        header_end = raw.find("\n\n", 0, MAX_TEXT)
+        if at + len(_CONNECTOR) <= (header_end if header_end >= 0 else MAX_TEXT):
+            return True
+    subject = mail.lowered("subject")
     return subject.startswith("undeliverable") and mail.raw.find(_MARKER, 0, MAX_TEXT) >= 0  # as written
 
 

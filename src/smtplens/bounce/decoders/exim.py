@@ -60,12 +60,19 @@ _ADDRESS = re.compile(r"[^\s<>()\",;:@]+@[^\s<>()\",;:@]+")
 def detect(mail: Mail) -> bool:
     headers = mail.headers
     if "x-failed-recipients" not in headers:
-        subject = (headers.get("subject") or "").lower()
-        sender = (headers.get("from") or "").lower()
-        if not any(s in subject for s in _SUBJECTS) and "mailer-daemon" not in sender:
+        subject = mail.lowered("subject")
+        sender = mail.lowered("from")
+        if "mailer-daemon" not in sender and not _any_in(_SUBJECTS, subject):
             return False
-    head = mail.text[:2000].lower()
-    return any(sign in head for sign in _BODY_SIGNS)
+    return _any_in(_BODY_SIGNS, mail.head(2000))
+
+
+def _any_in(words: tuple[str, ...], text: str) -> bool:
+    """``any(w in text for w in words)`` without the generator (detect() runs for every mail)."""
+    for word in words:  # noqa: SIM110 (a loop: no generator to create)
+        if word in text:
+            return True
+    return False
 
 
 def decode(mail: Mail) -> list[Finding]:

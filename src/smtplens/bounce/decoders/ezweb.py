@@ -36,10 +36,9 @@ FILTERED = "content_rejected"
 
 
 def detect(mail: Mail) -> bool:
-    headers = mail.headers
-    if (headers.get("subject") or "").strip().lower() == "mail system error - returned mail":
+    if mail.lowered("subject").strip() == "mail system error - returned mail":
         return True
-    return _DOMAIN in (headers.get("from") or "").lower() and looks_like_bounce(mail)
+    return _DOMAIN in mail.lowered("from") and looks_like_bounce(mail)
 
 
 def decode(mail: Mail) -> list[Finding]:

@@ -37,7 +37,7 @@ MAX_TEXT = 200_000
 
 
 def detect(mail: Mail) -> bool:
-    sender = (mail.headers.get("from") or "").lower()
+    sender = mail.lowered("from")
     if "mailer-daemon@google" not in sender:
         return False
     if mail.find("message/delivery-status", "message/global-delivery-status") is not None:

@@ -41,7 +41,7 @@ MAX_TEXT = 200_000
 
 
 def detect(mail: Mail) -> bool:
-    sender = (mail.headers.get("from") or "").lower()
+    sender = mail.lowered("from")
     if "mailer-daemon@" not in sender or not ("gmx" in sender or "mail.com" in sender):
         return False
     return "The header of the original message is following" in mail.text[:MAX_TEXT]

@@ -27,7 +27,7 @@ MAX_TEXT = 100_000
 
 
 def detect(mail: Mail) -> bool:
-    sender = (mail.headers.get("from") or "").lower()
+    sender = mail.lowered("from")
     if "mailer-daemon@google" not in sender or "x-failed-recipients" not in mail.headers:
         return False
     text = mail.text[:MAX_TEXT]

@@ -25,7 +25,7 @@ MAX_TEXT = 100_000
 
 
 def detect(mail: Mail) -> bool:
-    return (mail.headers.get("subject") or "").strip().lower() == "message delivery has failed"
+    return mail.lowered("subject").strip() == "message delivery has failed"
 
 
 def decode(mail: Mail) -> list[Finding]:

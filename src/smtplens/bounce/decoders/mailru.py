@@ -32,10 +32,10 @@ MAX_TEXT = 200_000
 
 
 def detect(mail: Mail) -> bool:
-    sender = (mail.headers.get("from") or "").lower()
+    sender = mail.lowered("from")
     if "mailer-daemon@" not in sender:
         return False
-    if "mail.ru" not in sender and "mail.ru" not in (mail.headers.get("message-id") or "").lower():
+    if "mail.ru" not in sender and "mail.ru" not in mail.lowered("message-id"):
         return False
     text = mail.text[:MAX_TEXT]
     return _ENGLISH.search(text) is not None or _RUSSIAN.search(text) is not None

@@ -27,7 +27,7 @@ MAX_TEXT = 100_000
 
 
 def detect(mail: Mail) -> bool:
-    if (mail.headers.get("subject") or "").strip().lower() != "failure notice":
+    if mail.lowered("subject").strip() != "failure notice":
         return False
     return "-------server message" in mail.text[:MAX_TEXT]
 

@@ -30,7 +30,7 @@ def detect(mail: Mail) -> bool:
     headers = mail.headers
     if "x-mimecast-originator" in headers or "x-mc-system" in headers:
         return True
-    return ".mimecast." in (headers.get("message-id") or "").lower()
+    return ".mimecast." in mail.lowered("message-id")
 
 
 def decode(mail: Mail) -> list[Finding]:

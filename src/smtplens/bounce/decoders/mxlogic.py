@@ -31,7 +31,7 @@ def detect(mail: Mail) -> bool:
         return True
     if "<mxl~" in (headers.get("message-id") or ""):
         return True
-    return "mxlogic.net" in (headers.get("from") or "").lower()
+    return "mxlogic.net" in mail.lowered("from")
 
 
 def decode(mail: Mail) -> list[Finding]:

@@ -25,7 +25,7 @@ MAX_TEXT = 100_000
 
 
 def detect(mail: Mail) -> bool:
-    subject = (mail.headers.get("subject") or "").strip().lower()
+    subject = mail.lowered("subject").strip()
     return subject.startswith("undeliverable message") and _START.search(mail.text[:MAX_TEXT]) is not None
 
 

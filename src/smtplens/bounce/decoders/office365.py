@@ -32,7 +32,7 @@ MAX_TEXT = 200_000
 def detect(mail: Mail) -> bool:
     headers = mail.headers
     microsoft = "x-ms-exchange-crosstenant-originalarrivaltime" in headers or "x-originatororg" in headers
-    if not microsoft and "outlook.com" not in (headers.get("message-id") or "").lower():
+    if not microsoft and "outlook.com" not in mail.lowered("message-id"):
         return False
     return mail.find(*DSN_TYPES) is None
 

@@ -34,10 +34,10 @@ _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
 def detect(mail: Mail) -> bool:
-    subject = (mail.headers.get("subject") or "").lower()
+    subject = mail.lowered("subject")
     if not subject.startswith(_SUBJECT):
         return False
-    return _SIGN in mail.text[:3000].lower()
+    return _SIGN in mail.head(3000)
 
 
 def decode(mail: Mail) -> list[Finding]:

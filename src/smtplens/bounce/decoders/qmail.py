@@ -59,11 +59,11 @@ MAX_PARAGRAPH = 4000
 
 
 def detect(mail: Mail) -> bool:
-    sender = (mail.headers.get("from") or "").lower()
-    subject = (mail.headers.get("subject") or "").lower()
+    sender = mail.lowered("from")
+    subject = mail.lowered("subject")
     if "mailer-daemon" not in sender and "failure notice" not in subject:
         return False
-    return "qmail" in mail.text[:1000].lower()
+    return "qmail" in mail.head(1000)
 
 
 def decode(mail: Mail) -> list[Finding]:

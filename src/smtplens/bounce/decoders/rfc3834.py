@@ -63,26 +63,30 @@ _EXCERPT = 400
 
 def detect(mail: Mail) -> bool:
     h = mail.headers
-    auto = (h.get("auto-submitted") or "").strip().lower()
+    auto = mail.lowered("auto-submitted").strip()
     if auto.startswith("auto-replied"):
         return not _bounce_sender(mail)
     if auto.startswith("auto-generated"):
         return False
     if any(f in h for f in _MARKER_FIELDS):
         return True
-    if (h.get("precedence") or "").strip().lower() == "auto_reply":
+    if mail.lowered("precedence").strip() == "auto_reply":
         return True
     if (h.get("x-apple-action") or "").strip().upper() == "VACATION":
         return True
-    subject = (h.text("subject") or "").strip().lower()
-    if not (any(w in subject for w in _SUBJECT_WORDS) or subject.startswith(_SUBJECT_STARTS)):
-        return False
+    subject = mail.lowered_text("subject").strip()
+    if not subject.startswith(_SUBJECT_STARTS):
+        for word in _SUBJECT_WORDS:
+            if word in subject:
+                break
+        else:
+            return False
     return not looks_like_bounce(mail)
 
 
 def _bounce_sender(mail: Mail) -> bool:
     """Bounces of some MTAs carry ``Auto-Submitted: auto-replied`` too; they come from the mailer daemon."""
-    sender = (mail.headers.get("from") or "").lower()
+    sender = mail.lowered("from")
     return "mailer-daemon" in sender or "postmaster" in sender or mail.find("message/delivery-status") is not None
 
 

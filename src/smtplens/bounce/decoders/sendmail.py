@@ -75,8 +75,8 @@ class Exchange:
 
 
 def detect(mail: Mail) -> bool:
-    sender = (mail.headers.get("from") or "").lower()
-    subject = (mail.headers.get("subject") or "").lower()
+    sender = mail.lowered("from")
+    subject = mail.lowered("subject")
     if "mailer-daemon" not in sender and not subject.startswith("returned mail"):
         return False
     text = mail.text

@@ -29,7 +29,7 @@ MAX_TEXT = 100_000
 def detect(mail: Mail) -> bool:
     if "interscan" in mail.root.params.get("boundary", "").lower():
         return True
-    return "interscan" in (mail.headers.get("from") or "").lower()
+    return "interscan" in mail.lowered("from")
 
 
 def decode(mail: Mail) -> list[Finding]:

@@ -26,8 +26,8 @@ _HOST_VERDICT = re.compile(r"^([245]\d\d) ([\w.-]+) \(\w+\)\.\.\.[ \t]*(.*)$", r
 
 
 def detect(mail: Mail) -> bool:
-    sender = (mail.headers.get("from") or "").lower()
-    subject = (mail.headers.get("subject") or "").lower()
+    sender = mail.lowered("from")
+    subject = mail.lowered("subject")
     if "mailer-daemon" not in sender and not subject.startswith("returned mail"):
         return False
     text = mail.text

@@ -24,7 +24,7 @@ MAX_TEXT = 100_000
 
 
 def detect(mail: Mail) -> bool:
-    return "vzwpix.com" in (mail.headers.get("from") or "").lower()
+    return "vzwpix.com" in mail.lowered("from")
 
 
 def decode(mail: Mail) -> list[Finding]:

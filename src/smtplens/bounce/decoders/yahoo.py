@@ -40,7 +40,7 @@ MAX_TEXT = 200_000
 
 
 def detect(mail: Mail) -> bool:
-    subject = (mail.headers.get("subject") or "").lower()
+    subject = mail.lowered("subject")
     if "failure notice" not in subject:
         return False
     return _START.search(mail.text[:MAX_TEXT]) is not None

@@ -29,8 +29,8 @@ MAX_TEXT = 200_000
 
 
 def detect(mail: Mail) -> bool:
-    mailer = (mail.headers.get("x-mailer") or "").lower()
-    sender = (mail.headers.get("from") or "").lower()
+    mailer = mail.lowered("x-mailer")
+    sender = mail.lowered("from")
     if "zoho" not in mailer and not ("mailer-daemon@" in sender and "zoho" in sender):
         return False
     return "ERROR_CODE" in mail.text[:MAX_TEXT]

@@ -1,0 +1,55 @@
+"""Bounces of Apache James (its bounce mailet, as deployed by some gateways).
+
+A ``multipart/mixed`` mail (Message-ID of JavaMail, or a subject beginning ``[BOUNCE]``) whose text says
+``Error: <summary>``, then "Error message below:" with the remote server's reply on the following lines, then
+"Message details:" listing the returned message as indented ``Name: value`` lines (``Subject``, ``Sent date``,
+``MAIL FROM``, ``RCPT TO`` — the failed recipient(s), ``From``, ``To``, ``Size (in bytes)``, …).
+"""
+
+from __future__ import annotations
+
+import re
+
+from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address
+from smtplens.bounce.mime import Mail
+from smtplens.bounce.model import Action, Finding
+
+__all__ = ["decode", "detect", "name"]
+
+name = "apachejames"
+
+_BELOW = re.compile(r"^[ \t]*Error message below:[ \t]*$", re.M | re.I)
+_DETAILS = re.compile(r"^[ \t]*Message details:[ \t]*$", re.M | re.I)
+_FIELD = re.compile(r"^[ \t]+([A-Za-z][A-Za-z ()]*?):[ \t]*(.*)$", re.M)
+MAX_BODY = 100_000
+
+
+def detect(mail: Mail) -> bool:
+    message_id = mail.lowered("message-id")
+    subject = mail.lowered("subject").lstrip()
+    if "javamail" not in message_id and not subject.startswith("[bounce]"):
+        return False
+    return "error message below:" in mail.head(5000)
+
+
+def decode(mail: Mail) -> list[Finding]:
+    text = mail.text[:MAX_BODY]
+    below = _BELOW.search(text)
+    if below is None:
+        return []
+    details = _DETAILS.search(text, below.end())
+    diagnostic = " ".join(text[below.end() : details.start() if details else len(text)].split()) or None
+    fields: dict[str, str] = {}
+    recipients: list[str] = []
+    if details is not None:
+        for m in _FIELD.finditer(text, details.end()):
+            key = m.group(1).strip().lower()
+            if key == "rcpt to":
+                for address in re.split(r"[,;\s]+", m.group(2)):
+                    found = clean_address(address)
+                    if found and "@" in found and len(recipients) <= MAX_RECIPIENTS:
+                        recipients.append(found)
+            else:
+                fields.setdefault(key, m.group(2).strip())
+    sender = clean_address(fields.get("mail from"))
+    return [Finding(recipient=r, action=Action.FAILED, diagnostic=diagnostic, sender=sender) for r in recipients]

@@ -1,0 +1,72 @@
+"""Bounces of an unidentified MTA (Sisimai's "X6"): one sentence per group of recipients.
+
+From ``mailer-daemon`` with the subject "There was an error sending your mail", a multipart mail whose first
+part says "We had trouble delivering your message. Full details follow:", repeats the subject and date of the
+message, counts the errors ("1 error(s):") and then writes, per group, one sentence: "The following recipients
+returned permanent errors: ADDRESS[, ADDRESS…]. Reason: SMTP Server <HOST> refused to accept your message
+(COMMAND), with the following error message: [REPLY]". A second part, an attachment, holds the header of the
+returned message.
+"""
+
+from __future__ import annotations
+
+import re
+
+from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address
+from smtplens.bounce.mime import Mail
+from smtplens.bounce.model import Action, Finding
+from smtplens.model import Stage
+
+__all__ = ["decode", "detect", "name"]
+
+name = "x6"
+
+_GROUP = re.compile(
+    r"The following recipients? returned (permanent|temporary|transient) errors?:[ \t]*(.+?)\.[ \t]+Reason:[ \t]*"
+    r"(.+?)(?=\n[ \t]*\n|\nThe following recipients? returned|\Z)",
+    re.I | re.S,
+)
+_REFUSED = re.compile(r"<\[?([^<>\s\]]+)\]?>[^()\n]*?\(([A-Za-z ]+)\)")
+_REPLY = re.compile(r"error message:[ \t]*\[(.+)\][ \t.]*$", re.S | re.I)
+_STAGES = {
+    "CONNECT": Stage.CONNECT,
+    "HELO": Stage.HELO,
+    "EHLO": Stage.HELO,
+    "MAIL FROM": Stage.MAIL,
+    "MAIL": Stage.MAIL,
+    "RCPT TO": Stage.RCPT,
+    "RCPT": Stage.RCPT,
+    "DATA": Stage.DATA,
+}
+MAX_BODY = 100_000
+
+
+def detect(mail: Mail) -> bool:
+    subject = mail.lowered("subject").strip()
+    if not subject.startswith("there was an error sending your mail"):
+        return False
+    return "returned" in mail.text[:MAX_BODY]
+
+
+def decode(mail: Mail) -> list[Finding]:
+    text = mail.text[:MAX_BODY]
+    findings: list[Finding] = []
+    for group in _GROUP.finditer(text):
+        permanent = group.group(1).lower() == "permanent"
+        reason = " ".join(group.group(3).split())
+        refused = _REFUSED.search(reason)
+        reply = _REPLY.search(reason)
+        for address in re.split(r"[,;\s]+", group.group(2)):
+            recipient = clean_address(address)
+            if not recipient or "@" not in recipient or len(findings) > MAX_RECIPIENTS:
+                continue
+            findings.append(
+                Finding(
+                    recipient=recipient,
+                    action=Action.FAILED if permanent else Action.DELAYED,
+                    diagnostic=(reply.group(1).strip() if reply else reason) or None,
+                    remote_host=refused.group(1) if refused else None,
+                    stage=_STAGES.get(refused.group(2).strip().upper()) if refused else None,
+                )
+            )
+    return findings
