@@ -13,7 +13,7 @@ from datetime import datetime
 from smtplens.bounce.decoders import MAX_RECIPIENTS, looks_like_bounce, parse_date
 from smtplens.bounce.inputs import DEFAULT_LIMIT, InputError, iter_mails
 from smtplens.bounce.mime import Headers, Mail, first_address, parse_mail
-from smtplens.bounce.model import SUCCESS_ACTIONS, Action, BounceResult, Finding, Kind, Recipient
+from smtplens.bounce.model import SUCCESS_ACTIONS, Action, BounceResult, Finding, Kind, Recipient, make_recipient
 from smtplens.bounce.registry import DECODERS
 from smtplens.classifier import classify
 from smtplens.model import ReplyClass
@@ -32,6 +32,8 @@ __all__ = [
 ]
 
 DELIVERED = "delivered"
+# (detect, decode, name) of the registered decoders, bound once: the loop below runs them for every mail
+_DECODERS = tuple((d.detect, d.decode, d.name) for d in DECODERS)
 
 
 def decode_bounce(data: bytes | str) -> BounceResult:
@@ -41,12 +43,11 @@ def decode_bounce(data: bytes | str) -> BounceResult:
 
 def decode_mail(mail: Mail) -> BounceResult:
     """Decode an already parsed mail."""
-    for decoder in DECODERS:
-        if not decoder.detect(mail):
-            continue
-        findings = decoder.decode(mail)
-        if findings:
-            return _result(mail, decoder.name, findings)
+    for detect, decode, name in _DECODERS:
+        if detect(mail):
+            findings = decode(mail)
+            if findings:
+                return _result(mail, name, findings)
     warnings: tuple[str, ...] = ()
     if looks_like_bounce(mail):
         warnings = ("looks like a bounce, but no decoder recognised its format",)
@@ -138,26 +139,26 @@ def _explain(f: Finding, decoder: str, ctx: _Context) -> Recipient:
         status = status or reply.enhanced
         stage = stage or reply.stage
         remote_host = remote_host or reply.remote_host
-    return Recipient(
-        recipient=f.recipient,
-        reason=reason,
-        kind=kind,
-        decoder=decoder,
-        action=f.action,
-        status=status,
-        reply_code=reply_code,
-        diagnostic=f.diagnostic,
-        diagnostic_type=f.diagnostic_type,
-        remote_host=remote_host,
-        reporting_mta=f.reporting_mta,
-        stage=stage,
-        hard_bounce=verdict.hard_bounce if verdict is not None and f.action is not Action.DELAYED else False,
-        timestamp=f.timestamp or ctx.date,
-        original_recipient=f.original_recipient,
-        sender=f.sender or ctx.sender,
-        message_id=ctx.message_id,
-        subject=ctx.subject,
-        list_id=ctx.list_id,
-        feedback_type=f.feedback_type,
-        verdict=verdict,
+    return make_recipient(
+        f.recipient,
+        reason,
+        kind,
+        decoder,
+        f.action,
+        status,
+        reply_code,
+        f.diagnostic,
+        f.diagnostic_type,
+        remote_host,
+        f.reporting_mta,
+        stage,
+        verdict.hard_bounce if verdict is not None and f.action is not Action.DELAYED else False,
+        f.timestamp or ctx.date,
+        f.original_recipient,
+        f.sender or ctx.sender,
+        ctx.message_id,
+        ctx.subject,
+        ctx.list_id,
+        f.feedback_type,
+        verdict,
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from smtplens.classifier import Verdict
 from smtplens.model import Stage
@@ -145,6 +146,20 @@ class Recipient:
             "evidence": [e.to_dict() for e in v.evidence] if v else [],
             "notes": list(v.notes) if v else [],
         }
+
+
+# The slot setters of Recipient in field order: make_recipient fills a new instance through them, which is
+# the same object the frozen dataclass's __init__ builds (that one goes through object.__setattr__ per field).
+_RECIPIENT_SETTERS = tuple(getattr(Recipient, f.name).__set__ for f in fields(Recipient))
+_new = object.__new__
+
+
+def make_recipient(*values: Any) -> Recipient:
+    """``Recipient(*values)`` with every field given positionally, built faster (the pipeline's hot path)."""
+    r: Recipient = _new(Recipient)
+    for setter, value in zip(_RECIPIENT_SETTERS, values, strict=True):
+        setter(r, value)
+    return r
 
 
 @dataclass(frozen=True, slots=True)

@@ -172,7 +172,8 @@ def _finding(head: str, lines: list[str], action: Action) -> Finding | None:
             continue
         detail.append(line[len("delay reason:") :].strip() if line.lower().startswith("delay reason:") else line)
     if recipient is None:
-        recipient = clean_address(head.split("|", 1)[-1].rsplit(maxsplit=1)[-1]) if local else None
+        words = head.split("|", 1)[-1].rsplit(maxsplit=1) if local else []
+        recipient = clean_address(words[-1]) if words else None  # a cut mail may end before the address
         if recipient is None or "@" not in recipient:
             return None
     diagnostic = " ".join(" ".join(detail).split()) or None
