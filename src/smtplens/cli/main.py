@@ -14,6 +14,7 @@ from smtplens.cli.codes import code_cmd, codes_cmd, compare_cmd
 from smtplens.cli.explain import explain_cmd, reasons_cmd
 from smtplens.cli.parse import parse_cmd
 from smtplens.cli.probe import probe_cmd
+from smtplens.cli.serve import serve_cmd
 from smtplens.errors import ParseError, SmtplensError, UnknownCodeError, UnknownLanguageError
 
 EXIT_OK = 0
@@ -38,6 +39,7 @@ cli.add_command(reasons_cmd)
 cli.add_command(check_group)
 cli.add_command(probe_cmd)
 cli.add_command(bounce_cmd)
+cli.add_command(serve_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
