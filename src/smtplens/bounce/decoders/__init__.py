@@ -13,7 +13,7 @@ signs that a mail is a bounce at all.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Protocol
 
@@ -57,10 +57,34 @@ def clean_address(value: str | None) -> str | None:
     return text or None
 
 
+# The common form of an RFC 5322 date (``Mon, 2 Jan 2006 15:04:05 +0900``, any comment after it), read without
+# the standard library's general tokeniser; everything else goes to it. The result is the same: the standard
+# library reads only the first five words after a day name, and "-0000" means an unknown zone (a naive time).
+_COMMON_DATE = re.compile(
+    r"(?:[A-Za-z]{3},[ \t]+)?([0-9]{1,2})[ \t]+(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[ \t]+([1-9][0-9]{3})"
+    r"[ \t]+([0-9]{2}):([0-9]{2}):([0-9]{2})[ \t]+([+-])([0-9]{2})([0-9]{2})(?:\s.*)?",
+    re.S,
+)
+_MONTHS = {
+    m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)
+}
+
+
 def parse_date(value: str | None) -> datetime | None:
     """An RFC 5322 date (lenient: obsolete zones, missing seconds), else None."""
     if not value:
         return None
+    m = _COMMON_DATE.fullmatch(value.strip())
+    if m is not None:
+        day, month, year, hour, minute, second, sign, zh, zm = m.groups()
+        try:
+            if sign == "-" and zh == "00" and zm == "00":
+                return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second))
+            offset = int(zh) * 3600 + int(zm) * 60
+            zone = timezone(timedelta(seconds=-offset if sign == "-" else offset))
+            return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=zone)
+        except (ValueError, OverflowError):
+            pass  # out of range: the standard library decides (it raises too)
     try:
         return parsedate_to_datetime(value.strip())
     except (TypeError, ValueError, IndexError, OverflowError):
