@@ -33,6 +33,7 @@ from pathlib import Path
 
 from smtplens.model import Stage
 from smtplens.server.decisions import Decision
+from smtplens.server.policies.relay import RelayPolicy
 from smtplens.server.protocol import SessionConfig
 from smtplens.server.session import (
     Action,
@@ -97,19 +98,11 @@ class ServerConfig:
 def accept_domains(domains: Iterable[str], recipients: Iterable[str] = ()) -> Decide:
     """The default policy: accept everything, except recipients outside ``domains`` and ``recipients``, which
     get ``554 5.7.1 <address>: Relay access denied`` at RCPT (Postfix's text). ``postmaster`` is always
-    accepted (RFC 5321 section 4.5.1)."""
-    domain_set = frozenset(d.lower().rstrip(".") for d in domains)
-    recipient_set = frozenset(r.lower() for r in recipients)
+    accepted (RFC 5321 section 4.5.1). The rule is :class:`smtplens.server.policies.relay.RelayPolicy`."""
+    relay = RelayPolicy(domains, recipients)
 
     async def decide(stage: Stage, context: Context) -> Decision:
-        if stage is not Stage.RCPT or context.recipient is None:
-            return Decision.accept()
-        address = context.recipient.address
-        lowered = address.lower()
-        domain = lowered.rpartition("@")[2].rstrip(".")
-        if lowered in recipient_set or domain in domain_set or lowered == "postmaster":
-            return Decision.accept(policy="relay")
-        return Decision.reject(code="554", enhanced="5.7.1", text=f"<{address}>: Relay access denied", policy="relay")
+        return await relay.check(stage, context) or Decision.accept()
 
     return decide
 
