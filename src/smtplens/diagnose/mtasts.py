@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from smtplens.diagnose import _versioned
 from smtplens.diagnose import findings as f
 from smtplens.diagnose._tags import EXT_NAME_RE, split_tags
 from smtplens.diagnose.dns import Resolver
@@ -121,7 +122,7 @@ def parse_mtasts(text: str) -> MtaStsRecord:
 
 def select_mtasts(txts: Sequence[str]) -> MtaStsSelection:
     """RFC 8461 section 3.1: records not beginning with ``v=STSv1;`` are discarded; exactly one must remain."""
-    candidates = tuple(txt for txt in txts if _START_RE.match(txt))
+    candidates = _versioned.candidates(txts, _START_RE)
     if not candidates:
         return MtaStsSelection(None, (), ())
     if len(candidates) > 1:
@@ -141,25 +142,21 @@ async def lookup_mtasts(domain: str, resolver: Resolver) -> MtaStsLookup:
     name = f"_mta-sts.{domain}"
     txts = (await resolver.txt(name)).records
     selection = select_mtasts(txts)
-    extra: list[Finding] = []
-    if not selection.candidates:
-        if txts:
-            extra.append(
-                f.error(
-                    "mtasts.version",
-                    f"{name} has TXT records, but none begins with 'v=STSv1;'.",
-                    "Begin the record with exactly 'v=STSv1;'.",
-                )
-            )
-        else:
-            extra.append(
-                f.info(
-                    "mtasts.no_record",
-                    f"No MTA-STS record at {name}: senders may deliver to {domain} without verified TLS.",
-                    f"Publish a policy at https://mta-sts.{domain}/.well-known/mta-sts.txt and a TXT record "
-                    f"'v=STSv1; id=...' at {name}.",
-                )
-            )
+    extra = _versioned.absence(
+        txts,
+        selection.candidates,
+        wrong_version=f.error(
+            "mtasts.version",
+            f"{name} has TXT records, but none begins with 'v=STSv1;'.",
+            "Begin the record with exactly 'v=STSv1;'.",
+        ),
+        no_record=f.info(
+            "mtasts.no_record",
+            f"No MTA-STS record at {name}: senders may deliver to {domain} without verified TLS.",
+            f"Publish a policy at https://mta-sts.{domain}/.well-known/mta-sts.txt and a TXT record "
+            f"'v=STSv1; id=...' at {name}.",
+        ),
+    )
     record_findings = selection.record.findings if selection.record else ()
     return MtaStsLookup(
         domain, name, selection.record, selection.candidates, (*extra, *selection.findings, *record_findings)

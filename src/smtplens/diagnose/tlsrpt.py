@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from smtplens.diagnose import _versioned
 from smtplens.diagnose import findings as f
 from smtplens.diagnose._tags import EXT_NAME_RE, split_tags
 from smtplens.diagnose.dns import Resolver
@@ -118,7 +119,7 @@ def parse_tlsrpt(text: str) -> TlsRptRecord:
 
 def select_tlsrpt(txts: Sequence[str]) -> TlsRptSelection:
     """RFC 8460 section 3: records not beginning with ``v=TLSRPTv1`` are discarded; exactly one must remain."""
-    candidates = tuple(txt for txt in txts if _START_RE.match(txt))
+    candidates = _versioned.candidates(txts, _START_RE)
     if not candidates:
         return TlsRptSelection(None, (), ())
     if len(candidates) > 1:
@@ -137,24 +138,20 @@ async def lookup_tlsrpt(domain: str, resolver: Resolver) -> TlsRptLookup:
     name = f"_smtp._tls.{domain}"
     txts = (await resolver.txt(name)).records
     selection = select_tlsrpt(txts)
-    extra: list[Finding] = []
-    if not selection.candidates:
-        if txts:
-            extra.append(
-                f.error(
-                    "tlsrpt.version",
-                    f"{name} has TXT records, but none begins with 'v=TLSRPTv1'.",
-                    "Begin the record with exactly 'v=TLSRPTv1;'.",
-                )
-            )
-        else:
-            extra.append(
-                f.info(
-                    "tlsrpt.no_record",
-                    f"No TLS-RPT record at {name}: senders do not report TLS failures for {domain}.",
-                    f"Publish 'v=TLSRPTv1; rua=mailto:tls-reports@{domain}' at {name}.",
-                )
-            )
+    extra = _versioned.absence(
+        txts,
+        selection.candidates,
+        wrong_version=f.error(
+            "tlsrpt.version",
+            f"{name} has TXT records, but none begins with 'v=TLSRPTv1'.",
+            "Begin the record with exactly 'v=TLSRPTv1;'.",
+        ),
+        no_record=f.info(
+            "tlsrpt.no_record",
+            f"No TLS-RPT record at {name}: senders do not report TLS failures for {domain}.",
+            f"Publish 'v=TLSRPTv1; rua=mailto:tls-reports@{domain}' at {name}.",
+        ),
+    )
     record_findings = selection.record.findings if selection.record else ()
     return TlsRptLookup(
         domain, name, selection.record, selection.candidates, (*extra, *selection.findings, *record_findings)
