@@ -20,7 +20,7 @@ from typing import Protocol
 from smtplens.bounce.mime import Mail
 from smtplens.bounce.model import Finding
 
-__all__ = ["MAX_RECIPIENTS", "Decoder", "clean_address", "looks_like_bounce", "parse_date"]
+__all__ = ["MAX_RECIPIENTS", "Decoder", "clean_address", "looks_like_bounce", "parse_date", "sections"]
 
 MAX_RECIPIENTS = 1000
 """Recipients explained per mail; a decoder may return one more to say that there are more (the pipeline warns).
@@ -38,6 +38,17 @@ class Decoder(Protocol):
 
 
 _TYPED = re.compile(r"^\s*(?:rfc822|x-[\w.-]+|utf-8|unknown)\s*;\s*", re.I)
+
+
+def sections(pattern: re.Pattern[str], text: str, end: int | None = None) -> list[tuple[re.Match[str], int]]:
+    """Each match of ``pattern`` (a recipient line of a report) with where its section ends: at the next match,
+    or at ``end`` (the end of ``text`` by default). At most ``MAX_RECIPIENTS + 1`` sections."""
+    stop = len(text) if end is None else end
+    matches = list(pattern.finditer(text, 0, stop))
+    return [
+        (m, matches[i + 1].start() if i + 1 < len(matches) else stop)
+        for i, m in enumerate(matches[: MAX_RECIPIENTS + 1])
+    ]
 
 
 def clean_address(value: str | None) -> str | None:

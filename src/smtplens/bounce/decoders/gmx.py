@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from smtplens.bounce.decoders import MAX_RECIPIENTS, parse_date
+from smtplens.bounce.decoders import parse_date, sections
 from smtplens.bounce.mime import Mail
 from smtplens.bounce.model import Action, Finding
 from smtplens.model import Stage
@@ -55,10 +55,9 @@ def decode(mail: Mail) -> list[Finding]:
     end = _END.search(text, start.end())
     report = text[start.end() : end.start() if end else len(text)]
     date = parse_date(mail.headers.get("date"))
-    matches = list(_RECIPIENT.finditer(report))
     findings = []
-    for i, m in enumerate(matches[: MAX_RECIPIENTS + 1]):
-        block = report[m.end() : matches[i + 1].start() if i + 1 < len(matches) else len(report)]
+    for m, stop in sections(_RECIPIENT, report):
+        block = report[m.end() : stop]
         stage = None
         command = _COMMAND.search(block)
         if command:

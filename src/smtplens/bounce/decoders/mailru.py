@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from smtplens.bounce.decoders import MAX_RECIPIENTS, parse_date
+from smtplens.bounce.decoders import parse_date, sections
 from smtplens.bounce.mime import Mail
 from smtplens.bounce.model import Action, Finding
 
@@ -50,10 +50,8 @@ def decode(mail: Mail) -> list[Finding]:
     report = text[start.end() : end.start() if end else len(text)]
     permanent = "permanent error" in text[: start.start()].lower() or start.re is _RUSSIAN
     date = parse_date(mail.headers.get("date"))
-    matches = list(_RECIPIENT.finditer(report))
     findings = []
-    for i, m in enumerate(matches[: MAX_RECIPIENTS + 1]):
-        stop = matches[i + 1].start() if i + 1 < len(matches) else len(report)
+    for m, stop in sections(_RECIPIENT, report):
         diagnostic = " ".join(report[m.end() : stop].split())
         findings.append(
             Finding(

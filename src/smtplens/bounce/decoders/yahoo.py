@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from smtplens.bounce.decoders import MAX_RECIPIENTS, parse_date
+from smtplens.bounce.decoders import parse_date, sections
 from smtplens.bounce.mime import Mail
 from smtplens.bounce.model import Action, Finding
 from smtplens.model import Stage
@@ -54,10 +54,8 @@ def decode(mail: Mail) -> list[Finding]:
     end = _END.search(text, start.end())
     report = text[start.end() : end.start() if end else len(text)]
     date = parse_date(mail.headers.get("date"))
-    matches = list(_RECIPIENT.finditer(report))
     findings = []
-    for i, m in enumerate(matches[: MAX_RECIPIENTS + 1]):
-        stop = matches[i + 1].start() if i + 1 < len(matches) else len(report)
+    for m, stop in sections(_RECIPIENT, report):
         diagnostic = " ".join(_REMOTE_SAID.sub("", report[m.end() : stop]).split())
         stage = None
         tag = _TAG.search(diagnostic)
