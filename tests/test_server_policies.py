@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from smtplens.cli.serve import build_pipeline, parse_rate, serve_cmd
 from smtplens.diagnose.dns import DnsTempError
 from smtplens.model import Stage
-from smtplens.server.decisions import Decision, Outcome, reply_for
+from smtplens.server.decisions import Decision, DecisionError, Outcome, reply_for
 from smtplens.server.net import ServerConfig
 from smtplens.server.pipeline import Pipeline
 from smtplens.server.policies import (
@@ -347,3 +347,31 @@ def test_parse_rate_and_serve_options() -> None:
         assert option in result.output
     result = CliRunner().invoke(serve_cmd, ["--rate-limit", "x"])
     assert result.exit_code == 2 and "N/SECONDS" in result.output
+
+
+class _AddsHeader:
+    stages: ClassVar[frozenset[Stage]] = frozenset({Stage.END_OF_DATA})
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def check(self, stage: Stage, context: Context) -> Decision | None:
+        return Decision.accept(headers=(f"X-{self.name}: yes",))
+
+
+def test_accepting_decisions_add_headers_in_order() -> None:
+    pipeline = Pipeline([_AddsHeader("A"), _AddsHeader("B")])
+    decision = asyncio.run(pipeline.decide(Stage.END_OF_DATA, Context(Envelope("127.0.0.1"))))
+    assert decision.headers == ("X-A: yes", "X-B: yes")
+    assert Decision.accept(headers=("X-A: one\r\n\ttwo",)).headers
+
+
+@pytest.mark.parametrize("header", ["no colon here", "X-A: one\r\nX-B: two", "X A: b", ": empty name"])
+def test_decision_rejects_malformed_header_fields(header: str) -> None:
+    with pytest.raises(DecisionError):
+        Decision.accept(headers=(header,))
+
+
+def test_only_an_acceptance_adds_header_fields() -> None:
+    with pytest.raises(DecisionError):
+        Decision(Outcome.REJECT, headers=("X-A: b",))

@@ -143,6 +143,21 @@ def test_full_transaction_asks_every_stage_and_answers_250_only_after_the_store(
     assert session.receive(b"NOOP\r\n") == []
 
 
+def test_accepting_end_of_data_decision_prepends_its_header_fields() -> None:
+    session = Session(SessionConfig(hostname=HOST), "192.0.2.1")
+    session.start()
+    session.decided(Decision.accept())
+    for line in (b"EHLO c.test\r\n", b"MAIL FROM:<a@sender.test>\r\n", b"RCPT TO:<b@rcpt.test>\r\n", b"DATA\r\n"):
+        session.receive(line)
+        session.decided(Decision.accept())
+    session.receive(b"Subject: x\r\n\r\nBody\r\n.\r\n")
+    headers = ("Authentication-Results: mx.test;\r\n\tspf=pass", "X-Extra: 1")
+    deliver = delivered(session.decided(Decision.accept(headers=headers)))
+    assert deliver.message == (
+        b"Authentication-Results: mx.test;\r\n\tspf=pass\r\nX-Extra: 1\r\nSubject: x\r\n\r\nBody\r\n"
+    )
+
+
 def test_store_failure_answers_451_and_ends_the_transaction() -> None:
     session = in_transaction()
     delivered(send_message(session, b"x\r\n.\r\n"))

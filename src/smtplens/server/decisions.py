@@ -42,6 +42,8 @@ class Decision:
     ``code``, ``enhanced`` and ``text`` replace the stage's standard reply parts; their class must agree with
     the outcome. ``text`` may hold several lines. An accepting decision's text replaces the success text at
     connect (the greeting after the host name), mail and rcpt; its code and enhanced code are not used.
+    ``headers`` are complete header fields (``"Authentication-Results: …"``, no line end) that an accepting
+    decision at end of data prepends to the stored message, in order.
     """
 
     outcome: Outcome = Outcome.ACCEPT
@@ -50,6 +52,7 @@ class Decision:
     enhanced: str | None = None
     text: str | None = None
     policy: str | None = None
+    headers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         digit = _DIGIT[self.outcome]
@@ -59,10 +62,17 @@ class Decision:
             raise DecisionError(f"{self.outcome} needs a {digit}.x.y enhanced code, not {self.enhanced!r}")
         if self.disconnect and self.outcome is Outcome.ACCEPT:
             raise DecisionError("an accepting decision cannot disconnect")
+        if self.headers and self.outcome is not Outcome.ACCEPT:
+            raise DecisionError("only an accepting decision adds header fields")
+        for header in self.headers:
+            name, colon, _ = header.partition(":")
+            unfolded = header.replace("\r\n\t", "\t").replace("\r\n ", " ")
+            if not colon or not name.strip() or " " in name or "\r" in unfolded or "\n" in unfolded:
+                raise DecisionError(f"not a header field: {header!r}")
 
     @classmethod
-    def accept(cls, *, text: str | None = None, policy: str | None = None) -> Decision:
-        return cls(Outcome.ACCEPT, text=text, policy=policy)
+    def accept(cls, *, text: str | None = None, policy: str | None = None, headers: tuple[str, ...] = ()) -> Decision:
+        return cls(Outcome.ACCEPT, text=text, policy=policy, headers=headers)
 
     @classmethod
     def reject(

@@ -1,12 +1,13 @@
 """The policy pipeline: the policies registered for a stage, run in order, give the stage's decision.
 
 A :class:`Policy` has a ``name``, the ``stages`` it answers and ``async check(stage, context)``, which returns a
-:class:`~smtplens.server.decisions.Decision` or None (no opinion). :meth:`Pipeline.decide` runs the policies of
-the stage in registration order; the first decision that is not an acceptance wins and carries the policy's name.
-A policy that raises or takes longer than its time budget (``timeout``, or the policy's own ``timeout``
-attribute) stops the stage with ``451 4.3.0`` (``421 4.3.0`` and close at connect, where only 220, 554 and 421
-are allowed) and a log line: a policy failure is never a 5xx. A pipeline is a ``Decide`` for
-:class:`~smtplens.server.net.SmtpServer`: ``SmtpServer(config, store, decide=pipeline.decide)``.
+:class:`~smtplens.server.decisions.Decision` or None (no opinion). :meth:`Pipeline.decide` runs the policies of the
+stage in registration order; the first decision that is not an acceptance wins and carries the policy's name; when
+all accept, the header fields of every accepting decision are kept, in order. A policy that raises or takes longer
+than its time budget (``timeout``, or the policy's own ``timeout`` attribute) stops the stage with ``451 4.3.0``
+(``421 4.3.0`` and close at connect, where only 220, 554 and 421 are allowed) and a log line: a policy failure is
+never a 5xx. A pipeline is a ``Decide`` for :class:`~smtplens.server.net.SmtpServer`: ``SmtpServer(config, store,
+decide=pipeline.decide)``.
 """
 
 from __future__ import annotations
@@ -82,8 +83,11 @@ class Pipeline:
                 decision = dataclasses.replace(decision, policy=policy.name)
             if decision.outcome is not Outcome.ACCEPT:
                 return decision
+            headers = accepted.headers + decision.headers
             if decision.text and not accepted.text:
                 accepted = decision
+            if headers != accepted.headers:
+                accepted = dataclasses.replace(accepted, headers=headers)
         return accepted
 
     __call__ = decide

@@ -540,7 +540,10 @@ class Session:
 
     def _accept_end_of_data(self, payload: _Payload, decision: Decision) -> None:
         assert isinstance(payload, _Message)
-        self._out.append(Deliver(self.envelope, payload.data))
+        data = payload.data
+        if decision.headers:
+            data = "".join(f"{header}\r\n" for header in decision.headers).encode("utf-8") + data
+        self._out.append(Deliver(self.envelope, data))
         self._pending = _Pending(None, None)
 
     def _end_transaction(self) -> None:
