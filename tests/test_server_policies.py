@@ -9,11 +9,12 @@ from typing import ClassVar
 import pytest
 from click.testing import CliRunner
 
-from smtplens.cli.serve import build_pipeline, parse_rate, serve_cmd
+from smtplens.cli.serve import apply_flags, parse_rate, serve_cmd
 from smtplens.diagnose.dns import DnsTempError
 from smtplens.model import Stage
+from smtplens.server.assemble import assemble, build_policies
+from smtplens.server.config import ServeSettings
 from smtplens.server.decisions import Decision, DecisionError, Outcome, reply_for
-from smtplens.server.net import ServerConfig
 from smtplens.server.pipeline import Pipeline
 from smtplens.server.policies import (
     AccessPolicy,
@@ -326,14 +327,22 @@ def test_dnsbl_errors_never_block_and_rcpt_stage() -> None:
 # --- serve wiring --------------------------------------------------------------------------------------------
 
 
-def test_build_pipeline_puts_relay_first() -> None:
-    config = ServerConfig(accepted_domains=frozenset({"lab.test"}))
-    pipeline = build_pipeline(
-        config, greylist=60, dnsbl=("bl.lab.test",), dnsbl_at="rcpt", dns=("127.0.0.1", 5353), rate_limit=(5, 60)
-    )
-    assert [p.name for p in pipeline.policies] == ["relay", "ratelimit", "dnsbl", "greylist"]
-    assert [p.name for p in build_pipeline(config).policies] == ["relay"]
-    refused = asyncio.run(build_pipeline(config).decide(Stage.RCPT, ctx(rcpt="x@other.test")))
+def test_serve_flags_build_the_pipeline_with_relay_first() -> None:
+    flags = {
+        "domains": ("Lab.test",),
+        "greylist": 60.0,
+        "dnsbl": ("bl.lab.test",),
+        "dnsbl_at": "rcpt",
+        "dns": "127.0.0.1:5353",
+        "rate_limit": "5/60",
+    }
+    settings = apply_flags(ServeSettings(), flags)
+    assert settings.smtp.accept_domains == frozenset({"lab.test"}) and settings.dns == ("127.0.0.1", 5353)
+    policies = build_policies(settings, lambda server: MemoryResolver({}))
+    assert [p.name for p in policies] == ["relay", "ratelimit", "dnsbl", "greylist"]
+    plain = assemble(apply_flags(ServeSettings(), {"domains": ("lab.test",)}))
+    assert [p.name for p in plain.pipeline.policies] == ["relay"]
+    refused = asyncio.run(plain.pipeline.decide(Stage.RCPT, ctx(rcpt="x@other.test")))
     assert refused.outcome is Outcome.REJECT
 
 
@@ -343,10 +352,12 @@ def test_parse_rate_and_serve_options() -> None:
         with pytest.raises(ValueError, match="N/SECONDS"):
             parse_rate(bad)
     result = CliRunner().invoke(serve_cmd, ["--help"])
-    for option in ("--greylist", "--dnsbl", "--dnsbl-at", "--dns", "--rate-limit"):
+    for option in ("--greylist", "--dnsbl", "--dnsbl-at", "--dns", "--rate-limit", "--config", "--http"):
         assert option in result.output
     result = CliRunner().invoke(serve_cmd, ["--rate-limit", "x"])
-    assert result.exit_code == 2 and "N/SECONDS" in result.output
+    assert result.exit_code == 2 and "N/SECONDS" in result.output and "--rate-limit" in result.output
+    result = CliRunner().invoke(serve_cmd, ["--smtp", "nowhere"])
+    assert result.exit_code == 2 and "--smtp" in result.output
 
 
 class _AddsHeader:

@@ -1,45 +1,40 @@
-"""``smtplens serve``: run the SMTP server (docs/server.md) with its durable store, until SIGTERM or SIGINT.
+"""``smtplens serve``: the SMTP server (docs/server.md) with its durable store and, with ``--http``, the JSON API
+and web UI, until SIGTERM or SIGINT.
 
-SMTP only so far; the HTTP API comes later. A signal shuts down gracefully: every open session gets 421, a
+Settings come from the defaults, then the ``--config`` TOML file (docs/server-config.md), then the flags given
+on the command line: a flag always wins. A signal shuts down gracefully: every open session gets 421, a
 message being received is finished first, and nothing that got 250 is lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
-from smtplens.diagnose.dns import DnspythonResolver
-from smtplens.model import Stage
-from smtplens.server.net import ServerConfig, SmtpServer, new_event_loop
-from smtplens.server.pipeline import Pipeline, Policy
-from smtplens.server.policies import DnsblPolicy, GreylistPolicy, RateLimit, RateLimitPolicy, RelayPolicy
-from smtplens.server.protocol import SessionConfig
-from smtplens.server.store import MessageStore
+from smtplens.server.assemble import assemble
+from smtplens.server.config import (
+    ConfigError,
+    DnsblSettings,
+    GreylistSettings,
+    ServeSettings,
+    load_config,
+    parse_address,
+)
+from smtplens.server.policies import RateLimit
 
-__all__ = ["build_pipeline", "default_data_dir", "parse_listen", "parse_rate", "serve_cmd"]
-
-SHUTDOWN_GRACE = 30.0
+__all__ = ["apply_flags", "default_data_dir", "parse_rate", "serve_cmd"]
 
 
 def default_data_dir() -> Path:
     """``$XDG_DATA_HOME/smtplens`` (``~/.local/share/smtplens`` by default)."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "smtplens"
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[IPv6]:PORT`` as (host, port)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected HOST:PORT, not {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port)
 
 
 def parse_rate(text: str) -> tuple[int, float]:
@@ -54,39 +49,69 @@ def parse_rate(text: str) -> tuple[int, float]:
     return pair
 
 
-def build_pipeline(
-    config: ServerConfig,
-    *,
-    greylist: float | None = None,
-    dnsbl: tuple[str, ...] = (),
-    dnsbl_at: str = "greeting",
-    dns: tuple[str, int] | None = None,
-    rate_limit: tuple[int, float] | None = None,
-) -> Pipeline:
-    """The pipeline ``serve`` runs: relay first, then rate limits, DNSBL and greylisting when configured."""
-    hostname = config.session.hostname
-    policies: list[Policy] = [RelayPolicy(config.accepted_domains, config.accepted_recipients)]
-    if rate_limit is not None:
-        count, window = rate_limit
-        limits = [RateLimit("connections", "client", count, window), RateLimit("messages", "client", count, window)]
-        policies.append(RateLimitPolicy(limits, hostname=hostname))
-    if dnsbl:
-        resolver = DnspythonResolver(*dns) if dns else DnspythonResolver()
-        stage = Stage.CONNECT if dnsbl_at == "greeting" else Stage.RCPT
-        policies.append(DnsblPolicy(dnsbl, resolver, stage=stage))
-    if greylist is not None:
-        policies.append(GreylistPolicy(greylist))
-    return Pipeline(policies, hostname=hostname, timeout=config.decision_timeout)
+def apply_flags(settings: ServeSettings, flags: dict[str, Any]) -> ServeSettings:
+    """The settings with the command-line ``flags`` that were given (value not None) put over them.
+
+    Raises ValueError (with the flag's name first) for a malformed address or rate.
+    """
+    smtp = settings.smtp
+    smtp_changes: dict[str, Any] = {}
+    for flag, name in (("max_connections", "max_connections"), ("max_per_ip", "max_per_ip"), ("hostname", "hostname")):
+        if flags.get(flag) is not None:
+            smtp_changes[name] = flags[flag]
+    if flags.get("maintenance"):
+        smtp_changes["maintenance"] = True
+    if flags.get("domains"):
+        smtp_changes["accept_domains"] = smtp.accept_domains | {d.lower() for d in flags["domains"]}
+    if flags.get("listen") is not None:
+        smtp_changes["listen"] = _flag_address("--smtp", flags["listen"])
+    changes: dict[str, Any] = {"smtp": dataclasses.replace(smtp, **smtp_changes)}
+    if flags.get("http") is not None:
+        listen = None if flags["http"] in ("", "off", "none") else _flag_address("--http", flags["http"])
+        changes["http"] = dataclasses.replace(settings.http, listen=listen)
+    store_changes: dict[str, Any] = {}
+    if flags.get("data_dir") is not None:
+        store_changes["directory"] = flags["data_dir"]
+    if flags.get("no_store"):
+        store_changes["enabled"] = False
+    if store_changes:
+        changes["store"] = dataclasses.replace(settings.store, **store_changes)
+    if flags.get("dns") is not None:
+        changes["dns"] = _flag_address("--dns", flags["dns"])
+    if flags.get("greylist") is not None:
+        changes["greylist"] = dataclasses.replace(settings.greylist or GreylistSettings(), delay=flags["greylist"])
+    if flags.get("dnsbl"):
+        at = flags.get("dnsbl_at") or (settings.dnsbl.at if settings.dnsbl else "greeting")
+        zones = (settings.dnsbl.zones if settings.dnsbl else ()) + tuple(flags["dnsbl"])
+        changes["dnsbl"] = DnsblSettings(zones=tuple(dict.fromkeys(zones)), at=at)
+    elif flags.get("dnsbl_at") and settings.dnsbl is not None:
+        changes["dnsbl"] = dataclasses.replace(settings.dnsbl, at=flags["dnsbl_at"])
+    if flags.get("rate_limit") is not None:
+        try:
+            count, window = parse_rate(flags["rate_limit"])
+        except ValueError as exc:
+            raise ValueError(f"--rate-limit: {exc}") from None
+        limits = (RateLimit("connections", "client", count, window), RateLimit("messages", "client", count, window))
+        changes["rate_limits"] = settings.rate_limits + limits
+    return dataclasses.replace(settings, **changes)
+
+
+def _flag_address(flag: str, text: str) -> tuple[str, int]:
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise ValueError(f"{flag}: {exc}") from None
 
 
 @click.command("serve")
+@click.option("--smtp", "listen", metavar="HOST:PORT", help="Address to listen on for SMTP.  [default: 127.0.0.1:2525]")
+@click.option("--http", metavar="HOST:PORT", help="Serve the JSON API, /metrics and the web UI here (off by default).")
 @click.option(
-    "--smtp",
-    "listen",
-    default="127.0.0.1:2525",
-    show_default=True,
-    metavar="HOST:PORT",
-    help="Address to listen on for SMTP.",
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="TOML configuration (docs/server-config.md); flags given on the command line override it.",
 )
 @click.option(
     "--data",
@@ -96,20 +121,21 @@ def build_pipeline(
     help="Store directory (messages and session transcripts; default $XDG_DATA_HOME/smtplens).",
 )
 @click.option(
+    "--no-store",
+    is_flag=True,
+    help="Accept messages without storing them (for load tests: a 250 then promises nothing).",
+)
+@click.option(
     "--max-connections",
     type=click.IntRange(min=1),
-    default=1000,
-    show_default=True,
     metavar="N",
-    help="Open connections allowed in total; more get a 421 4.7.0 greeting and are closed.",
+    help="Open connections allowed in total; more get a 421 4.7.0 greeting and are closed.  [default: 1000]",
 )
 @click.option(
     "--max-per-ip",
     type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
     metavar="N",
-    help="Open connections allowed per client address.",
+    help="Open connections allowed per client address.  [default: 100]",
 )
 @click.option("--maintenance", is_flag=True, help="Answer every connection with a 421 greeting and close it.")
 @click.option(
@@ -119,13 +145,7 @@ def build_pipeline(
     metavar="DOMAIN",
     help="Accept mail for this domain (repeatable). Other recipients get 554 5.7.1 Relay access denied.",
 )
-@click.option(
-    "--hostname",
-    default="localhost",
-    show_default=True,
-    metavar="NAME",
-    help="The name in the greeting and the EHLO reply.",
-)
+@click.option("--hostname", metavar="NAME", help="The name in the greeting and the EHLO reply.  [default: localhost]")
 @click.option(
     "--greylist",
     type=click.FloatRange(min=0),
@@ -136,82 +156,37 @@ def build_pipeline(
 @click.option(
     "--dnsbl-at",
     type=click.Choice(["greeting", "rcpt"]),
-    default="greeting",
-    show_default=True,
-    help="Where a DNSBL listing is refused with 554 5.7.1.",
+    help="Where a DNSBL listing is refused with 554 5.7.1.  [default: greeting]",
 )
-@click.option("--dns", metavar="HOST:PORT", help="DNS server for the DNSBL lookups (default: the system's).")
+@click.option("--dns", metavar="HOST:PORT", help="DNS server for the DNSBL and SPF/DKIM/DMARC lookups.")
 @click.option(
     "--rate-limit",
     metavar="N/SECONDS",
     help="At most N connections (then 421) and N messages (then 450 4.7.1) per client IP in SECONDS.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log every session's connection events.")
-def serve_cmd(
-    *,
-    listen: str,
-    data_dir: Path | None,
-    max_connections: int,
-    max_per_ip: int,
-    maintenance: bool,
-    domains: tuple[str, ...],
-    hostname: str,
-    greylist: float | None,
-    dnsbl: tuple[str, ...],
-    dnsbl_at: str,
-    dns: str | None,
-    rate_limit: str | None,
-    verbose: bool,
-) -> None:
-    """Run the SMTP server until SIGTERM or SIGINT (SMTP only for now; the HTTP API comes later).
+def serve_cmd(*, config_file: Path | None, verbose: bool, **flags: Any) -> None:
+    """Run the SMTP server (and with --http the JSON API and web UI) until SIGTERM or SIGINT.
 
     Accepted messages are stored durably in DIR before the 250; every session's transcript is kept there too.
     Never an open relay: only recipients in the --accept-domain domains are accepted.
     """
     try:
-        host, port = parse_listen(listen)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--smtp'") from None
+        settings = load_config(config_file) if config_file else ServeSettings()
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--config'") from None
     try:
-        session = SessionConfig(hostname=hostname)
+        settings = apply_flags(settings, flags)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--hostname'") from None
-    config = ServerConfig(
-        session=session,
-        accepted_domains=frozenset(d.lower() for d in domains),
-        max_connections=max_connections,
-        max_per_ip=max_per_ip,
-        maintenance=maintenance,
-    )
+        flag, _, problem = str(exc).partition(": ")
+        raise click.BadParameter(problem, param_hint=f"'{flag}'") from None
     try:
-        dns_server = parse_listen(dns) if dns else None
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--dns'") from None
-    try:
-        rate = parse_rate(rate_limit) if rate_limit else None
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--rate-limit'") from None
-    pipeline = build_pipeline(
-        config, greylist=greylist, dnsbl=dnsbl, dnsbl_at=dnsbl_at, dns=dns_server, rate_limit=rate
-    )
+        assembly = assemble(settings)
+    except (ValueError, ConfigError) as exc:
+        raise click.UsageError(str(exc)) from None
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="smtplens: %(message)s")
-    directory = data_dir or default_data_dir()
+    from smtplens.cli.serve_run import run_server
+    from smtplens.server.net import new_event_loop
+
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(_serve(config, pipeline, directory, host, port))
-
-
-async def _serve(config: ServerConfig, pipeline: Pipeline, directory: Path, host: str, port: int) -> None:
-    store = MessageStore(directory)
-    try:
-        server = SmtpServer(config, store, pipeline.decide)
-        await server.start(host, port)
-        host, port = server.address
-        domains = ", ".join(sorted(config.accepted_domains)) or "none (every recipient is refused)"
-        click.echo(f"smtplens: SMTP on {host}:{port}, store {directory}, accepting mail for {domains}", err=True)
-        names = ", ".join(policy.name for policy in pipeline.policies)
-        click.echo(f"smtplens: policies {names}", err=True)
-        server.install_signal_handlers(SHUTDOWN_GRACE)
-        await server.serve_forever()
-        click.echo("smtplens: stopped", err=True)
-    finally:
-        await store.aclose()
+        runner.run(run_server(settings, assembly, settings.store.directory or default_data_dir()))
