@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,9 @@ from smtplens.model import Stage
 from smtplens.server.assemble import assemble, build_policies, server_config
 from smtplens.server.config import ConfigError, ServeSettings, load_config, parse_config
 from smtplens.server.decisions import Outcome
-from smtplens.server.protocol import MailFrom, RcptTo
+from smtplens.server.protocol import BodyFacts, MailFrom, RcptTo
 from smtplens.server.session import Context, Envelope
+from tests.conftest import ROOT
 from tests.memory_dns import MemoryResolver
 
 FULL = """
@@ -79,9 +82,15 @@ pattern = "nobody@*"
 
 [spf]
 fail = "reject"
+softfail = "defer"
 
 [[scenario]]
-name = "one"
+id = "first"
+recipient = "421@*"
+reply = "421 4.7.0 Service not available, closing transmission channel"
+
+[[scenario]]
+preset = "greylist-plus-address"
 """
 
 
@@ -110,8 +119,8 @@ def test_a_full_file_is_read_into_typed_settings(tmp_path: Path) -> None:
     assert settings.dnsbl is not None and settings.dnsbl.zones == ("bl.lab.test",) and settings.dnsbl.at == "rcpt"
     assert settings.access is not None and settings.access.clients[0].decision is not None
     assert settings.access.recipients[0].decision is None
-    assert settings.policy_tables == {"spf": {"fail": "reject"}}
-    assert settings.scenarios == ({"name": "one"},)
+    assert settings.checks.spf is not None and settings.checks.spf.fail == "reject" and settings.checks.dkim is None
+    assert [scenario.id for scenario in settings.scenarios] == ["first", "greylist-plus-address"]
 
 
 def test_settings_become_the_server_and_its_pipeline() -> None:
@@ -128,7 +137,7 @@ def test_settings_become_the_server_and_its_pipeline() -> None:
     assert config.session.credentials is not None and config.session.credentials("u", "p")
     assert not config.session.credentials("u", "x") and not config.session.credentials("v", "p")
     names = [p.name for p in build_policies(settings, lambda server: MemoryResolver({}))]
-    assert names == ["relay", "access", "dnsbl", "greylist"]
+    assert names == ["scenario", "relay", "access", "dnsbl", "greylist"]
     pipeline = assemble(settings, lambda server: MemoryResolver({})).pipeline
     refused = asyncio.run(pipeline.decide(Stage.CONNECT, ctx()))
     assert refused.outcome is Outcome.REJECT and refused.text == "no" and refused.policy == "access"
@@ -161,6 +170,15 @@ def test_settings_become_the_server_and_its_pipeline() -> None:
         ({"greylist": {"delay": -1}}, "greylist.delay: must be at least 0"),
         ({"store": {"enabled": "no"}}, "store.enabled: must be true or false"),
         ({"unknown": {}}, "unknown: unknown key"),
+        ({"scenario": [{"recipient": "x@*", "reply": "250 ok", "colour": 1}]}, "scenario: [[scenario]] #1"),
+        ({"spf": {"fail": "bounce"}}, "spf.fail: must be one of accept, reject, defer, not 'bounce'"),
+        ({"dkim": {"require": "always"}}, "dkim.require: must be one of off, signed, pass, author"),
+        ({"dmarc": {"quarantine": "drop"}}, "dmarc.quarantine: must be one of accept, reject"),
+        ({"content": {"disable": ["colour"]}}, "content.disable: unknown checks ['colour']"),
+        ({"content": {"domain_sizes": {"a.test": 0}}}, "content.domain_sizes.a.test: must be a positive integer"),
+        ({"spam": {"rule": [{"name": "X", "score": 1}]}}, "spam.rule[0].pattern: required"),
+        ({"spam": {"rule": [{"name": "bad name", "pattern": "x"}]}}, "spam.rule[0]: spam rule name"),
+        ({"spam": {"filter": "clamav"}}, "spam.filter: must be spamd or rspamd"),
     ],
 )
 def test_mistakes_name_the_key_and_the_problem(data: dict[str, object], where: str) -> None:
@@ -218,3 +236,51 @@ def test_serve_reports_a_bad_config_file_as_a_usage_error(tmp_path: Path) -> Non
     result = CliRunner().invoke(serve_cmd, ["--config", str(path)])
     assert result.exit_code == 2 and "smtp.max_connections: must be at least 1" in result.output
     assert ServeSettings().http.listen is None
+
+
+def test_configured_scenarios_are_played_first_and_can_change_at_run_time() -> None:
+    settings = parse_config(
+        {"smtp": {"accept_domains": ["lab.test"]}, "scenario": [{"recipient": "421@*", "reply": "421 4.7.0 busy"}]}
+    )
+    assembly = assemble(settings, lambda server: MemoryResolver({}))
+    busy = asyncio.run(assembly.pipeline.decide(Stage.RCPT, ctx(rcpt="421@lab.test")))
+    assert busy.code == "421" and busy.policy is not None and busy.policy.startswith("scenario")
+    assembly.scenarios.add({"id": "unknown", "recipient": "gone@*", "reply": "550 5.1.1 User unknown"})
+    gone = asyncio.run(assembly.pipeline.decide(Stage.RCPT, ctx(rcpt="gone@lab.test")))
+    assert gone.outcome is Outcome.REJECT and gone.enhanced == "5.1.1"
+
+
+def test_message_checks_are_assembled_in_order() -> None:
+    settings = parse_config(
+        {
+            "smtp": {"accept_domains": ["lab.test"], "hostname": "mx.lab.test"},
+            "spf": {"fail": "reject"},
+            "dkim": {"require": "signed"},
+            "dmarc": {},
+            "content": {"disable": ["bare_cr"], "max_size": 5000},
+            "spam": {"threshold": 3, "filter": "spamd", "rule": [{"name": "CASINO", "score": 4, "pattern": "casino"}]},
+        }
+    )
+    spam = settings.checks.spam
+    assert spam is not None and spam.filter_address == ("127.0.0.1", 783)
+    assert [rule.name for rule in spam.rules] == ["GTUBE", "CASINO"]
+    policies = build_policies(settings, lambda server: MemoryResolver({}))
+    assert [p.name for p in policies] == ["scenario", "relay", "content", "auth", "spam"]
+    message = b"From: a@sender.test\r\nSubject: casino\r\n\r\nvisit the casino\r\n"
+    pipeline = assemble(settings, lambda server: MemoryResolver({})).pipeline
+    context = Context(
+        Envelope("192.0.2.7", "c.test", MailFrom("a@sender.test"), (RcptTo("b@lab.test"),)), None, message
+    )
+    # No Date field: the content check answers first, with 554 5.6.0.
+    facts = BodyFacts(len(message), False, False, False, False, False, False)
+    refused = asyncio.run(pipeline.decide(Stage.END_OF_DATA, Context(context.envelope, None, message, facts)))
+    assert (refused.code, refused.enhanced, refused.policy) == ("554", "5.6.0", "content")
+
+
+def test_every_example_in_the_configuration_docs_is_valid() -> None:
+    text = (ROOT / "docs" / "server-config.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
+    assert len(blocks) >= 3
+    for block in blocks:
+        settings = parse_config(tomllib.loads(block), base=ROOT)
+        assemble(settings, lambda server: MemoryResolver({}))

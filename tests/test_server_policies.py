@@ -339,9 +339,9 @@ def test_serve_flags_build_the_pipeline_with_relay_first() -> None:
     settings = apply_flags(ServeSettings(), flags)
     assert settings.smtp.accept_domains == frozenset({"lab.test"}) and settings.dns == ("127.0.0.1", 5353)
     policies = build_policies(settings, lambda server: MemoryResolver({}))
-    assert [p.name for p in policies] == ["relay", "ratelimit", "dnsbl", "greylist"]
+    assert [p.name for p in policies] == ["scenario", "relay", "ratelimit", "dnsbl", "greylist"]
     plain = assemble(apply_flags(ServeSettings(), {"domains": ("lab.test",)}))
-    assert [p.name for p in plain.pipeline.policies] == ["relay"]
+    assert [p.name for p in plain.pipeline.policies] == ["scenario", "relay"]
     refused = asyncio.run(plain.pipeline.decide(Stage.RCPT, ctx(rcpt="x@other.test")))
     assert refused.outcome is Outcome.REJECT
 

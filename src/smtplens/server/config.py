@@ -12,17 +12,18 @@ a policy pipeline. Command-line flags override the file: ``smtplens serve`` appl
 
 from __future__ import annotations
 
-import difflib
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from smtplens.errors import SmtplensError
+from smtplens.server.config_checks import CheckSettings, parse_checks
+from smtplens.server.config_table import ConfigError, Table, parse_address
 from smtplens.server.decisions import Decision, DecisionError
-from smtplens.server.policies.ratelimit import RateLimit
+from smtplens.server.policies.ratelimit import Per, RateLimit, What
 from smtplens.server.protocol import Limits
+from smtplens.server.scenarios import Scenario, ScenarioError, load_scenarios
 
 __all__ = [
     "AccessSettings",
@@ -38,19 +39,6 @@ __all__ = [
     "parse_config",
     "parse_decision",
 ]
-
-T = TypeVar("T")
-
-
-class ConfigError(SmtplensError, ValueError):
-    """A configuration value is missing, of the wrong type or out of range; the message says where."""
-
-    def __init__(self, source: str, key: str, problem: str) -> None:
-        self.source = source
-        self.key = key
-        self.problem = problem
-        super().__init__(f"{source}: {key}: {problem}" if key else f"{source}: {problem}")
-
 
 # ------------------------------------------------------------------------------------------------ settings
 
@@ -132,13 +120,8 @@ class ServeSettings:
     greylist: GreylistSettings | None = None
     dnsbl: DnsblSettings | None = None
     access: AccessSettings | None = None
-    # Tables handed as they are to the policies that read them (their own modules check them).
-    policy_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    scenarios: tuple[Mapping[str, Any], ...] = ()
-
-
-# The policy tables whose keys the policy modules check themselves.
-POLICY_TABLES = ("spf", "dkim", "dmarc", "content", "spam")
+    checks: CheckSettings = field(default_factory=CheckSettings)  # [spf] [dkim] [dmarc] [content] [spam]
+    scenarios: tuple[Scenario, ...] = ()  # the [[scenario]] tables (docs/scenarios.md)
 
 
 # ------------------------------------------------------------------------------------------------- reading
@@ -162,7 +145,7 @@ def load_config(path: str | Path) -> ServeSettings:
 
 def parse_config(data: Mapping[str, Any], *, base: Path | None = None, source: str = "config") -> ServeSettings:
     """Check a parsed configuration; relative paths are taken from ``base`` (the current directory if None)."""
-    top = _Table(data, "", source, base or Path.cwd())
+    top = Table(data, "", source, base or Path.cwd())
     smtp = _smtp(top.table("smtp"))
     http_table = top.table("http")
     http = HttpSettings(listen=http_table.address("listen", None))
@@ -187,21 +170,11 @@ def parse_config(data: Mapping[str, Any], *, base: Path | None = None, source: s
         greylist=_greylist(top.table("greylist")) if "greylist" in data else None,
         dnsbl=_dnsbl(top.table("dnsbl")) if "dnsbl" in data else None,
         access=_access(top.table("access")) if "access" in data else None,
-        policy_tables={name: top.table(name).raw() for name in POLICY_TABLES if name in data},
-        scenarios=tuple(row.raw() for row in top.tables("scenario")),
+        checks=parse_checks(top),
+        scenarios=_scenarios(top, source),
     )
     top.done()
     return settings
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[IPv6]:PORT`` as (host, port)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected HOST:PORT, not {text!r}")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port)
 
 
 def parse_decision(spec: Mapping[str, Any]) -> Decision:
@@ -233,7 +206,7 @@ def _optional_str(spec: Mapping[str, Any], key: str) -> str | None:
 # ----------------------------------------------------------------------------------------------- sections
 
 
-def _smtp(table: _Table) -> SmtpSettings:
+def _smtp(table: Table) -> SmtpSettings:
     limits_table = table.table("limits")
     defaults = Limits()
     limits = Limits(
@@ -287,21 +260,33 @@ def _smtp(table: _Table) -> SmtpSettings:
     return settings
 
 
-def _rate_limit(table: _Table) -> RateLimit:
-    what = table.choice("what", ("connections", "messages", "recipients"))
-    per = table.choice("per", ("client", "sender_domain", "recipient_domain"), "client")
+def _scenarios(top: Table, source: str) -> tuple[Scenario, ...]:
+    rows = [row.raw() for row in top.tables("scenario")]
+    try:
+        return tuple(load_scenarios({"scenario": rows}))
+    except ScenarioError as exc:
+        raise ConfigError(source, "scenario", str(exc)) from exc
+
+
+_WHAT: tuple[What, ...] = ("connections", "messages", "recipients")
+_PER: tuple[Per, ...] = ("client", "sender_domain", "recipient_domain")
+
+
+def _rate_limit(table: Table) -> RateLimit:
+    what = table.choice("what", _WHAT)
+    per = table.choice("per", _PER, "client")
     count = table.number("count", int, None, minimum=1)
     window = table.number("window", float, None, minimum=0.001)
     if count is None or window is None:
         raise ConfigError(table.source, table.path_name, "a rate limit needs count and window")
     table.done()
     try:
-        return RateLimit(what, per, count, window)  # type: ignore[arg-type]
+        return RateLimit(what, per, count, window)
     except ValueError as exc:
         raise ConfigError(table.source, table.path_name, str(exc)) from exc
 
 
-def _greylist(table: _Table) -> GreylistSettings:
+def _greylist(table: Table) -> GreylistSettings:
     default = GreylistSettings()
     settings = GreylistSettings(
         delay=table.number("delay", float, default.delay, minimum=0),
@@ -312,7 +297,7 @@ def _greylist(table: _Table) -> GreylistSettings:
     return settings
 
 
-def _dnsbl(table: _Table) -> DnsblSettings:
+def _dnsbl(table: Table) -> DnsblSettings:
     zones = table.strings("zones")
     if not zones:
         raise ConfigError(table.source, table.key("zones"), "list at least one zone")
@@ -321,7 +306,7 @@ def _dnsbl(table: _Table) -> DnsblSettings:
     return settings
 
 
-def _access(table: _Table) -> AccessSettings:
+def _access(table: Table) -> AccessSettings:
     def rules(name: str) -> tuple[AccessRuleSettings, ...]:
         found = []
         for row in table.tables(name):
@@ -347,105 +332,3 @@ def _access(table: _Table) -> AccessSettings:
     )
     table.done()
     return settings
-
-
-# ------------------------------------------------------------------------------------------ checked access
-
-
-class _Table:
-    """One TOML table with its dotted key path; records which keys were read so ``done()`` finds typos."""
-
-    def __init__(self, data: Mapping[str, Any], path_name: str, source: str, base: Path) -> None:
-        self.data = data
-        self.path_name = path_name
-        self.source = source
-        self.base = base
-        self.seen: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.path_name}.{name}" if self.path_name else name
-
-    def raw(self) -> dict[str, Any]:
-        self.seen.update(self.data)
-        return dict(self.data)
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            name = unknown[0]
-            close = difflib.get_close_matches(name, sorted(self.seen), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(self.source, self.key(name), f"unknown key{hint}")
-
-    def get(self, name: str, kind: type[T], default: T) -> T:
-        self.seen.add(name)
-        if name not in self.data:
-            return default
-        value = self.data[name]
-        if kind is object or (isinstance(value, kind) and not (kind is int and isinstance(value, bool))):
-            return value  # type: ignore[no-any-return]
-        raise ConfigError(self.source, self.key(name), f"must be {_KIND_NAMES.get(kind, kind.__name__)}")
-
-    def number(self, name: str, kind: type[T], default: T, *, minimum: float) -> T:
-        self.seen.add(name)
-        if name not in self.data:
-            return default
-        value = self.data[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and isinstance(value, float)):
-            raise ConfigError(self.source, self.key(name), f"must be {_KIND_NAMES[kind]}")
-        if value < minimum:
-            raise ConfigError(self.source, self.key(name), f"must be at least {minimum:g}")
-        return kind(value)  # type: ignore[call-arg]
-
-    def choice(self, name: str, allowed: Sequence[str], default: str | None = None) -> str:
-        value = self.get(name, str, default)
-        if value is None:
-            raise ConfigError(self.source, self.key(name), f"required (one of {', '.join(allowed)})")
-        if value not in allowed:
-            raise ConfigError(self.source, self.key(name), f"must be one of {', '.join(allowed)}, not {value!r}")
-        return value
-
-    def strings(self, name: str) -> list[str]:
-        values = self.get(name, list, [])
-        if not all(isinstance(value, str) and value for value in values):
-            raise ConfigError(self.source, self.key(name), "must be a list of non-empty strings")
-        return values
-
-    def address(self, name: str, default: tuple[str, int] | None) -> tuple[str, int] | None:
-        value = self.get(name, object, None)
-        if value is None:
-            return default
-        if value is False or value == "":
-            return None
-        if not isinstance(value, str):
-            raise ConfigError(self.source, self.key(name), 'must be "HOST:PORT" (or false for none)')
-        try:
-            return parse_address(value)
-        except ValueError as exc:
-            raise ConfigError(self.source, self.key(name), str(exc)) from exc
-
-    def path(self, name: str, default: Path | None) -> Path | None:
-        value = self.get(name, str, None)
-        if value is None:
-            return default
-        return self.base / Path(value).expanduser()
-
-    def table(self, name: str) -> _Table:
-        value = self.get(name, dict, {})
-        return _Table(value, self.key(name), self.source, self.base)
-
-    def tables(self, name: str) -> list[_Table]:
-        value = self.get(name, list, [])
-        if not all(isinstance(row, dict) for row in value):
-            raise ConfigError(self.source, self.key(name), f"must be an array of tables ([[{self.key(name)}]])")
-        return [_Table(row, f"{self.key(name)}[{i}]", self.source, self.base) for i, row in enumerate(value)]
-
-
-_KIND_NAMES: dict[type, str] = {
-    bool: "true or false",
-    str: "a string",
-    int: "an integer",
-    float: "a number",
-    list: "a list",
-    dict: "a table",
-}

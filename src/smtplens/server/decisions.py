@@ -4,10 +4,20 @@ A :class:`Decision` accepts, rejects (5yz) or defers (4yz), optionally disconnec
 code, enhanced code and text. :func:`reply_for` picks the standard code of the stage, as Haraka's hooks and
 Postfix's restrictions do: connect 554/421, helo, mail and rcpt 550/450, data and end of data 554/451; a
 deferral that disconnects is always a 421, the only code after which a server may close (RFC 5321 3.8).
+
+A decision may also carry connection-level effects, which the adapter (``net.py``) and the session perform and
+the scenarios (``smtplens.server.scenarios``) use to imitate misbehaving servers: ``delay`` (seconds before the
+reply is sent), ``slow`` (a slow link: octets per second for this reply and everything after it, both ways),
+``drop`` (close the connection with no reply at all; a refusal that the client sees as a broken connection, which
+RFC 5321 3.8 tells it to treat as a transient failure) and ``cut_after`` (accept DATA with 354, then close after
+that many octets of message data, never answering the message). :func:`combine_accepted` keeps the effects of
+every accepting decision of a stage.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -17,7 +27,7 @@ from smtplens.errors import SmtplensError
 from smtplens.model import Reply, Stage
 from smtplens.server.protocol import make_reply
 
-__all__ = ["Decision", "DecisionError", "Outcome", "accepted_reply", "reply_for"]
+__all__ = ["Decision", "DecisionError", "Outcome", "accepted_reply", "combine_accepted", "reply_for"]
 
 
 class DecisionError(SmtplensError, ValueError):
@@ -44,6 +54,9 @@ class Decision:
     connect (the greeting after the host name), mail and rcpt; its code and enhanced code are not used.
     ``headers`` are complete header fields (``"Authentication-Results: …"``, no line end) that an accepting
     decision at end of data prepends to the stored message, in order.
+
+    Effects (see the module docstring): ``delay`` >= 0 seconds, ``slow`` > 0 octets per second (0: full speed),
+    ``drop`` (a refusal with ``disconnect`` and no reply), ``cut_after`` > 0 (an acceptance, at the data stage).
     """
 
     outcome: Outcome = Outcome.ACCEPT
@@ -53,6 +66,10 @@ class Decision:
     text: str | None = None
     policy: str | None = None
     headers: tuple[str, ...] = ()
+    delay: float = 0.0
+    slow: float = 0.0
+    drop: bool = False
+    cut_after: int | None = None
 
     def __post_init__(self) -> None:
         digit = _DIGIT[self.outcome]
@@ -69,6 +86,19 @@ class Decision:
             unfolded = header.replace("\r\n\t", "\t").replace("\r\n ", " ")
             if not colon or not name.strip() or " " in name or "\r" in unfolded or "\n" in unfolded:
                 raise DecisionError(f"not a header field: {header!r}")
+        if not (math.isfinite(self.delay) and self.delay >= 0):
+            raise DecisionError(f"delay must be a finite number of seconds >= 0, not {self.delay!r}")
+        if not (math.isfinite(self.slow) and self.slow >= 0):
+            raise DecisionError(f"slow must be a finite number of octets per second >= 0, not {self.slow!r}")
+        if self.drop and not self.disconnect:
+            raise DecisionError("a dropping decision must disconnect (and be a refusal)")
+        if self.cut_after is not None and (self.outcome is not Outcome.ACCEPT or self.cut_after < 1):
+            raise DecisionError(f"cut_after needs an accepting decision and a positive octet count: {self.cut_after!r}")
+
+    @property
+    def effects(self) -> bool:
+        """True when the decision asks for a connection-level effect (delay, slow link, drop, cut)."""
+        return bool(self.delay or self.slow or self.drop or self.cut_after is not None)
 
     @classmethod
     def accept(cls, *, text: str | None = None, policy: str | None = None, headers: tuple[str, ...] = ()) -> Decision:
@@ -97,6 +127,26 @@ class Decision:
         policy: str | None = None,
     ) -> Decision:
         return cls(Outcome.DEFER, disconnect, code, enhanced, text, policy)
+
+    @classmethod
+    def dropped(cls, *, delay: float = 0.0, policy: str | None = None) -> Decision:
+        """Close the connection without any reply (after ``delay`` seconds)."""
+        return cls(Outcome.DEFER, True, policy=policy, delay=delay, drop=True)
+
+
+def combine_accepted(first: Decision, then: Decision) -> Decision:
+    """Two accepting decisions of one stage as one: the first text, all header fields in order, the longest
+    delay, the slowest link and the first cut (used by the pipeline when every policy accepts)."""
+    kept = first if first.text or not then.text else then
+    slows = [rate for rate in (first.slow, then.slow) if rate]
+    return dataclasses.replace(
+        kept,
+        policy=kept.policy or (then.policy if then.effects else None),
+        headers=first.headers + then.headers,
+        delay=max(first.delay, then.delay),
+        slow=min(slows) if slows else 0.0,
+        cut_after=first.cut_after if first.cut_after is not None else then.cut_after,
+    )
 
 
 class _Standard(NamedTuple):

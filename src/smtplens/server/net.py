@@ -5,7 +5,11 @@ the session returns: ``Send`` (write), ``Close``, ``StartTls`` (upgrade with the
 ``NeedDecision`` (await ``decide(stage, context)``; a decision that raises or times out becomes ``451 4.3.0``
 and a log line, never a 5xx) and ``Deliver`` (``MessageStore.store()``, then ``session.stored``). The clock
 is here: the session's ``timeout`` bounds every read. The transcript of each session is recorded in the store
-when the connection ends.
+when the connection ends. A decision's connection-level effects are performed here too: ``delay`` waits before
+the reply, ``slow`` throttles the connection's reads and writes from then on (a slow link); ``drop`` and
+``cut_after`` come back from the session as a ``Close`` without a reply.
+An optional ``observer`` (:mod:`smtplens.server.observer`) is told about connections, stored messages and
+replies (the HTTP side's metrics count them); ``open_sessions()`` is a snapshot of the open connections.
 
 Before any policy, the adapter answers the connect stage itself in two cases: more than ``max_connections``
 open connections in total or ``max_per_ip`` from one address (``421 4.7.0 … too many connections``, as
@@ -33,6 +37,8 @@ from pathlib import Path
 
 from smtplens.model import Stage
 from smtplens.server.decisions import Decision
+from smtplens.server.net_timers import ReadDeadline, bounded
+from smtplens.server.observer import ServerObserver, report_replies
 from smtplens.server.policies.relay import RelayPolicy
 from smtplens.server.protocol import SessionConfig
 from smtplens.server.session import (
@@ -45,7 +51,8 @@ from smtplens.server.session import (
     Session,
     StartTls,
 )
-from smtplens.server.store import MessageStore
+from smtplens.server.store_model import SessionRecord
+from smtplens.server.store_null import MessageSink
 
 __all__ = [
     "Decide",
@@ -125,13 +132,34 @@ class _Connection:
     writer: asyncio.StreamWriter
     started_at: float
     counted: bool
+    rate: float = 0.0  # a decision's slow link: octets per second both ways from then on (0: full speed)
+
+
+async def _send_slowly(writer: asyncio.StreamWriter, data: bytes, rate: float) -> None:
+    """Write ``data`` at about ``rate`` octets per second, in pieces of a tenth of a second each."""
+    piece = max(1, int(rate / 10))
+    for start in range(0, len(data), piece):
+        if writer.is_closing():
+            return
+        chunk = data[start : start + piece]
+        writer.write(chunk)
+        await writer.drain()
+        await asyncio.sleep(len(chunk) / rate)
 
 
 class SmtpServer:
     """The SMTP listener; see the module docstring."""
 
-    def __init__(self, config: ServerConfig, store: MessageStore, decide: Decide | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: MessageSink,
+        decide: Decide | None = None,
+        *,
+        observer: ServerObserver | None = None,
+    ) -> None:
         self.config = config
+        self.observer = observer  # told about connections, replies and stored messages (metrics)
         self.store = store
         self.decide: Decide = decide or accept_domains(config.accepted_domains, config.accepted_recipients)
         self.maintenance = config.maintenance  # switchable at runtime
@@ -156,6 +184,23 @@ class SmtpServer:
     @property
     def connections(self) -> int:
         return len(self._connections)
+
+    def open_sessions(self) -> list[SessionRecord]:
+        """A snapshot of the connections open now, oldest first, with their transcript so far (for a live view;
+        ``ended_at`` and ``outcome`` are None)."""
+        return [
+            SessionRecord(
+                session_id=connection.id,
+                client_address=connection.ip,
+                started_at=connection.started_at,
+                ended_at=None,
+                transcript=tuple(
+                    (line.direction.value, line.text, line.policy) for line in connection.session.transcript
+                ),
+                outcome=None,
+            )
+            for connection in sorted(self._connections, key=lambda connection: connection.started_at)
+        ]
 
     async def start(self, host: str = "127.0.0.1", port: int = 2525) -> None:
         if self._server is not None:
@@ -224,6 +269,7 @@ class SmtpServer:
         task = asyncio.current_task()
         assert task is not None
         self._connections[connection] = task
+        self._notify(lambda observer: observer.connection_opened(connection.id, ip))
         try:
             await self._serve(connection, reader)
         except (ConnectionError, ssl.SSLError, OSError) as exc:
@@ -240,21 +286,30 @@ class SmtpServer:
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 5)
+            duration = time.time() - connection.started_at
+            self._notify(lambda observer: observer.connection_closed(connection.id, ip, duration))
             await asyncio.shield(self._record(connection))
 
     async def _serve(self, connection: _Connection, reader: asyncio.StreamReader) -> None:
         session = connection.session
-        await self._perform(connection, session.start())
-        while not session.closed:
-            try:
-                data = await asyncio.wait_for(reader.read(_READ_SIZE), session.timeout)
-            except TimeoutError:
-                await self._perform(connection, session.timed_out())
-                break
-            if not data:
-                log.debug("session %s from %s: the client closed the connection", connection.id, connection.ip)
-                break
-            await self._perform(connection, session.receive(data))
+        deadline = ReadDeadline()  # the idle and data timeouts, one timer per connection
+        try:
+            await self._perform(connection, session.start())
+            while not session.closed:
+                size = max(1, int(connection.rate / 10)) if connection.rate else _READ_SIZE
+                try:
+                    data = await deadline.read(reader, size, session.timeout)
+                except TimeoutError:
+                    await self._perform(connection, session.timed_out())
+                    break
+                if not data:
+                    log.debug("session %s from %s: the client closed the connection", connection.id, connection.ip)
+                    break
+                if connection.rate:
+                    await asyncio.sleep(len(data) / connection.rate)  # a slow link delivers slowly
+                await self._perform(connection, session.receive(data))
+        finally:
+            deadline.close()
 
     async def _perform(self, connection: _Connection, actions: list[Action]) -> None:
         session = connection.session
@@ -264,7 +319,9 @@ class SmtpServer:
             action = todo.popleft()
             more: list[Action] = []
             if isinstance(action, Send):
-                if not writer.is_closing():
+                if connection.rate:
+                    await _send_slowly(writer, action.data, connection.rate)
+                elif not writer.is_closing():
                     writer.write(action.data)
                     await writer.drain()
             elif isinstance(action, Close):
@@ -273,7 +330,12 @@ class SmtpServer:
                         await writer.drain()
                     writer.close()
             elif isinstance(action, NeedDecision):
-                more = session.decided(await self._decision(connection, action.stage, action.context))
+                decision = await self._decision(connection, action.stage, action.context)
+                if decision.delay:
+                    await asyncio.sleep(decision.delay)  # a scenario's delayed reply (or dropped connection)
+                if decision.slow:
+                    connection.rate = decision.slow
+                more = session.decided(decision)
             elif isinstance(action, Deliver):
                 more = session.stored(*await self._deliver(connection, action))
             elif isinstance(action, StartTls):
@@ -311,7 +373,7 @@ class SmtpServer:
                     policy="maintenance",
                 )
         try:
-            return await asyncio.wait_for(self.decide(stage, context), self.config.decision_timeout)
+            return await bounded(self.decide(stage, context), self.config.decision_timeout)  # no task if it need not
         except Exception as exc:
             what = "timed out" if isinstance(exc, TimeoutError) else f"failed: {type(exc).__name__}: {exc}"
             log.error("session %s from %s: the %s decision %s", connection.id, connection.ip, stage.value, what)
@@ -332,6 +394,7 @@ class SmtpServer:
         except Exception as exc:
             log.error("session %s from %s: storing the message failed: %s", connection.id, connection.ip, exc)
             return False, None
+        self._notify(lambda observer: observer.message_stored(connection.id, len(action.message)))
         return True, queue_id
 
     async def _start_tls(self, connection: _Connection) -> list[Action]:
@@ -345,11 +408,21 @@ class SmtpServer:
             description = f"{ssl_object.version()} {cipher[0] if cipher else ''}".strip()
         return connection.session.tls_started(description)
 
+    def _notify(self, event: Callable[[ServerObserver], object]) -> None:
+        """Tell the observer, if any; an observer that raises is logged, never allowed to break the session."""
+        if self.observer is None:
+            return
+        try:
+            event(self.observer)
+        except Exception as exc:
+            log.error("the server observer failed: %s: %s", type(exc).__name__, exc)
+
     async def _record(self, connection: _Connection) -> None:
         session = connection.session
         transcript = [(line.direction.value, line.text, line.policy) for line in session.transcript]
         replies = [line.text for line in session.transcript if line.direction.value == "S"]
         outcome = replies[-1][:3] if replies else None
+        self._notify(lambda observer: report_replies(observer, transcript))
         try:
             await self.store.record_session(
                 connection.id,

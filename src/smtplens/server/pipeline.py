@@ -12,14 +12,14 @@ decide=pipeline.decide)``.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Collection, Iterable
 from typing import Protocol
 
 from smtplens.model import Stage
-from smtplens.server.decisions import Decision, Outcome
+from smtplens.server.decisions import Decision, Outcome, combine_accepted
+from smtplens.server.net_timers import bounded
 from smtplens.server.session import Context
 
 __all__ = ["POLICY_ERROR_TEXT", "Pipeline", "Policy", "policy_error"]
@@ -72,7 +72,7 @@ class Pipeline:
         for policy in self._by_stage.get(stage, ()):
             budget = getattr(policy, "timeout", None) or self.timeout
             try:
-                decision = await asyncio.wait_for(policy.check(stage, context), budget)
+                decision = await bounded(policy.check(stage, context), budget)  # wait_for, minus the task
             except Exception as exc:
                 what = f"timed out after {budget:g} s" if isinstance(exc, TimeoutError) else f"failed: {exc!r}"
                 log.error("policy %s at %s for %s %s", policy.name, stage.value, context.envelope.client_address, what)
@@ -83,11 +83,7 @@ class Pipeline:
                 decision = dataclasses.replace(decision, policy=policy.name)
             if decision.outcome is not Outcome.ACCEPT:
                 return decision
-            headers = accepted.headers + decision.headers
-            if decision.text and not accepted.text:
-                accepted = decision
-            if headers != accepted.headers:
-                accepted = dataclasses.replace(accepted, headers=headers)
+            accepted = combine_accepted(accepted, decision)  # header fields and effects (delay, …) are kept
         return accepted
 
     __call__ = decide

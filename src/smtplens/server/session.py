@@ -4,7 +4,10 @@ The adapter feeds what it reads to :meth:`Session.receive` and performs the acti
 ``Close``, ``StartTls``, ``NeedDecision`` (answer with :meth:`Session.decided`) and ``Deliver`` (answer with
 :meth:`Session.stored` once the message is durable). While the session waits for an answer it processes no
 input (pipelined commands stay buffered, :attr:`Session.waiting` tells the adapter it may stop reading). The
-session never touches sockets, clocks or files; :attr:`Session.timeout` says which timeout applies now.
+session never touches sockets, clocks or files; :attr:`Session.timeout` says which timeout applies now. A
+decision's ``drop`` closes the session with no reply, and its ``cut_after`` closes it in the middle of DATA after
+that many octets, never answering the message; both, and the adapter's delay and slow link, are noted in the
+transcript with the deciding policy's name.
 """
 
 from __future__ import annotations
@@ -202,6 +205,13 @@ _ACCEPT = Decision()
 _PROMPTS = {"LOGIN": ("VXNlcm5hbWU6", "UGFzc3dvcmQ6")}  # "Username:", "Password:" (draft-murchison-sasl-login)
 
 
+@dataclass(slots=True)
+class _Cut:
+    after: int
+    left: int
+    policy: str | None
+
+
 class _TooLong:
     """A command line over the limit was discarded."""
 
@@ -237,6 +247,7 @@ class Session:
         self._errors = 0
         self._shutdown = False
         self._transcript: list[TranscriptLine] = []
+        self._cut: _Cut | None = None  # a decision asked to close after so many octets of message data
 
     # ---------------------------------------------------------------------------------- the adapter's calls
 
@@ -455,6 +466,7 @@ class Session:
         self._tx = None
         self._reader = None
         self._sasl = None
+        self._cut = None
 
     def _record(self, direction: Direction, text: str, policy: str | None = None) -> None:
         kept = len(self._transcript)
@@ -489,6 +501,11 @@ class Session:
         return envelope
 
     def _resolve(self, stage: Stage, payload: _Payload, decision: Decision) -> None:
+        if decision.effects:
+            self._note_effects(decision)
+            if decision.drop:
+                self._close()  # no reply at all: the client sees a broken connection
+                return
         refusal = reply_for(stage, decision)
         if refusal is None:
             _ACCEPTED[stage](self, payload, decision)
@@ -504,6 +521,15 @@ class Session:
                 self._end_transaction()
         if decision.disconnect:
             self._close()
+
+    def _note_effects(self, decision: Decision) -> None:
+        """Transcript notes for what the adapter did (delay, slow link) or the session does (drop, cut)."""
+        if decision.delay:
+            self._record(Direction.NOTE, f"reply delayed {decision.delay:g} s", decision.policy)
+        if decision.slow:
+            self._record(Direction.NOTE, f"slow link: {decision.slow:g} octets/s from now on", decision.policy)
+        if decision.drop:
+            self._record(Direction.NOTE, "connection dropped without a reply", decision.policy)
 
     def _accept_connect(self, payload: _Payload, decision: Decision) -> None:
         self._send(Replies.greeting(self.config.hostname, decision.text or self.config.banner), decision.policy)
@@ -531,12 +557,18 @@ class Session:
     def _accept_data(self, payload: _Payload, decision: Decision) -> None:
         if isinstance(payload, _Chunk):
             assert self._tx is not None
+            if decision.cut_after is not None:  # the first chunk is already read: cut now
+                self._record(Direction.NOTE, f"connection cut after {payload.size} octets of BDAT", decision.policy)
+                self._close()
+                return
             self._tx.data_accepted = True
             self._chunk_done(payload)
             return
         self._mode = _Mode.DATA
         self._reader = DataReader(self._limits)
         self._send(Replies.START_DATA, decision.policy)
+        if decision.cut_after is not None:
+            self._cut = _Cut(decision.cut_after, decision.cut_after, decision.policy)
 
     def _accept_end_of_data(self, payload: _Payload, decision: Decision) -> None:
         assert isinstance(payload, _Message)
@@ -630,12 +662,26 @@ class Session:
     def _read_data(self) -> bool:
         reader = self._reader
         assert reader is not None
+        if self._cut is not None:
+            return self._read_until_cut(reader, self._cut)
         if not reader.feed(self._buffer):
             return False
         self._reader = None
         self._mode = _Mode.COMMAND
         self._end_of_data(reader.body)
         return True
+
+    def _read_until_cut(self, reader: DataReader, cut: _Cut) -> bool:
+        """Message data under a cut: the connection closes once ``cut.after`` octets have come, or at the end
+        of data if the message is shorter; the message is never answered."""
+        before = len(self._buffer)
+        done = reader.feed(self._buffer)
+        cut.left -= before - len(self._buffer)
+        if done or cut.left <= 0:
+            received = cut.after - cut.left
+            self._record(Direction.NOTE, f"connection cut after {received} octets of message data", cut.policy)
+            self._close()
+        return False
 
     def _end_of_data(self, body: MessageBuffer) -> None:
         facts = body.facts()

@@ -259,7 +259,9 @@ class MessageStore:
         """Record a session (again: a later call with the same id replaces the earlier record).
 
         ``transcript`` is a list of ``(direction, line, policy)``: the policy that produced a reply, or
-        ``None`` (client lines, replies no policy chose).
+        ``None`` (client lines, replies no policy chose). The record is committed without an fsync of its own
+        (the next message's commit, or closing the store, makes it durable): a crash may take back the last
+        transcripts, never a message that got its 250.
         """
         self._check_open()
         entries: list[TranscriptEntry] = []
@@ -279,7 +281,7 @@ class MessageStore:
                 outcome=outcome,
             )
 
-        await asyncio.wrap_future(self._committer.submit(apply, kind="session"))
+        await asyncio.wrap_future(self._committer.submit(apply, kind="session", durable=False))
 
     def delete(self, queue_id: str) -> bool:
         """Delete a message (row and file); False when there is no such message. Blocks until durable."""

@@ -2,10 +2,11 @@
 
 Every write is a job. The thread takes the first waiting job and every job queued behind it (up to
 ``max_batch``), fsyncs the messages directory once if any job needs it (the renames of their message files),
-then applies all the jobs in one transaction and commits it: one WAL fsync for the group. While that fsync
-runs, the next group gathers, so the busier the server, the bigger the groups. A job whose apply fails does
-not sink its group: the group is rolled back and every job retried alone. Jobs that must commit in several
-steps (deletions) run alone, in queue order.
+then applies all the jobs in one transaction and commits it: one WAL fsync for the group, none when no job in
+it is ``durable`` (session transcripts: the next synced commit makes them durable, the WAL being written in
+order). While that fsync runs, the next group gathers, so the busier the server, the bigger the groups. A job
+whose apply fails does not sink its group: the group is rolled back and every job retried alone. Jobs that must
+commit in several steps (deletions) run alone, in queue order.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class _Job:
     grouped: bool
     sync_dir: bool
     on_failure: Callable[[], None] | None
+    durable: bool = True
 
 
 def _claim(future: Future[Any]) -> bool:
@@ -69,13 +71,16 @@ class Committer:
         sync_dir: bool = False,
         on_failure: Callable[[], None] | None = None,
         future: Future[Any] | None = None,
+        durable: bool = True,
     ) -> Future[Any]:
         """Queue ``apply(conn)`` for the next group transaction; the future gets its result after the commit.
 
         ``sync_dir``: fsync the messages directory before the commit. ``on_failure`` runs (in the writer
-        thread) when the job fails, before its future gets the error.
+        thread) when the job fails, before its future gets the error. ``durable=False``: the job may be
+        committed without syncing the index (a group of such jobs only), so a crash can take it back; it becomes
+        durable with the next synced commit (the WAL is written in order), at the latest when the store closes.
         """
-        job = _Job(apply, future or Future(), kind, True, sync_dir, on_failure)
+        job = _Job(apply, future or Future(), kind, True, sync_dir, on_failure, durable)
         self._queue.put(job)
         return job.future
 
@@ -157,10 +162,17 @@ class Committer:
                 for job in group:
                     self._fail(job, self._error(exc, "syncing the messages directory"))
                 return
+        lazy = not any(job.durable for job in group)
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            results = [job.apply(self._conn) for job in group]
-            self._conn.execute("COMMIT")
+            if lazy:  # nothing here needs a sync of its own: the next synced commit covers it
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                results = [job.apply(self._conn) for job in group]
+                self._conn.execute("COMMIT")
+            finally:
+                if lazy:
+                    self._conn.execute("PRAGMA synchronous = FULL")
         except Exception as exc:
             rollback(self._conn)
             if len(group) > 1:
