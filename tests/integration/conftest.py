@@ -37,7 +37,9 @@ from smtplens.diagnose import dnsbl
 from smtplens.diagnose.dns import DnspythonResolver
 from tests.conftest import IN_CI
 
-LAB_PACKAGES = "unbound rbldnsd postfix swaks bind9-dnsutils openssl chromium spamassassin spamd rspamd"
+LAB_PACKAGES = (
+    "unbound rbldnsd postfix swaks bind9-dnsutils openssl chromium spamassassin spamd rspamd libsasl2-modules"
+)
 INSTALL_HINT = (
     "echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections && "
     f"apt-get install -y --no-install-recommends {LAB_PACKAGES}"

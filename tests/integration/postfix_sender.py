@@ -23,7 +23,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,13 +148,25 @@ class PostfixSender:
         self.maillog = home / "log" / "maillog"
         self._postqueue = postqueue
 
-    def submit(self, sender: str, recipients: list[str], message: bytes) -> str:
-        """Hand a message to the instance with SMTP; the queue id from its ``250 2.0.0 Ok: queued as ID``."""
+    def submit(
+        self,
+        sender: str,
+        recipients: list[str],
+        message: bytes,
+        *,
+        mail_options: Sequence[str] = (),
+        rcpt_options: Sequence[str] = (),
+    ) -> str:
+        """Hand a message to the instance with SMTP; the queue id from its ``250 2.0.0 Ok: queued as ID``.
+        The options are ESMTP parameters (``SMTPUTF8``, ``ENVID=…``, ``NOTIFY=…``) for MAIL and every RCPT."""
         with smtplib.SMTP("127.0.0.1", self.port, local_hostname="submit.lab.test", timeout=10) as client:
+            if "SMTPUTF8" in mail_options:
+                client.command_encoding = "utf-8"
             client.ehlo()
-            client.mail(sender)
+            code, text = client.mail(sender, list(mail_options))
+            assert code == 250, (sender, code, text)
             for recipient in recipients:
-                code, text = client.rcpt(recipient)
+                code, text = client.rcpt(recipient, list(rcpt_options))
                 assert code == 250, (recipient, code, text)
             code, text = client.data(message)
         assert code == 250, text

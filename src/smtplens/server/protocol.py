@@ -546,7 +546,19 @@ def _orcpt(value: str, *, smtputf8: bool) -> str | None:
 
 
 def _decode_xtext(value: str) -> str:
-    return _XCHAR.sub(lambda match: chr(int(match[1], 16)), value)
+    """RFC 3461 xtext: each ``+XX`` is one octet. The octets are read as UTF-8, as senders encode non-ASCII
+    addresses (Postfix: ``ORCPT=rfc822;dbr+C3+B8d@…``), and as Latin-1 only when they are not valid UTF-8."""
+    octets = bytearray()
+    start = 0
+    for match in _XCHAR.finditer(value):
+        octets += value[start : match.start()].encode("utf-8", "replace")
+        octets.append(int(match[1], 16))
+        start = match.end()
+    octets += value[start:].encode("utf-8", "replace")
+    try:
+        return octets.decode("utf-8")
+    except UnicodeDecodeError:
+        return octets.decode("latin-1")
 
 
 # -------------------------------------------------------------------------------------------- message content
