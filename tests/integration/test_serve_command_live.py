@@ -102,7 +102,9 @@ def test_config_file_smtp_and_http_api_work_together(running: Running, tmp_path:
         # The [content] check: a message without a Date field is refused at the end of data.
         with pytest.raises(smtplib.SMTPDataError) as malformed:
             client.sendmail(SENDER, [f"a@{DOMAIN}"], b"From: sender@client.test\r\nSubject: x\r\n\r\nno date\r\n")
-        assert malformed.value.smtp_code == 554 and malformed.value.smtp_error.startswith(b"5.6.0")
+        error = malformed.value.smtp_error
+        assert malformed.value.smtp_code == 554
+        assert (error if isinstance(error, bytes) else error.encode()).startswith(b"5.6.0")
     with httpx.Client(base_url=running.http, timeout=10) as api:
         messages = api.get("/api/messages").json()
         assert [m["recipients"] for m in messages["messages"]] == [[f"a@{DOMAIN}"]]
