@@ -147,3 +147,62 @@ def test_corpus_agreement_does_not_regress() -> None:
 def test_greeting_failures(text: str, reason: str) -> None:
     """At the greeting no recipient exists yet: a refusal concerns the client, not a mailbox."""
     assert classify(text, stage="connect").reason == reason
+
+
+# The classifier remembers its decision per key (patterns found, codes, class, greeting or not, provider of the
+# host, language). If that key missed something a decision depends on, two replies sharing a key would get the
+# verdict of whichever came first: classifying the same replies in two orders, each time from an empty memory,
+# must give the same verdicts.
+
+_MEMO_CASES: list[dict[str, str]] = [{}, {"lang": "de"}, {"stage": "connect"}, {"remote_host": "mx.google.com"}]
+
+
+def _verdicts_in_order(items: list[tuple[str | bytes, dict[str, str]]]) -> list[Verdict]:
+    from smtplens.classifier.tables import tables
+
+    tables().decisions.clear()
+    return [classify(text, **kwargs) for text, kwargs in items]
+
+
+def _assert_order_free(items: list[tuple[str | bytes, dict[str, str]]]) -> None:
+    forward = _verdicts_in_order(items)
+    backward = _verdicts_in_order(items[::-1])[::-1]
+    assert forward == backward
+    assert [v.to_dict() for v in forward] == [v.to_dict() for v in backward]
+
+
+def test_remembered_decisions_do_not_depend_on_order() -> None:
+    import json
+
+    from tests.conftest import shared_path
+
+    texts = [text for text, _ in _fixture_rows()]
+    path = shared_path("corpus", "replies", "replies-dev.jsonl")
+    texts += [json.loads(line)["reply"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    _assert_order_free([(text, kwargs) for text in texts for kwargs in _MEMO_CASES])
+
+
+_reply_pieces = st.sampled_from(
+    [
+        "550 ",
+        "421 ",
+        "5.1.1 ",
+        "4.7.0 ",
+        "user unknown ",
+        "mailbox full ",
+        "rate limit ",
+        "spam ",
+        "gmail ",
+        "[TS03] ",
+        "host mx.example[192.0.2.1] said: ",
+        "(in reply to RCPT TO command)",
+        "\n",
+        "x",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(_reply_pieces, max_size=8).map("".join), min_size=2, max_size=8))
+def test_remembered_decisions_do_not_depend_on_order_generated(texts: list[str]) -> None:
+    _assert_order_free([(text, kwargs) for text in texts for kwargs in _MEMO_CASES])

@@ -234,6 +234,14 @@ def _split_rest(rest: str) -> tuple[str | None, str]:
 
 def _parse_lines(body: str, problems: list[str], notes: list[str], plain: bool) -> _Found | None:
     """Parse ``CODE[- ]text`` lines at the start of ``body``; None when the body has none."""
+    if "\n" not in body:  # one line, the common case: what the loop below does for it, written out
+        m = _LINE.match(body)
+        if m is None:
+            return None
+        if plain and _octets(body) + 2 > MAX_REPLY_LINE:
+            problems.append(f"line 1 is longer than {MAX_REPLY_LINE} octets (RFC 5321 section 4.5.3.1.5)")
+        enh, rest = _split_rest(m.group("rest"))
+        return m.group("code"), enh, [rest]
     raw_lines = body.split("\n")
     first = _LINE.match(raw_lines[0])
     if not first:
@@ -375,7 +383,37 @@ def _enhanced_in_text(basic: str | None, enhanced: str | None, body: str) -> str
 
 
 def _check(basic: str | None, enhanced: str | None, problems: list[str], notes: list[str]) -> None:
+    found = _code_findings(basic, enhanced)
+    if found is not _NO_FINDINGS:
+        problems += found[0]
+        notes += found[1]
+    if not basic and not enhanced and not problems:
+        problems.append("no reply code found")
+
+
+_Findings = tuple[tuple[str, ...], tuple[str, ...]]  # problems, notes
+_NO_FINDINGS: _Findings = ((), ())
+_FINDINGS: dict[tuple[str | None, str | None], _Findings] = {}
+_FINDINGS_SIZE = 4096  # pairs remembered; emptied when full (a stream has a few hundred)
+
+
+def _code_findings(basic: str | None, enhanced: str | None) -> _Findings:
+    """What is wrong with, or worth noting about, a pair of codes: a pure function of the pair, remembered
+    (the same few pairs come back in every stream of replies)."""
+    key = (basic, enhanced)
+    found = _FINDINGS.get(key)
+    if found is None:
+        found = _judge_codes(basic, enhanced)
+        if len(_FINDINGS) >= _FINDINGS_SIZE:
+            _FINDINGS.clear()
+        _FINDINGS[key] = found
+    return found
+
+
+def _judge_codes(basic: str | None, enhanced: str | None) -> _Findings:
     facts = knowledge().facts
+    problems: list[str] = []
+    notes: list[str] = []
     if basic and basic not in facts:
         problems.append(f"{basic} is not a registered SMTP reply code")
     if enhanced:
@@ -388,8 +426,7 @@ def _check(basic: str | None, enhanced: str | None, problems: list[str], notes: 
             )
         if "X" + enhanced[1:] not in facts and canonical_key(enhanced) not in facts:
             notes.append(f"{enhanced} is not in the IANA registry (a vendor-specific detail code)")
-    if not basic and not enhanced and not problems:
-        problems.append("no reply code found")
+    return (tuple(problems), tuple(notes)) if problems or notes else _NO_FINDINGS
 
 
 def _normalise_input(text: str | bytes, problems: list[str]) -> str:
@@ -426,25 +463,15 @@ def parse_reply(text: str | bytes, *, strict: bool = False) -> Reply:
 
 def _parse_general(text: str | bytes, strict: bool = False) -> Reply:
     """Every shape: multi-line replies, DSN fields, log fragments, bytes, garbage."""
-    if not isinstance(text, str | bytes):
+    if not isinstance(text, (str, bytes)):  # a tuple is checked faster than a union
         raise TypeError(f"parse_reply() takes str or bytes, not {type(text).__name__}")
     problems: list[str] = []  # make strict mode fail
     notes: list[str] = []  # informational only
     source = _normalise_input(text, problems)
     lower = source.lower()
     body, marked = _body(source, lower)
-    basic, enhanced, lines = _parse_lines(body, problems, notes, plain=not marked) or _search_anywhere(body, problems)
-    return _finish(
-        source,
-        lower,
-        body,
-        basic=basic,
-        enhanced=enhanced,
-        lines=lines,
-        problems=problems,
-        notes=notes,
-        strict=strict,
-    )
+    basic, enhanced, lines = _parse_lines(body, problems, notes, not marked) or _search_anywhere(body, problems)
+    return _finish(source, lower, body, basic, enhanced, lines, problems, notes, strict)
 
 
 def _is_plain_line(text: str) -> bool:
@@ -453,27 +480,42 @@ def _is_plain_line(text: str) -> bool:
 
 
 def _parse_simple(text: str, lower: str, m: re.Match[str], strict: bool) -> Reply:
-    """``CODE SP [enhanced] text`` on one line: the same result as the general path, with less work."""
-    enhanced = m.group("enh")
-    rest = text[m.end("lead") :].strip(" \t:") if enhanced else m.group("rest").strip().lstrip(":").strip()
-    return _finish(
+    """``CODE SP [enhanced] text`` on one line: the same result as the general path (:func:`_finish` written
+    out for one line of a plain reply), with less work."""
+    basic, enhanced = m.group("code", "enh")
+    body = text.strip()
+    if enhanced:
+        rest = text[m.end("lead") :].strip(" \t:")
+        if basic + "-" in rest or f" {basic} {enhanced}" in rest:
+            lines = tuple(_unfold_inline(basic, enhanced, [rest]))
+        else:
+            lines = (rest,)
+    else:
+        rest = m.group("rest").strip().lstrip(":").strip()
+        lines = tuple(_unfold_inline(basic, enhanced, [rest])) if basic + "-" in rest else (rest,)
+        enhanced = _enhanced_in_text(basic, enhanced, body)
+    problems, notes = _code_findings(basic, enhanced)
+    stage = _find_stage(text, lower)
+    host, ip = _find_host(text, lower)
+    if strict and problems:
+        raise ParseError(list(problems), text)
+    return Reply(
+        basic,
+        enhanced,
+        _CLASS_BY_DIGIT.get(basic[0]),
+        lines,
+        host,
+        ip,
+        stage,
+        problems + notes,
         text,
-        lower,
-        text.strip(),
-        basic=m.group("code"),
-        enhanced=enhanced,
-        lines=[rest],
-        problems=[],
-        notes=[],
-        strict=strict,
     )
 
 
-def _finish(
+def _finish(  # noqa: PLR0917 (see the docstring)
     source: str,
     lower: str,
     body: str,
-    *,
     basic: str | None,
     enhanced: str | None,
     lines: list[str],
@@ -481,8 +523,12 @@ def _finish(
     notes: list[str],
     strict: bool,
 ) -> Reply:
-    lines = _unfold_inline(basic, enhanced, lines)
-    enhanced = _enhanced_in_text(basic, enhanced, body)
+    """The parts every shape shares: inline continuation lines, an enhanced code later in the text, the checks
+    of the codes, stage and host. Positional parameters: a call with keywords costs more, for every reply."""
+    if basic and len(lines) == 1 and (basic + "-" in lines[0] or (enhanced and f" {basic} {enhanced}" in lines[0])):
+        lines = _unfold_inline(basic, enhanced, lines)
+    if basic and not enhanced:
+        enhanced = _enhanced_in_text(basic, enhanced, body)
     _check(basic, enhanced, problems, notes)
     stage = _find_stage(source, lower)
     host, ip = _find_host(source, lower)

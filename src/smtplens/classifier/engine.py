@@ -2,14 +2,16 @@
 
 Speed matters here (the classifier issue asks for 100,000 distinct replies per second on one core): what does
 not depend on the reply (evidence lines, ranks of phrases, reason texts) is built once when the tables load, and
-a call builds few objects.
+a call builds few objects. Every reply is parsed and scanned; the decision that follows is a pure function of a
+small key (:data:`~smtplens.classifier.verdict.DecisionKey`) and is remembered per key, so most calls end with
+one dictionary look-up and one tuple.
 """
 
 from __future__ import annotations
 
 from smtplens.classifier.matcher import Pattern, normalise
 from smtplens.classifier.tables import CodeRule, Provider, Tables, tables
-from smtplens.classifier.verdict import Evidence, Verdict
+from smtplens.classifier.verdict import Decision, DecisionKey, Evidence, Verdict
 from smtplens.i18n import ui
 from smtplens.knowledge.catalogue import resolve_language
 from smtplens.knowledge.reasons import Nature, Reason, reason_table
@@ -34,14 +36,15 @@ def _match_text(reply: Reply) -> str:
     return normalise(reply.raw)
 
 
-def _provider_by_host(tab: Tables, host: str) -> Provider | None:
-    """The provider of the longest host suffix of ``host`` in the tables (a suffix of two labels or more)."""
+def _provider_by_host(tab: Tables, host: str) -> str | None:
+    """The id of the provider of the longest host suffix of ``host`` in the tables (a suffix of two labels or
+    more)."""
     name = host.lower().rstrip(".")
     at = 0
     while (dot := name.find(".", at)) >= 0:  # name[at:] still has two labels
         found = tab.host_index.get(name[at:])
         if found:
-            return found
+            return found.id
         at = dot + 1
     return None
 
@@ -67,10 +70,9 @@ def _best(hits: list[Pattern], provider: Provider | None) -> Pattern:
     return best
 
 
-def _code_rule(tab: Tables, provider: Provider | None, reply: Reply) -> CodeRule | None:
+def _code_rule(tab: Tables, provider: Provider | None, basic: str | None, enhanced: str | None) -> CodeRule | None:
     """The first strong code rule (provider table before generic; concrete enhanced, detail, basic), else the
     first weak one."""
-    enhanced, basic = reply.enhanced, reply.basic
     keys = (enhanced, "X" + enhanced[1:], basic) if enhanced else (basic,)
     weak = None
     for table in (provider.codes, tab.codes) if provider is not None else (tab.codes,):
@@ -83,43 +85,36 @@ def _code_rule(tab: Tables, provider: Provider | None, reply: Reply) -> CodeRule
     return weak
 
 
-def _greeting_rule(tab: Tables, reply: Reply) -> CodeRule | None:
-    """What a failure reply at the greeting means when nothing more specific does (RFC 5321 section 3.1)."""
-    code = reply.basic or reply.enhanced
-    return tab.greeting.get(code[0]) if code else None
-
-
-def _decide(reason: Reason, reply: Reply, lang: str, title: str) -> tuple[bool, bool, int | None, tuple[str, ...]]:
-    """permanent, retry, retry_after, notes."""
+def _decide(
+    reason: Reason, reply_class: ReplyClass | None, code: str, lang: str, title: str
+) -> tuple[bool, bool, int | None, tuple[str, ...]]:
+    """permanent, retry, retry_after, notes (``code`` is the reply's codes as a note quotes them)."""
     if reason.id in NOT_FAILURES:
         return False, False, None, ()
     if reason.id == "expired":
         return True, False, None, ()
-    reply_class = reply.reply_class
     if reason.nature is Nature.SOFT:
         notes: tuple[str, ...] = ()
         if reply_class is ReplyClass.PERMANENT:
-            notes = (ui(lang, "note_soft_over_permanent", code=_code_text(reply), reason=title),)
+            notes = (ui(lang, "note_soft_over_permanent", code=code, reason=title),)
         return False, True, reason.retry_after or DEFAULT_RETRY_AFTER, notes
     if reply_class is ReplyClass.TRANSIENT:
         notes = ()
         if reason.nature is Nature.HARD:
-            notes = (ui(lang, "note_hard_but_transient", code=_code_text(reply), reason=title),)
+            notes = (ui(lang, "note_hard_but_transient", code=code, reason=title),)
         return False, True, DEFAULT_RETRY_AFTER, notes
     if reply_class is None and reason.id == UNDEFINED:
         return False, False, None, ()
     return True, False, None, ()
 
 
-def _code_text(reply: Reply) -> str:
-    """``550 5.7.1``, ``550`` or ``5.7.1``: the codes as a note quotes them (built only when a note is made)."""
-    return f"{reply.basic or ''} {reply.enhanced or ''}".strip()
-
-
 def _phrase_confidence(pattern: Pattern, provider: Provider | None) -> float:
     if pattern.priority < 0:
         return 0.6
     return 0.95 if provider is not None and pattern.provider == provider.name else 0.85
+
+
+_MEMO_SIZE = 8192  # decisions remembered; the store is emptied when full (real streams need a few hundred)
 
 
 def classify(
@@ -134,6 +129,11 @@ def classify(
     ``stage`` and ``remote_host`` add what the caller knows beyond the text. The text outweighs the code where
     they disagree (a ``550`` that says "rate limit" is retried), and the verdict's ``notes`` say so.
     Never raises for any reply content; unknown input gives the reason ``undefined``.
+
+    Speed: the reply is parsed and its text scanned every time; what follows depends only on the patterns found,
+    the codes, the class, whether the stage is the greeting, the provider of the host and the language (the key
+    of :func:`_decision`), so it is remembered per key: a pure function of a few small values, not a cache of
+    texts.
     """
     if lang != "en":
         lang = resolve_language(lang)
@@ -141,22 +141,51 @@ def classify(
     if stage is not None and parsed.stage is None:
         parsed = parsed._replace(stage=Stage(stage))
     tab = tables()
-    hits, markers = tab.matcher.find(_match_text(parsed))
     host = remote_host or parsed.remote_host
-    provider = _provider_by_host(tab, host) if host else None
+    key = (
+        tab.matcher.scan(_match_text(parsed)),
+        _provider_by_host(tab, host) if host else None,
+        parsed.basic,
+        parsed.enhanced,
+        parsed.reply_class,
+        parsed.stage is Stage.CONNECT,
+        lang,
+    )
+    memo = tab.decisions
+    decided = memo.get(key)
+    if decided is None:
+        decided = _decision(tab, key)
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[key] = decided
+    return _new_verdict(Verdict, (parsed, *decided))
+
+
+_new_verdict = tuple.__new__  # Verdict(parsed, *decided) without the Python-level __new__ of a NamedTuple
+
+
+def _decision(tab: Tables, key: DecisionKey) -> Decision:
+    """Everything a verdict says beyond its reply, from the key that :func:`classify` builds: the patterns
+    found in the text, the provider id of the remote host, the basic and enhanced codes, the class, whether
+    the reply answers the greeting, the language."""
+    found, host_provider, basic, enhanced, reply_class, at_greeting, lang = key
+    hits, markers = tab.matcher.expand(found)
+    provider = tab.provider_index[host_provider] if host_provider is not None else None
     if provider is None and markers:
         provider = _provider_by_text(tab, markers)
-    if hits and parsed.stage is Stage.CONNECT:
+    if hits and at_greeting:
         # At the greeting there is no recipient yet: mailbox reasons cannot be what the server means.
         hits = [p for p in hits if p.reason not in RECIPIENT_REASONS]
     pattern = _best(hits, provider) if hits else None
     if provider is None and pattern is not None and pattern.provider is not None:
         # a phrase only one provider uses names it as well as a marker would
         provider = tab.provider_by_name[pattern.provider]
-    # The codes matter only where no phrase or only a weak one was found; most replies have a phrase that decides.
-    code_rule = None if pattern is not None and pattern.priority >= 0 else _code_rule(tab, provider, parsed)
-    if parsed.stage is Stage.CONNECT and (code_rule is None or not code_rule.strong):
-        code_rule = _greeting_rule(tab, parsed) or code_rule
+    # The codes matter only where no phrase or only a weak one was found.
+    code_rule = None if pattern is not None and pattern.priority >= 0 else _code_rule(tab, provider, basic, enhanced)
+    if at_greeting and (code_rule is None or not code_rule.strong):
+        # What a failure reply at the greeting means when nothing more specific does (RFC 5321 section 3.1).
+        code = basic or enhanced
+        code_rule = (tab.greeting.get(code[0]) if code else None) or code_rule
     if pattern is not None and (pattern.priority >= 0 or code_rule is None or not code_rule.strong):
         reason_id, deciding, confidence = pattern.reason, pattern.evidence, _phrase_confidence(pattern, provider)
     elif code_rule is not None:
@@ -164,13 +193,12 @@ def classify(
     else:
         reason_id, deciding, confidence = UNDEFINED, _NOTHING, 0.0
     info = tab.english[reason_id] if lang == "en" else reason_table().info(reason_id, lang)
-    permanent, retry, retry_after, notes = _decide(info.reason, parsed, lang, info.title)
+    code_text = f"{basic or ''} {enhanced or ''}".strip()
+    permanent, retry, retry_after, notes = _decide(info.reason, reply_class, code_text, lang, info.title)
     evidence: tuple[Evidence, ...] = (deciding,) if provider is None else (tab.provider_evidence[provider.id], deciding)
     if notes:
         evidence += tuple(Evidence("override", note, reason_id, "", "") for note in notes)
-    # Positional arguments: a NamedTuple is built noticeably faster without keywords.
-    return Verdict(
-        parsed,
+    return (
         info,
         permanent,
         retry,

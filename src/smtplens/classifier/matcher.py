@@ -74,18 +74,18 @@ class Pattern:
 
 
 class _Entry(NamedTuple):
-    pattern: Pattern
+    number: int  # the pattern's place in ``Matcher._patterns``
     second: str  # the piece after the first ``*`` gap, "" for a phrase of one piece
     more: tuple[str, ...]  # the pieces after further gaps, to be found in order after ``second``
-    is_phrase: bool  # a phrase rather than a provider marker
 
 
 class _Head(NamedTuple):
     """What one key of the automaton stands for (precomputed so that a hit costs few operations)."""
 
     word_start: bool  # the key begins with a word character, so it must begin a word of the text
-    plain_phrases: tuple[Pattern, ...] | None  # the patterns of the key when all are one-piece phrases, else None
+    plain: bool  # all patterns of the key are one-piece phrases: found whenever the key is
     entries: tuple[_Entry, ...]  # the patterns whose first piece is the key, in table order
+    phrases: tuple[Pattern, ...]  # the same patterns
 
 
 class Matcher:
@@ -97,41 +97,64 @@ class Matcher:
             by_head.setdefault(p.parts[0], []).append(p)
         if any(_SURROGATE_STAND_IN in head for head in by_head):
             raise ValueError(f"a phrase contains {_SURROGATE_STAND_IN!r}, the stand-in for surrogates")
-        self._heads = [_head(key, tuple(group)) for key, group in by_head.items()]
+        self._patterns = [p for group in by_head.values() for p in group]
+        numbers = {id(p): i for i, p in enumerate(self._patterns)}
+        self._heads = [_head(key, tuple(group), numbers) for key, group in by_head.items()]
         self._automaton = ahocorasick_rs.AhoCorasick(list(by_head)) if by_head else None
         self.size = sum(len(g) for g in by_head.values())
 
     def find(self, text: str) -> tuple[list[Pattern], list[Pattern]]:
         """The phrases and the provider markers that occur in ``text``, in the order of their ends in the text."""
-        phrases: list[Pattern] = []
-        markers: list[Pattern] = []
+        return self.expand(self.scan(text))
+
+    def scan(self, text: str) -> tuple[int, ...]:
+        """What occurs in ``text`` as a small hashable key (see :meth:`expand`): the index of each key of the
+        automaton found whose patterns all are one-piece phrases, ``~i`` for the ``i``-th pattern of another key
+        found with its later pieces. Texts with the same key hold the same patterns in the same order, so what
+        is decided from the patterns alone may be remembered by key."""
         if self._automaton is None:
-            return phrases, markers
+            return ()
         try:
             hits = self._automaton.find_matches_as_indexes(text, overlapping=True)
         except UnicodeEncodeError:
             hits = self._automaton.find_matches_as_indexes(_SURROGATE.sub(_SURROGATE_STAND_IN, text), True)
+        if not hits:
+            return ()
         heads, word = self._heads, _ASCII_WORD
+        found: list[int] = []
         for index, start, end in hits:
-            word_start, plain_phrases, entries = heads[index]
+            word_start, plain, entries, _ = heads[index]
             if start and word_start and text[start - 1] in word:
                 continue  # a phrase starts at a word start: "ip" is not found inside "recipient"
-            if plain_phrases is not None:
-                phrases += plain_phrases
+            if plain:
+                found.append(index)
                 continue
-            for pattern, second, more, is_phrase in entries:
+            for number, second, more in entries:
                 if second:  # most phrases with gaps have two pieces: this test is written out for them
                     at = text.find(second, end)
                     if at < 0 or (more and not _pieces_follow(text, more, at + len(second))):
                         continue
-                (phrases if is_phrase else markers).append(pattern)
+                found.append(~number)
+        return tuple(found)
+
+    def expand(self, found: tuple[int, ...]) -> tuple[list[Pattern], list[Pattern]]:
+        """The phrases and the provider markers a key of :meth:`scan` stands for, in its order."""
+        phrases: list[Pattern] = []
+        markers: list[Pattern] = []
+        heads, patterns = self._heads, self._patterns
+        for item in found:
+            if item >= 0:
+                phrases += heads[item].phrases
+            else:
+                pattern = patterns[~item]
+                (phrases if pattern.kind == "phrase" else markers).append(pattern)
         return phrases, markers
 
 
-def _head(key: str, group: tuple[Pattern, ...]) -> _Head:
+def _head(key: str, group: tuple[Pattern, ...], numbers: dict[int, int]) -> _Head:
     plain = all(len(p.parts) == 1 and p.kind == "phrase" for p in group)
-    entries = tuple(_Entry(p, p.parts[1] if len(p.parts) > 1 else "", p.parts[2:], p.kind == "phrase") for p in group)
-    return _Head(key[0] in _ASCII_WORD, group if plain else None, entries)
+    entries = tuple(_Entry(numbers[id(p)], p.parts[1] if len(p.parts) > 1 else "", p.parts[2:]) for p in group)
+    return _Head(key[0] in _ASCII_WORD, plain, entries, group)
 
 
 def _pieces_follow(text: str, pieces: tuple[str, ...], pos: int) -> bool:

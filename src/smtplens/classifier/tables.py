@@ -10,7 +10,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 
 from smtplens.classifier.matcher import Matcher, Pattern, normalise
-from smtplens.classifier.verdict import Evidence
+from smtplens.classifier.verdict import Decision, DecisionKey, Evidence
 from smtplens.knowledge import schema
 from smtplens.knowledge.reasons import ReasonInfo, ReasonTable, reason_table
 
@@ -55,6 +55,8 @@ class Tables:
     provider_by_name: Mapping[str, Provider]  # provider name -> provider
     provider_evidence: Mapping[str, Evidence]  # provider id -> the evidence line naming it
     english: Mapping[str, ReasonInfo]  # reason id -> the reason with its English texts, looked up once
+    # What the classifier decided per key of its decision (see classifier.engine.classify): filled as it runs.
+    decisions: dict[DecisionKey, Decision] = field(default_factory=dict, compare=False, repr=False)
 
     def provider_codes(self, provider: Provider | None) -> Mapping[str, CodeRule]:
         return provider.codes if provider else {}

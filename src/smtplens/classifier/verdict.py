@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from smtplens.knowledge.reasons import ReasonInfo
-from smtplens.model import Reply
+from smtplens.model import Reply, ReplyClass
 
-__all__ = ["Evidence", "Verdict"]
+__all__ = ["Decision", "DecisionKey", "Evidence", "Verdict"]
 
 
 class Evidence(NamedTuple):
@@ -93,3 +93,12 @@ class Verdict(NamedTuple):
             }
         )
         return out
+
+
+Decision = tuple[ReasonInfo, bool, bool, int | None, str | None, tuple[Evidence, ...], float, tuple[str, ...]]
+"""The fields of a :class:`Verdict` after its reply, in order."""
+
+DecisionKey = tuple[tuple[int, ...], str | None, str | None, str | None, ReplyClass | None, bool, str]
+"""What a :data:`Decision` depends on (see ``classifier.engine``): the patterns found in the text (a key of
+``Matcher.scan``), the provider id of the remote host, the basic and enhanced codes, the reply class, whether
+the reply answers the greeting, the language."""
