@@ -8,6 +8,7 @@ saw ``store()`` return is in the reopened store with its bytes intact.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import json
@@ -25,6 +26,7 @@ import pytest
 
 from smtplens.errors import SmtplensError
 from smtplens.server import BodyType, Direction, Envelope, MailFrom, RcptTo, TranscriptLine, store_files
+from smtplens.server.retention import keep_retention
 from smtplens.server.store import MessageStore, StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -597,3 +599,24 @@ def test_sigkill_loses_no_message_whose_store_returned(directory: Path, tmp_path
             rows = {m.queue_id for m in store.messages(limit=1_000_000)}
             assert files == rows, f"seed {seed}"
             assert set(printed) <= rows
+
+
+def test_retention_is_applied_while_serving(tmp_path: Path) -> None:
+    async def scenario() -> int:
+        store = MessageStore(tmp_path / "kept", retention_count=1)
+        try:
+            for number in range(3):
+                await store.store(envelope(), f"Subject: {number}\r\n\r\nx\r\n".encode())
+            task = asyncio.create_task(keep_retention(store, 0.05))
+            for _ in range(200):
+                if store.count() == 1:
+                    break
+                await asyncio.sleep(0.02)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return store.count()
+        finally:
+            await store.aclose()
+
+    assert asyncio.run(scenario()) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import click
 from smtplens.server.assemble import Assembly
 from smtplens.server.config import ServeSettings
 from smtplens.server.net import SmtpServer
+from smtplens.server.retention import keep_retention
 from smtplens.server.store import MessageStore
 from smtplens.server.store_null import MessageSink, NullStore
 
@@ -50,6 +52,9 @@ async def run_server(settings: ServeSettings, assembly: Assembly, directory: Pat
                 stack.push_async_callback(http.stop)
                 http_host, http_port = http.address
                 click.echo(f"smtplens: HTTP API and web UI on http://{http_host}:{http_port}/", err=True)
+            if store is not None and (store.retention_count is not None or store.retention_seconds is not None):
+                retention = asyncio.create_task(keep_retention(store, settings.store.purge_interval))
+                stack.callback(retention.cancel)
             names = ", ".join(policy.name for policy in assembly.pipeline.policies)
             click.echo(f"smtplens: policies {names}", err=True)
             server.install_signal_handlers(settings.smtp.shutdown_grace)

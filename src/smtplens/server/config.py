@@ -79,6 +79,7 @@ class StoreSettings:
     enabled: bool = True  # False: accept and discard (benchmarks); nothing is durable then
     retention_count: int | None = None
     retention_seconds: float | None = None
+    purge_interval: float = 60.0  # how often the retention limits are applied while serving
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +157,7 @@ def parse_config(data: Mapping[str, Any], *, base: Path | None = None, source: s
         enabled=store_table.get("enabled", bool, True),
         retention_count=store_table.number("retention_count", int, None, minimum=0),
         retention_seconds=store_table.number("retention_seconds", float, None, minimum=0),
+        purge_interval=store_table.number("purge_interval", float, 60.0, minimum=0.01),
     )
     store_table.done()
     dns_table = top.table("dns")
