@@ -6,15 +6,20 @@ matched to them in order per file (a recipient not found counts as a disagreemen
 the reason (smtplens's taxonomy id through the taxonomy's Sisimai crosswalk; Sisimai's 2025 merges treated as
 equal), the enhanced status code, the reply code and the hard-bounce flag. Debian's Sisimai 4.25 runs on the
 same files in the same run (bench/sisimai_bounces.pl). Figures are given overall, per Sisimai module (the
-format family of the expected row) and per smtplens decoder.
+format family of the expected row) and per smtplens decoder. Reason labels that smtplens disputes are listed with
+the reason in bench/bounce_label_review.toml; reason agreement is given with the labels as they are (raw) and with
+the disputed ones replaced by the reviewed reason (reviewed), for both tools. Status agreement is also given on
+the rows whose expected status the mail states ("status, stated": Sisimai's own X.0.9NN codes left out).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
+import tomllib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +32,7 @@ from smtplens.knowledge.reasons import reason_table
 
 CORPUS = SHARED / "corpus" / "sisimai"
 PERL_HELPER = Path(__file__).with_name("sisimai_bounces.pl")
+REVIEW = Path(__file__).with_name("bounce_label_review.toml")
 FIELDS = ("reason", "status", "replycode", "hardbounce")
 
 
@@ -41,18 +47,33 @@ class Got:
     decoder: str
 
 
+# Sisimai writes a status of its own making when the mail states none: "X.0.9NN", derived from its reason
+# (Sisimai::SMTP::Status). smtplens leaves the status empty then; such rows are left out of "status, stated".
+PSEUDO_STATUS = re.compile(r"[245]\.0\.9[0-9][0-9]")
+
+
 @dataclass
 class Tally:
     n: int = 0
     agree: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FIELDS, 0))
+    reviewed: int = 0  # reason agreements with the reviewed labels
+    stated_n: int = 0  # rows whose expected status is one the mail states (not a Sisimai pseudo status)
+    stated: int = 0  # status agreements on those rows
 
-    def add(self, marks: dict[str, bool]) -> None:
+    def add(self, marks: dict[str, bool], reviewed: bool | None = None, pseudo_status: bool = False) -> None:
         self.n += 1
         for key, ok in marks.items():
             self.agree[key] += ok
+        self.reviewed += marks["reason"] if reviewed is None else reviewed
+        if not pseudo_status:
+            self.stated_n += 1
+            self.stated += marks["status"]
 
     def rates(self) -> dict[str, float]:
-        return {k: (v / self.n if self.n else 0.0) for k, v in self.agree.items()}
+        out = {k: (v / self.n if self.n else 0.0) for k, v in self.agree.items()}
+        out["reason_reviewed"] = self.reviewed / self.n if self.n else 0.0
+        out["status_stated"] = self.stated / self.stated_n if self.stated_n else 0.0
+        return out
 
 
 def load_expected() -> dict[str, list[dict[str, object]]]:
@@ -67,6 +88,19 @@ def load_expected() -> dict[str, list[dict[str, object]]]:
     for file_rows in rows.values():
         file_rows.sort(key=lambda r: int(str(r["index"])))
     return dict(rows)
+
+
+def load_review() -> dict[str, dict[str, str]]:
+    """The reviewed labels: ``{"lhost-x.eml#1": {"sisimai": disputed label, "ours": taxonomy id, "why": …}}``."""
+    if not REVIEW.exists():
+        return {}
+    loaded: dict[str, dict[str, str]] = tomllib.loads(REVIEW.read_text(encoding="utf-8"))
+    return loaded
+
+
+def review_key(name: str, index: int) -> str:
+    """``maildir/dos/lhost-x.eml``, recipient 1 → ``lhost-x.eml#1`` (one entry for every line-ending copy)."""
+    return f"{name.rsplit('/', 1)[-1]}#{index}"
 
 
 def ours(files: list[str]) -> dict[str, list[Got]]:
@@ -115,6 +149,22 @@ class Run:
     expected: dict[str, list[dict[str, object]]]
     ours: dict[str, list[Got]]
     theirs: dict[str, list[Got]] | None
+    review: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def reviewed_label(self, name: str, i: int, row: dict[str, object]) -> str | None:
+        """The reviewed reason (in Sisimai's names) of a disputed row, else None."""
+        entry = self.review.get(review_key(name, i + 1))
+        if entry is None or entry.get("sisimai") != row["reason"]:
+            return None
+        return reason_table().reasons[entry["ours"]].sisimai
+
+
+def reviewed_mark(run: Run, name: str, i: int, row: dict[str, object], got: Got | None) -> bool | None:
+    """Reason agreement with the reviewed label of a disputed row; None for a row that is not disputed."""
+    label = run.reviewed_label(name, i, row)
+    if label is None:
+        return None
+    return got is not None and merged(got.reason) == merged(label)
 
 
 def tally(run: Run, which: str) -> tuple[Tally, Tally, dict[str, Tally], dict[str, Tally]]:
@@ -130,11 +180,13 @@ def tally(run: Run, which: str) -> tuple[Tally, Tally, dict[str, Tally], dict[st
         for i, row in enumerate(rows):
             got = got_list[i] if i < len(got_list) else None
             m = marks(row, got)
-            total.add(m)
+            reviewed = reviewed_mark(run, name, i, row, got)
+            pseudo = PSEUDO_STATUS.fullmatch(str(row["status"] or "")) is not None
+            total.add(m, reviewed, pseudo)
             if i < len(run.ours[name]):
-                covered.add(m)
-            per_module[str(row["module"]) or "(none)"].add(m)
-            per_decoder[got.decoder if got else "(no recipient)"].add(m)
+                covered.add(m, reviewed, pseudo)
+            per_module[str(row["module"]) or "(none)"].add(m, reviewed, pseudo)
+            per_decoder[got.decoder if got else "(no recipient)"].add(m, reviewed, pseudo)
     return total, covered, dict(per_module), dict(per_decoder)
 
 
@@ -142,6 +194,11 @@ def figures(run: Run) -> dict[str, object]:
     out: dict[str, object] = {
         "files": len(run.expected),
         "recipients": sum(len(rows) for rows in run.expected.values()),
+        "reviewed_labels": sum(
+            run.reviewed_label(name, i, row) is not None
+            for name, rows in run.expected.items()
+            for i, row in enumerate(rows)
+        ),
     }
     for which in ("smtplens", "sisimai"):
         if which == "sisimai" and run.theirs is None:
@@ -158,7 +215,8 @@ def figures(run: Run) -> dict[str, object]:
 
 def report(run: Run, fig: dict[str, object], misses: bool) -> None:
     print(f"files: {fig['files']}   recipients: {fig['recipients']}   (../shared/corpus/sisimai/expected.jsonl)")
-    print(f"{'':<24}{'reason':>8}{'status':>8}{'reply':>8}{'hard':>8}")
+    print(f"reviewed reason labels: {fig['reviewed_labels']} rows (bench/bounce_label_review.toml)")
+    print(f"{'':<24}{'reason':>8}{'status':>8}{'reply':>8}{'hard':>8}{'reason, reviewed':>18}{'status, stated':>16}")
     for which in ("smtplens", "sisimai"):
         block = fig.get(which)
         if not isinstance(block, dict):
@@ -166,13 +224,21 @@ def report(run: Run, fig: dict[str, object], misses: bool) -> None:
             continue
         r = block["overall"]
         label = "smtplens" if which == "smtplens" else "Sisimai 4.25 make()"
-        print(f"{label:<24}" + "".join(f"{r[k]:>8.1%}" for k in FIELDS))
+        print(
+            f"{label:<24}"
+            + "".join(f"{r[k]:>8.1%}" for k in FIELDS)
+            + f"{r['reason_reviewed']:>18.1%}{r['status_stated']:>16.1%}"
+        )
     for which in ("smtplens", "sisimai"):
         block = fig.get(which)
         if isinstance(block, dict):
             c = block["decoded_by_smtplens"]
             label = "smtplens, decoded rows" if which == "smtplens" else "Sisimai, same rows"
-            print(f"{label:<24}" + "".join(f"{c[k]:>8.1%}" for k in FIELDS) + f"   ({c['n']} rows smtplens decodes)")
+            print(
+                f"{label:<24}"
+                + "".join(f"{c[k]:>8.1%}" for k in FIELDS)
+                + f"{c['reason_reviewed']:>18.1%}{c['status_stated']:>16.1%}   ({c['n']} rows smtplens decodes)"
+            )
     ours_block = fig["smtplens"]
     assert isinstance(ours_block, dict)
     sis_block = fig.get("sisimai")
@@ -194,7 +260,9 @@ def report(run: Run, fig: dict[str, object], misses: bool) -> None:
                 got = got_list[i] if i < len(got_list) else None
                 if got is None or not marks(row, got)["reason"]:
                     shown = f"{got.reason} [{got.decoder}]" if got else "(no recipient)"
-                    print(f"  {name} #{i + 1}: {row['reason']} ({row['module'] or '-'}) -> {shown}")
+                    reviewed = reviewed_mark(run, name, i, row, got)
+                    note = "" if reviewed is None else " [reviewed label: agrees]" if reviewed else " [reviewed label]"
+                    print(f"  {name} #{i + 1}: {row['reason']} ({row['module'] or '-'}) -> {shown}{note}")
 
 
 def main() -> int:
@@ -204,7 +272,7 @@ def main() -> int:
     args = ap.parse_args()
     expected = load_expected()
     files = sorted(expected)
-    run = Run(expected, ours(files), theirs(files) if sisimai_available() else None)
+    run = Run(expected, ours(files), theirs(files) if sisimai_available() else None, load_review())
     fig = figures(run)
     if args.json:
         print(json.dumps(fig, indent=2))

@@ -18,6 +18,9 @@ from tests.conftest import shared_path
 # fields, which Sisimai reads with a scanner of unstructured text. They need a decoder of their own.
 UNSTRUCTURED = {"maildir/bsd/rfc3464-37.eml", "maildir/bsd/rfc3464-38.eml"}
 STANDARD = {"RFC3464": ("rfc3464", Kind.BOUNCE), "ARF": ("arf", Kind.FEEDBACK), "RFC3834": ("rfc3834", Kind.AUTO_REPLY)}
+# Standard reports that an MTA's own decoder reads, because the MTA says more than the DSN fields: a Sendmail
+# report whose transcript gives the reply of a program the address was aliased to.
+READ_BY_MTA = {"maildir/bsd/rfc3464-04.eml": "sendmail"}
 
 
 def _corpus() -> Path:
@@ -65,6 +68,7 @@ def test_standard_formats_decode_with_their_recipients() -> None:
         if module not in STANDARD or name in UNSTRUCTURED:
             continue
         decoder, kind = STANDARD[module]
+        decoder = READ_BY_MTA.get(name, decoder)
         result = _decode(root / name)
         assert result.decoder == decoder, name
         assert len(result.recipients) == len(rows), name

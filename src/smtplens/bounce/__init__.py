@@ -1,19 +1,22 @@
 """Bounce mails → per-recipient results (pure): what happened to each recipient, and why.
 
-``decode_bounce(data)`` parses a mail, lets the registered decoders (``registry.DECODERS``) read it, and explains
-each recipient they find: the reason from the classifier (the diagnostic with its stage and remote host), the
-status and reply code, whether the address is dead (hard bounce), and the original message's identity.
+``decode_bounce(data)`` parses a mail, lets the registered decoders (``registry.DECODERS``; ``dispatch`` picks
+those whose signs stand in the mail's header) read it, and explains each recipient they find: the reason from
+the classifier (the diagnostic with its stage and remote host), the status and reply code, whether the address
+is dead (hard bounce), and the original message's identity.
 ``iter_mails(paths)`` reads mails from files, directories, Maildir folders, mbox files and stdin.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from smtplens.bounce.decoders import MAX_RECIPIENTS, looks_like_bounce, parse_date
+from smtplens.bounce.dispatch import Dispatcher
 from smtplens.bounce.inputs import DEFAULT_LIMIT, InputError, iter_mails
 from smtplens.bounce.mime import Headers, Mail, first_address, parse_mail
-from smtplens.bounce.model import SUCCESS_ACTIONS, Action, BounceResult, Finding, Kind, Recipient, make_recipient
+from smtplens.bounce.model import SUCCESS_ACTIONS, Action, BounceResult, Finding, Kind, Recipient
 from smtplens.bounce.registry import DECODERS
 from smtplens.classifier import classify
 from smtplens.model import ReplyClass
@@ -32,8 +35,9 @@ __all__ = [
 ]
 
 DELIVERED = "delivered"
-# (detect, decode, name) of the registered decoders, bound once: the loop below runs them for every mail
-_DECODERS = tuple((d.detect, d.decode, d.name) for d in DECODERS)
+EXPIRED, NETWORK_ERROR = "expired", "network_error"
+NO_ANSWER = "4.4.1"  # RFC 3463 X.4.1: no answer from host
+_DISPATCH = Dispatcher(DECODERS)  # which registered decoders to ask about a mail
 
 
 def decode_bounce(data: bytes | str) -> BounceResult:
@@ -43,7 +47,7 @@ def decode_bounce(data: bytes | str) -> BounceResult:
 
 def decode_mail(mail: Mail) -> BounceResult:
     """Decode an already parsed mail."""
-    for detect, decode, name in _DECODERS:
+    for detect, decode, name in _DISPATCH.candidates(mail):
         if detect(mail):
             findings = decode(mail)
             if findings:
@@ -73,7 +77,7 @@ class _Context:
     __slots__ = ("_date", "_date_read", "headers", "list_id", "message_id", "sender", "subject")
 
     def __init__(self, mail: Mail) -> None:
-        original = mail.original
+        original = mail.original_identity()
         self.headers = mail.headers
         self.sender = _sender(original) or first_address(self.headers.get("to"))
         self.message_id = _bracketed(original.get("message-id")) if original else None
@@ -108,6 +112,27 @@ def _bracketed(value: str | None) -> str | None:
     return inner.strip() or None
 
 
+def _reply_text(diagnostic: str, diagnostic_type: str | None) -> str:
+    """The text the reply parser reads: the diagnostic with its type (``x-unix`` says a local delivery program
+    answered, not a server). An SMTP diagnostic that begins with a failure reply code is the reply as it is: the
+    type adds nothing, and the reply is read on its fast path."""
+    if diagnostic_type is None or (diagnostic_type == "smtp" and _FAILURE_REPLY.match(diagnostic)):
+        return diagnostic
+    return f"{diagnostic_type}; {diagnostic}"
+
+
+_FAILURE_REPLY = re.compile(r"[45][0-9][0-9][ -]")
+
+
+def _given_up(action: Action | None, status: str | None, reason: str) -> str:
+    """The reason of a recipient, seen as a whole report: a host that never answered (``4.4.1``, which RFC 3463
+    section 3.5 calls "useful only as a persistent transient error"), reported as ``failed``, was retried until
+    the reporting MTA gave up: the delivery expired (Postfix writes this after its queue lifetime, for one)."""
+    if action is Action.FAILED and status == NO_ANSWER and reason == NETWORK_ERROR:
+        return EXPIRED
+    return reason
+
+
 def _explain(f: Finding, decoder: str, ctx: _Context) -> Recipient:
     verdict = None
     status, reply_code = f.status, f.reply_code
@@ -115,8 +140,7 @@ def _explain(f: Finding, decoder: str, ctx: _Context) -> Recipient:
     kind, reason = f.kind, f.reason
     reply = None
     if f.diagnostic:
-        text = f"{f.diagnostic_type}; {f.diagnostic}" if f.diagnostic_type else f.diagnostic
-        reply = parse_reply(text)  # the type says something too: x-unix is a local delivery program
+        reply = parse_reply(_reply_text(f.diagnostic, f.diagnostic_type))
         if status and reply.enhanced and reply.enhanced[0] == status[0]:
             # The remote server's own code (its reply, quoted in the diagnostic) is more precise than the status
             # the reporting MTA derived from it: "Status: 5.0.0" or "5.1.1" for "552 5.2.2 Over quota".
@@ -133,13 +157,13 @@ def _explain(f: Finding, decoder: str, ctx: _Context) -> Recipient:
         if reply.reply_class is None and f.action is Action.DELAYED:
             reply = reply._replace(reply_class=ReplyClass.TRANSIENT)
         verdict = classify(reply, stage=stage, remote_host=remote_host)
-        reason = verdict.reason
+        reason = _given_up(f.action, status or reply.enhanced, verdict.reason)
     if reply is not None:
         reply_code = reply_code or reply.basic
         status = status or reply.enhanced
         stage = stage or reply.stage
         remote_host = remote_host or reply.remote_host
-    return make_recipient(
+    return Recipient(
         f.recipient,
         reason,
         kind,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
@@ -22,6 +23,13 @@ STDIN = "-"
 _FIRST = 1 << 16  # the first read of a file: most mails fit whole
 _CHUNK = 1 << 16  # longest piece of a line read at once from an mbox, so that one huge line cannot fill memory
 _SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__"})
+
+# An mbox separator line in full ("From sender Thu Jul  2 12:05:05 2020", RFC 4155 section 2): such a line starts
+# a mail even without the blank line before it that some writers leave out; a bare "From " line needs the blank.
+_SEPARATOR = re.compile(
+    rb"From \S+ +(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +[0-9]{1,2} "
+    rb"[0-9]{2}:[0-9]{2}(?::[0-9]{2})? (?:[A-Z]{2,5} )?[0-9]{4}\s*$"
+)
 
 WarningHandler = Callable[[str, str], None]
 Item = tuple[str, "bytes | InputError"]
@@ -75,32 +83,93 @@ def iter_mails(
     stdin. ``on_warning(name, message)`` hears of mails cut at ``limit`` bytes.
     """
     warn = on_warning or _ignore
-    for name in expand(paths):
+    for path in paths:
+        name = os.fspath(path)
         if name == STDIN:
             yield from _read_stream(sys.stdin.buffer, STDIN, limit, warn)
-            continue
+        else:
+            yield from _read_path(name, limit, warn)
+
+
+def _read_path(name: str, limit: int, warn: WarningHandler) -> Iterator[Item]:
+    """The mails of a file, or of every file below a directory (as :func:`expand` lists them).
+
+    The usual mail is read with bare system calls (open, one or two reads, close): no file object is made unless
+    there is more to read than the first piece. A directory is found by trying, not by asking first.
+    """
+    size = min(_FIRST, limit)
+    try:
+        fd = os.open(name, os.O_RDONLY)
+    except IsADirectoryError:
+        yield from _read_directory(name, limit, warn)
+        return
+    except OSError as exc:
+        yield name, InputError(name, exc.strerror or type(exc).__name__)
+        return
+    try:
+        first = _read_fd(fd, size)
+    except IsADirectoryError:
+        os.close(fd)
+        yield from _read_directory(name, limit, warn)
+        return
+    except OSError as exc:
+        os.close(fd)
+        yield name, InputError(name, exc.strerror or type(exc).__name__)
+        return
+    if len(first) < size and not first.startswith(b"From "):
+        os.close(fd)
+        yield name, first  # a whole mail, read in one piece
+        return
+    with open(fd, "rb", buffering=0) as stream:  # closes fd
         try:
-            stream = open(name, "rb")  # noqa: SIM115 - closed below, after the generator is done with it
+            yield from _read_stream(stream, name, limit, warn, first)
         except OSError as exc:
             yield name, InputError(name, exc.strerror or type(exc).__name__)
-            continue
-        with stream:
-            try:
-                yield from _read_stream(stream, name, limit, warn)
-            except OSError as exc:
-                yield name, InputError(name, exc.strerror or type(exc).__name__)
 
 
-def _read_stream(stream: BinaryIO, name: str, limit: int, warn: WarningHandler) -> Iterator[Item]:
-    first = stream.read(min(_FIRST, limit))
-    whole = len(first) < min(_FIRST, limit)  # a buffered read returns less only at the end of the file
+def _read_directory(name: str, limit: int, warn: WarningHandler) -> Iterator[Item]:
+    for file in _walk(name):
+        yield from _read_path(file, limit, warn)
+
+
+def _read_fd(fd: int, size: int) -> bytes:
+    """Up to ``size`` bytes of a file descriptor; fewer only at its end (a pipe may return less at a time)."""
+    data = os.read(fd, size)
+    while len(data) < size:
+        more = os.read(fd, size - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def _read_upto(stream: BinaryIO, size: int) -> bytes:
+    """Up to ``size`` bytes; fewer only at the end of the stream (an unbuffered read of a pipe may return less)."""
+    data = stream.read(size) or b""
+    while len(data) < size:
+        more = stream.read(size - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def _read_stream(
+    stream: BinaryIO, name: str, limit: int, warn: WarningHandler, first: bytes | None = None
+) -> Iterator[Item]:
+    """The mail or mails of a stream; ``first`` is what was read of it already."""
+    if first is None:
+        first = _read_upto(stream, min(_FIRST, limit))
+    whole = len(first) < min(_FIRST, limit)  # less than asked for: the end of the file
     if first.startswith(b"From ") and not (whole and b"\nFrom " not in first):
+        if not isinstance(stream, io.BufferedIOBase):
+            stream = io.BufferedReader(stream)  # type: ignore[type-var]  # mbox lines are read
         yield from _read_mbox(stream, first, name, limit, warn)
         return
     if whole:
         yield name, first  # (an mbox of one mail is read as it is: the mail reader skips its "From " line)
         return
-    data = first + stream.read(limit - len(first))
+    data = first + _read_upto(stream, limit - len(first))
     if stream.read(1):
         warn(name, f"larger than {limit} bytes: only the first {limit} bytes were read")
     yield name, data
@@ -125,7 +194,9 @@ def _mbox_mails(readline: Callable[[], bytes], name: str, limit: int, warn: Warn
         piece = readline()
         if not piece:
             break
-        starts_mail = at_line_start and blank_before and piece.startswith(b"From ")
+        starts_mail = (
+            at_line_start and piece.startswith(b"From ") and (blank_before or _SEPARATOR.match(piece) is not None)
+        )
         if at_line_start:
             blank_before = piece in (b"\n", b"\r\n")
         at_line_start = piece.endswith(b"\n")

@@ -30,6 +30,7 @@ __all__ = [
     "addresses",
     "decode_bytes",
     "field_blocks",
+    "field_lists",
     "first_address",
     "parse_headers",
     "parse_mail",
@@ -38,15 +39,23 @@ __all__ = [
 
 MAX_DEPTH = 10  # nesting of multiparts and attached messages followed; deeper content stays one opaque part
 MAX_PARTS = 500  # parts read in one mail; the rest is ignored
+MAX_TEXT_PART = 4_000_000  # characters of one part's body decoded as text (Part.text); the rest is not read
+MAX_HEADER_PART = 1_000_000  # characters of a text/rfc822-headers part read for the returned message's fields
+MAX_ENCODED_MESSAGE = 16_000_000  # characters of a base64 or quoted-printable message/rfc822 part decoded
 ORIGINAL_TYPES = frozenset({"message/rfc822", "message/global", "text/rfc822-headers", "message/global-headers"})
 HEADERS_ONLY_TYPES = frozenset({"text/rfc822-headers", "message/global-headers"})
 
 # RFC 5322 section 3.6.8: a field name is printable US-ASCII except the colon; the value may be folded.
-_FIELD_LINE = re.compile(r"^([!-9;-~]+)[ \t]*:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)", re.M)
+# (Possessive quantifiers: no part of a match is ever given back, which spares the engine its backtracking
+# records; the classes are disjoint from what follows them, so the matches are those of plain quantifiers.)
+_FIELD_LINE = re.compile(r"^([!-9;-~]++)[ \t]*+:[ \t]*+([^\n]*+(?:\n[ \t][^\n]*+)*+)", re.M)
 # The contiguous field lines at a position (each a field line and its continuation lines); ends at the first
 # line that is neither, which is the blank separator line in a well-formed mail.
-_HEADER_BLOCK = re.compile(r"(?:[!-9;-~]+[ \t]*:[^\n]*(?:\n[ \t][^\n]*)*(?:\n|\Z))*")
+_HEADER_BLOCK = re.compile(r"(?:[!-9;-~]++[ \t]*+:[^\n]*+(?:\n[ \t][^\n]*+)*+(?:\n|\Z))*+")
 _FOLD = re.compile(r"[ \t]*\n[ \t]*")
+# The same replacement where no white space stands before a line break (nearly always): a pattern that begins
+# with the line break is found by a fast scan; one that may begin with white space is tried at every position.
+_FOLD_AFTER = re.compile(r"\n[ \t]*")
 _PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)')
 _TAGS = re.compile(r"<[^>]*>")
 _BLANK_LINES = re.compile(r"\n[ \t]*\n")
@@ -88,7 +97,7 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
     name = _CHARSET_ALIASES.get(name, name)
     try:
         codecs.lookup(name)
-    except LookupError:
+    except (LookupError, ValueError):  # an unknown name, or one that is no name at all (a NUL in it)
         name = "utf-8"
     try:
         return data.decode(name)
@@ -168,7 +177,7 @@ class Headers:
             return None
         if "\n" in value:
             # unfolding is idempotent: the unfolded value replaces the folded one for the next reader
-            value = index[name] = _FOLD.sub(" ", value).rstrip()
+            value = index[name] = _unfolded(value).rstrip()
             return value
         return value.rstrip()
 
@@ -199,27 +208,36 @@ class Headers:
 
 def _unfold(value: str) -> str:
     if "\n" in value:
-        value = _FOLD.sub(" ", value)
+        value = _unfolded(value)
     return value.rstrip()
 
 
-def split_headers(text: str, start: int = 0, *, mbox: bool = False) -> tuple[Headers, int]:
-    """The header fields that begin at ``start`` and the index where the body begins.
+def _unfolded(value: str) -> str:
+    """Every line break of a folded value, with the white space around it, as one space (RFC 5322 2.2.3)."""
+    if " \n" in value or "\t\n" in value:
+        return _FOLD.sub(" ", value)
+    return _FOLD_AFTER.sub(" ", value)
+
+
+def split_headers(text: str, start: int = 0, *, mbox: bool = False, end: int | None = None) -> tuple[Headers, int]:
+    """The header fields that begin at ``start`` (and end by ``end``, the end of ``text`` by default) and the index
+    where the body begins.
 
     A blank line ends the fields; so does the first line that is neither a field nor a continuation (the
     lenient reading of a mail whose separator line is missing). With ``mbox``, a ``From `` line at the start is
     skipped.
     """
+    stop = len(text) if end is None else end
     pos = start
-    if mbox and text.startswith("From ", pos):
-        nl = text.find("\n", pos)
-        pos = len(text) if nl < 0 else nl + 1
-    block = _HEADER_BLOCK.match(text, pos)  # matches at least the empty string
-    end = block.end() if block else pos
-    fields = _FIELD_LINE.findall(text, pos, end) if end > pos else []
-    if text.startswith("\n", end):
-        end += 1  # the blank line that separates the body
-    return Headers(fields), end
+    if mbox and text.startswith("From ", pos, stop):
+        nl = text.find("\n", pos, stop)
+        pos = stop if nl < 0 else nl + 1
+    block = _HEADER_BLOCK.match(text, pos, stop)  # matches at least the empty string
+    at = block.end() if block else pos
+    fields = _FIELD_LINE.findall(text, pos, at) if at > pos else []
+    if text.startswith("\n", at, stop):
+        at += 1  # the blank line that separates the body
+    return Headers(fields), at
 
 
 def parse_headers(text: str) -> Headers:
@@ -235,6 +253,20 @@ def field_blocks(text: str) -> list[Headers]:
         fields = _FIELD_LINE.findall(chunk)
         if fields:
             blocks.append(Headers(fields))
+    return blocks
+
+
+def field_lists(text: str) -> list[list[tuple[str, str]]]:
+    """The blocks of :func:`field_blocks` as plain lists of ``(lower-case name, unfolded value)``.
+
+    For readers that look at every field of every block (a delivery-status part): each name is lowered and each
+    value unfolded once, where a :class:`Headers` would do it again on every pass over its fields.
+    """
+    blocks = []
+    for chunk in _BLANK_LINES.split(text):
+        fields = _FIELD_LINE.findall(chunk)
+        if fields:
+            blocks.append([(n.lower(), _unfolded(v).rstrip() if "\n" in v else v.rstrip()) for n, v in fields])
     return blocks
 
 
@@ -274,27 +306,59 @@ def content_type(value: str | None) -> tuple[str, dict[str, str]]:
 class Part:
     """One MIME entity: its header fields, type and body; ``children`` for multiparts and attached messages.
 
-    Children are split on first use, so that the structure of a returned message is read only if asked for.
+    A part does not hold a copy of its body: it keeps the span of the mail's text where the body stands, so that a
+    mail is held once however deeply its parts nest (a 50 MB attachment is not copied at every level). Children
+    are split on first use, so that the structure of a returned message is read only if asked for.
     """
 
-    __slots__ = ("_budget", "_children", "_depth", "_text", "body", "ctype", "headers", "params")
+    __slots__ = (
+        "_budget",
+        "_children",
+        "_depth",
+        "_end",
+        "_head",
+        "_src",
+        "_start",
+        "_text",
+        "ctype",
+        "headers",
+        "params",
+    )
 
     def __init__(
         self,
         headers: Headers,
-        body: str,
+        source: str,
+        span: tuple[int, int, int] | None = None,
+        *,
         default_type: str = "text/plain",
         budget: _Budget | None = None,
         depth: int = 0,
     ) -> None:
         self.headers = headers
-        self.body = body  # latin-1 text of the raw, still transfer-encoded bytes
+        self._src = source  # latin-1 text of the raw, still transfer-encoded bytes, of the mail (or more)
+        # where the entity begins, where its body begins and where it ends in the source (all of it by default)
+        self._head, self._start, self._end = span if span is not None else (0, 0, len(source))
         raw_type = headers.get("content-type")
         self.ctype, self.params = content_type(raw_type) if raw_type else (default_type, {})
         self._children: list[Part] | None = None
         self._budget = budget or _Budget()
         self._depth = depth
         self._text: str | None = None
+
+    @property
+    def body(self) -> str:
+        """The body as written (latin-1 text of the raw bytes, transfer encoding not undone); a copy."""
+        return self._src[self._start : self._end]
+
+    @property
+    def size(self) -> int:
+        """The length of the body as written."""
+        return self._end - self._start
+
+    def header_text(self) -> str:
+        """The header of the entity as written (its fields up to the blank line)."""
+        return self._src[self._head : self._start]
 
     @property
     def children(self) -> list[Part]:
@@ -311,9 +375,14 @@ class Part:
     def charset(self) -> str | None:
         return self.params.get("charset")
 
-    def payload(self) -> bytes:
-        """The body with its transfer encoding (base64, quoted-printable) undone."""
-        raw = self.body.encode("latin-1", errors="replace")
+    def payload(self, limit: int | None = None) -> bytes:
+        """The body with its transfer encoding (base64, quoted-printable) undone; with ``limit``, only the body's
+        first ``limit`` characters as written, cut at a line end, are decoded."""
+        end = self._end
+        if limit is not None and end - self._start > limit:
+            cut = self._src.rfind("\n", self._start, self._start + limit)
+            end = cut if cut > self._start else self._start + limit
+        raw = self._src[self._start : end].encode("latin-1", errors="replace")
         cte = (self.headers.get("content-transfer-encoding") or "").strip().lower()
         if cte == "base64":
             return _base64(raw)
@@ -322,9 +391,11 @@ class Part:
         return raw
 
     def text(self) -> str:
-        """The body as text: transfer encoding undone, then decoded in its charset."""
+        """The body as text: transfer encoding undone, then decoded in its charset. Only the first
+        ``MAX_TEXT_PART`` characters of a body as written are read: no report's text is longer, and what a decoder
+        looks for stands at its start (a longer body is an attachment that was mislabelled, or a hostile mail)."""
         if self._text is None:
-            self._text = decode_bytes(self.payload(), self.charset)
+            self._text = decode_bytes(self.payload(MAX_TEXT_PART), self.charset)
         return self._text
 
     def walk(self) -> Iterator[Part]:
@@ -334,7 +405,7 @@ class Part:
             yield from child.walk()
 
     def __repr__(self) -> str:
-        return f"Part({self.ctype!r}, {len(self.body)} chars)"
+        return f"Part({self.ctype!r}, {self.size} chars)"
 
 
 def _base64(raw: bytes) -> bytes:
@@ -363,10 +434,12 @@ class _Budget:
         self.parts = 0
 
 
-def _entity(text: str, budget: _Budget, depth: int, default_type: str = "text/plain") -> Part:
-    headers, at = split_headers(text, mbox=depth == 0)
+def _entity(text: str, span: tuple[int, int], budget: _Budget, depth: int, default_type: str = "text/plain") -> Part:
+    """The entity that stands in ``text[start:end]`` (its header, then its body)."""
+    start, end = span
+    headers, at = split_headers(text, start, mbox=depth == 0, end=end)
     budget.parts += 1
-    return Part(headers, text[at:], default_type, budget, depth)
+    return Part(headers, text, (start, at, end), default_type=default_type, budget=budget, depth=depth)
 
 
 def _children(part: Part) -> list[Part]:
@@ -379,50 +452,60 @@ def _children(part: Part) -> list[Part]:
             return []
         child_type = "message/rfc822" if part.ctype == "multipart/digest" else "text/plain"
         out = []
-        for chunk in _split_multipart(part.body, boundary):
+        for start, end in _split_spans(part._src, boundary, part._start, part._end):
             if budget.parts >= MAX_PARTS:
                 break
-            out.append(_entity(chunk, budget, depth + 1, child_type))
+            out.append(_entity(part._src, (start, end), budget, depth + 1, child_type))
         return out
     if part.ctype in ("message/rfc822", "message/global"):
-        inner = part.body
         cte = (part.headers.get("content-transfer-encoding") or "").strip().lower()
         if cte in ("base64", "quoted-printable"):
-            inner = part.payload().replace(b"\r\n", b"\n").decode("latin-1")
-        return [_entity(inner, budget, depth + 1)]
+            inner = part.payload(MAX_ENCODED_MESSAGE).replace(b"\r\n", b"\n").decode("latin-1")
+            return [_entity(inner, (0, len(inner)), budget, depth + 1)]
+        return [_entity(part._src, (part._start, part._end), budget, depth + 1)]
     return []
 
 
+_DELIMITER_TAIL = re.compile(r"(--)?\s*")  # what may follow "--boundary" on a delimiter line
+
+
 def _split_multipart(body: str, boundary: str) -> list[str]:
-    """The bodies between the delimiter lines of ``boundary`` (RFC 2046 section 5.1.1).
+    """The bodies between the delimiter lines of ``boundary``, as copies (see :func:`_split_spans`)."""
+    return [body[start:end] for start, end in _split_spans(body, boundary, 0, len(body))]
+
+
+def _split_spans(text: str, boundary: str, first: int, stop: int) -> list[tuple[int, int]]:
+    """Where the bodies between the delimiter lines of ``boundary`` stand in ``text[first:stop]`` (RFC 2046
+    section 5.1.1).
 
     A delimiter is ``--boundary`` at the start of a line, followed only by white space (or by ``--`` for the
     last one). Lines that merely begin with the delimiter (a nested boundary that extends this one) are content.
-    Without a closing delimiter the last part runs to the end (a truncated mail). Only the parts are copied.
+    Without a closing delimiter the last part runs to the end (a truncated mail). Nothing is copied.
     """
     delim = "--" + boundary
-    parts: list[str] = []
+    spans: list[tuple[int, int]] = []
     start: int | None = None  # where the current part's content begins
-    pos = 0 if body.startswith(delim) else body.find("\n" + delim)
+    at_first = text.startswith(delim, first, stop)
+    pos = first if at_first else text.find("\n" + delim, first, stop)
     while pos >= 0:
-        line_start = pos if pos == 0 and body.startswith(delim) else pos + 1
+        line_start = pos if pos == first and at_first else pos + 1
         after = line_start + len(delim)
-        nl = body.find("\n", after)
-        line_end = len(body) if nl < 0 else nl
-        rest = body[after:line_end]
-        closing = rest.startswith("--")
-        if not (rest[2:] if closing else rest).strip():  # a delimiter line, not content that starts like one
+        nl = text.find("\n", after, stop)
+        line_end = stop if nl < 0 else nl
+        tail = _DELIMITER_TAIL.fullmatch(text, after, line_end)
+        if tail is not None:  # a delimiter line, not content that starts like one
+            closing = tail.group(1) is not None
             if start is not None:
-                parts.append(body[start : max(line_start - 1, start)])
+                spans.append((start, max(line_start - 1, start)))
             if closing:
-                return parts
+                return spans
             start = line_end + 1
-            if len(parts) >= MAX_PARTS:
-                return parts
-        pos = body.find("\n" + delim, line_end)
-    if start is not None and start <= len(body):
-        parts.append(body[start:])
-    return parts
+            if len(spans) >= MAX_PARTS:
+                return spans
+        pos = text.find("\n" + delim, line_end, stop)
+    if start is not None and start <= stop:
+        spans.append((start, stop))
+    return spans
 
 
 def addresses(value: str | None) -> list[str]:
@@ -515,7 +598,7 @@ class Mail:
             stack = [self.root]
             while stack:
                 part = stack.pop()
-                if part.children and part.maintype == "multipart":
+                if part.maintype == "multipart" and part.children:
                     stack.extend(reversed(part.children))
                 else:
                     out.append(part)
@@ -566,19 +649,58 @@ class Mail:
             self._original_found = True
         return self._original
 
+    def original_identity(self) -> Headers | None:
+        """The fields of the returned original message that identify it: From, Return-Path, Message-ID, Subject
+        and List-Id (a :class:`Headers` with only those; None where :attr:`original` is None).
+
+        The same values as :attr:`original` gives for these names, read without splitting the whole header of
+        the returned message (it is long: Received, DKIM and ARC fields) when nothing else needed it.
+        """
+        if self._original_found:
+            return self._original
+        for part in self.parts:
+            if part.ctype not in ORIGINAL_TYPES:
+                continue
+            if part._children is not None or _transfer_encoded(part):
+                return self.original  # read already, or to be decoded first: the general way
+            start = part._start
+            end = part._end if part.ctype not in HEADERS_ONLY_TYPES else min(part._end, start + MAX_HEADER_PART)
+            block = _HEADER_BLOCK.match(part._src, start, end)
+            if block is not None and block.end() > start:
+                return Headers(_IDENTITY_FIELDS.findall(part._src, start, block.end()))
+        return None
+
     def _find_original(self) -> Headers | None:
         for part in self.parts:
             if part.ctype not in ORIGINAL_TYPES:
                 continue
             if part.ctype in HEADERS_ONLY_TYPES:
-                headers = parse_headers(part.payload().replace(b"\r\n", b"\n").decode("latin-1"))
+                headers = _headers_part(part)
             elif part.children:
                 headers = part.children[0].headers
             else:
-                headers = parse_headers(part.body)
+                headers = split_headers(part._src, part._start, end=part._end)[0]
             if headers:
                 return headers
         return None
+
+
+# The fields Mail.original_identity reads, as _FIELD_LINE reads them.
+_IDENTITY_FIELDS = re.compile(
+    r"^(from|return-path|message-id|subject|list-id)[ \t]*+:[ \t]*+([^\n]*+(?:\n[ \t][^\n]*+)*+)", re.M | re.I
+)
+
+
+def _transfer_encoded(part: Part) -> bool:
+    return (part.headers.get("content-transfer-encoding") or "").strip().lower() in ("base64", "quoted-printable")
+
+
+def _headers_part(part: Part) -> Headers:
+    """The fields of a ``text/rfc822-headers`` part: read in place, or decoded first if it is base64 or
+    quoted-printable."""
+    if not _transfer_encoded(part):
+        return split_headers(part._src, part._start, end=min(part._end, part._start + MAX_HEADER_PART))[0]
+    return parse_headers(part.payload(MAX_HEADER_PART).replace(b"\r\n", b"\n").decode("latin-1"))
 
 
 def _is_readable(part: Part) -> bool:
@@ -593,10 +715,12 @@ def parse_mail(data: bytes | str) -> Mail:
     """Parse a mail (bytes as read from a file, or text). Never raises."""
     if isinstance(data, bytes):
         if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            data = data.replace(b"\r\n", b"\n")
+            if b"\r" in data:  # (a copy less for the usual CRLF mail: memory stays near the mail's size)
+                data = data.replace(b"\r", b"\n")
         text = data.decode("latin-1")
     else:
         if "\r" in data:
             data = data.replace("\r\n", "\n").replace("\r", "\n")
         text = data if data.isascii() else data.encode("utf-8", errors="replace").decode("latin-1")
-    return Mail(_entity(text, _Budget(), 0), text)
+    return Mail(_entity(text, (0, len(text)), _Budget(), 0), text)

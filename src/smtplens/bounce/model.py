@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import NamedTuple
 
 from smtplens.classifier import Verdict
 from smtplens.model import Stage
@@ -73,9 +73,10 @@ class Finding:
     kind: Kind = Kind.BOUNCE
 
 
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    """One recipient of a bounce, feedback report or auto-reply, explained."""
+class Recipient(NamedTuple):
+    """One recipient of a bounce, feedback report or auto-reply, explained (an immutable value, like the
+    classifier's :class:`~smtplens.classifier.Verdict`: a named tuple is built at C speed, which the pipeline's
+    hot path needs)."""
 
     recipient: str
     reason: str  # a taxonomy id (``smtplens reasons``)
@@ -111,7 +112,8 @@ class Recipient:
         from smtplens.knowledge.reasons import reason_table
 
         v = self.verdict
-        info = v.info if v is not None else reason_table().info(self.reason)
+        # the pipeline may decide otherwise than the verdict on the diagnostic alone (a delivery that expired)
+        info = v.info if v is not None and v.reason == self.reason else reason_table().info(self.reason)
         return {
             "kind": self.kind.value,
             "decoder": self.decoder,
@@ -148,28 +150,14 @@ class Recipient:
         }
 
 
-# The slot setters of Recipient in field order: make_recipient fills a new instance through them, which is
-# the same object the frozen dataclass's __init__ builds (that one goes through object.__setattr__ per field).
-_RECIPIENT_SETTERS = tuple(getattr(Recipient, f.name).__set__ for f in fields(Recipient))
-_new = object.__new__
-
-
-def make_recipient(*values: Any) -> Recipient:
-    """``Recipient(*values)`` with every field given positionally, built faster (the pipeline's hot path)."""
-    r: Recipient = _new(Recipient)
-    for setter, value in zip(_RECIPIENT_SETTERS, values, strict=True):
-        setter(r, value)
-    return r
-
-
-@dataclass(frozen=True, slots=True)
-class BounceResult:
-    """What one mail is and, per recipient in the order the mail names them, what happened."""
+class BounceResult(NamedTuple):
+    """What one mail is and, per recipient in the order the mail names them, what happened (an immutable value,
+    a named tuple like :class:`Recipient`)."""
 
     kind: Kind
     decoder: str | None
     recipients: tuple[Recipient, ...] = ()
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
 
     @property
     def is_bounce(self) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import Protocol
 
 from smtplens.bounce.mime import Mail
@@ -81,6 +82,13 @@ _MONTHS = {
 }
 
 
+@lru_cache(maxsize=256)
+def _zone(sign: str, hours: str, minutes: str) -> timezone:
+    """The fixed-offset zone of ``+0900`` (one object per offset: a few dozen offsets exist)."""
+    offset = int(hours) * 3600 + int(minutes) * 60
+    return timezone(timedelta(seconds=-offset if sign == "-" else offset))
+
+
 def parse_date(value: str | None) -> datetime | None:
     """An RFC 5322 date (lenient: obsolete zones, missing seconds), else None."""
     if not value:
@@ -91,9 +99,9 @@ def parse_date(value: str | None) -> datetime | None:
         try:
             if sign == "-" and zh == "00" and zm == "00":
                 return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second))
-            offset = int(zh) * 3600 + int(zm) * 60
-            zone = timezone(timedelta(seconds=-offset if sign == "-" else offset))
-            return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=zone)
+            return datetime(
+                int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=_zone(sign, zh, zm)
+            )
         except (ValueError, OverflowError):
             pass  # out of range: the standard library decides (it raises too)
     try:

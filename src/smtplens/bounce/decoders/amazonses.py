@@ -33,6 +33,10 @@ _FOOTER = re.compile(r"\n--[ \t]*\n")
 MAX_JSON = 2_000_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("x-amz-sns-message-id", "sns.amazonaws.com")
+
+
 def detect(mail: Mail) -> bool:
     if "x-amz-sns-message-id" not in mail.headers and "sns.amazonaws.com" not in (mail.headers.get("from") or ""):
         return False

@@ -24,6 +24,10 @@ _FIELD = re.compile(r"^[ \t]+([A-Za-z][A-Za-z ()]*?):[ \t]*(.*)$", re.M)
 MAX_BODY = 100_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("javamail", "[bounce]")
+
+
 def detect(mail: Mail) -> bool:
     message_id = mail.lowered("message-id")
     subject = mail.lowered("subject").lstrip()

@@ -25,6 +25,10 @@ _ADDRESS = re.compile(r"^[ \t]*<?([^\s<>@]+@[^\s<>]+?)>?[ \t]*$")
 MAX_BODY = 100_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("postmaster@", "mailer-daemon@")
+
+
 def detect(mail: Mail) -> bool:
     sender = mail.lowered("from")
     if "postmaster@" not in sender and "mailer-daemon@" not in sender:

@@ -40,6 +40,10 @@ _SECTIONS = (
 )
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("courier.", "mail delivery status")
+
+
 def detect(mail: Mail) -> bool:
     message_id = mail.lowered("message-id").lstrip(" <")
     subject = mail.lowered("subject")

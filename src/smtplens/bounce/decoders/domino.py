@@ -26,6 +26,10 @@ _ADDRESS = re.compile(r"<?([^\s<>\"@()]+@[^\s<>\"()]+?)>?[.,;]?\s*$")
 MAX_TEXT = 100_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("delivery failure", "delivery_failure")
+
+
 def detect(mail: Mail) -> bool:
     subject = (mail.headers.get("subject") or "").lstrip().upper()
     if not subject.startswith(("DELIVERY FAILURE", "DELIVERY_FAILURE")):

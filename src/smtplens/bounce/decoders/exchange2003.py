@@ -27,20 +27,18 @@ _MTS_ID = re.compile(r"The MTS-ID of the original message is:.*?(?=MSEXCH:|$)", 
 MAX_TEXT = 200_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("x-ms-embedded-report", "internet mail service", "undeliverable")
+
+
 def detect(mail: Mail) -> bool:
     headers = mail.headers
     if "x-ms-embedded-report" in headers:
         return True
     if "Internet Mail Service" in (headers.get("x-mailer") or ""):
         return True
-    raw = mail.raw
-    # A Received line of the connector, in the header (before the first blank line). The first occurrence
-    # anywhere is found first: most mails have none, and the end of the header is then never looked for.
-    at = raw.find(_CONNECTOR, 0, MAX_TEXT)
-    if at >= 0:
-        header_end = raw.find("\n\n", 0, MAX_TEXT)
-        if at + len(_CONNECTOR) <= (header_end if header_end >= 0 else MAX_TEXT):
-            return True
+    if _CONNECTOR in mail.root.header_text():  # a Received line of the connector
+        return True
     subject = mail.lowered("subject")
     return subject.startswith("undeliverable") and mail.raw.find(_MARKER, 0, MAX_TEXT) >= 0  # as written
 

@@ -46,6 +46,10 @@ _HEADERS = re.compile(r"^\s*(?:Original message headers|[A-Za-z-]+:\s)", re.I)
 MAX_TEXT = 200_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("x-ms-exchange-message-is-ndr", "content-language")
+
+
 def detect(mail: Mail) -> bool:
     headers = mail.headers
     if "x-ms-exchange-message-is-ndr" not in headers and "content-language" not in headers:

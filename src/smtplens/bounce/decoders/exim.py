@@ -57,6 +57,10 @@ _LOCAL = re.compile(r"^(?:pipe to \||save to |\||/)", re.I)
 _ADDRESS = re.compile(r"[^\s<>()\",;:@]+@[^\s<>()\",;:@]+")
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("x-failed-recipients", "mailer-daemon", *_SUBJECTS)
+
+
 def detect(mail: Mail) -> bool:
     headers = mail.headers
     if "x-failed-recipients" not in headers:

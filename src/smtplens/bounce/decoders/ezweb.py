@@ -35,6 +35,10 @@ MAX_TEXT = 100_000
 FILTERED = "content_rejected"
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("mail system error - returned mail", _DOMAIN)
+
+
 def detect(mail: Mail) -> bool:
     if mail.lowered("subject").strip() == "mail system error - returned mail":
         return True

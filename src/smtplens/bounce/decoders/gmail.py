@@ -36,6 +36,10 @@ _STATE = re.compile(r"\s*\(state \d+\)\.?\s*$", re.I)
 MAX_TEXT = 200_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("mailer-daemon@google",)
+
+
 def detect(mail: Mail) -> bool:
     sender = mail.lowered("from")
     if "mailer-daemon@google" not in sender:

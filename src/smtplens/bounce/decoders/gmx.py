@@ -40,6 +40,10 @@ _STAGES = {
 MAX_TEXT = 200_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("mailer-daemon@",)
+
+
 def detect(mail: Mail) -> bool:
     sender = mail.lowered("from")
     if "mailer-daemon@" not in sender or not ("gmx" in sender or "mail.com" in sender):

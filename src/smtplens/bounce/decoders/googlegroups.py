@@ -26,6 +26,10 @@ _END = re.compile(r"^-{3,}\s*Original message\s*-*", re.I | re.M)
 MAX_TEXT = 100_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("mailer-daemon@google",)
+
+
 def detect(mail: Mail) -> bool:
     sender = mail.lowered("from")
     if "mailer-daemon@google" not in sender or "x-failed-recipients" not in mail.headers:

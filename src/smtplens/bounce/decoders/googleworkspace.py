@@ -30,6 +30,10 @@ _SEND_AS = "'send mail as'"
 MAX_TEXT = 100_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("mailer-daemon@google",)
+
+
 def detect(mail: Mail) -> bool:
     sender = mail.lowered("from")
     if "mailer-daemon@google" not in sender or "x-failed-recipients" not in mail.headers:

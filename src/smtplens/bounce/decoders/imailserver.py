@@ -26,6 +26,10 @@ _ORIGINAL = "Original message follows."
 MAX_TEXT = 100_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("<smtp32 v", "undeliverable mail")
+
+
 def detect(mail: Mail) -> bool:
     headers = mail.headers
     if (headers.get("x-mailer") or "").lstrip().startswith("<SMTP32 v"):

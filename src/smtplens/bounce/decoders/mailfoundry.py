@@ -24,6 +24,10 @@ _SERVER = re.compile(r"Server\s+([A-Za-z0-9.-]+)\[[^\]]*\]\s+failed with:\s*", r
 MAX_TEXT = 100_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("message delivery has failed",)
+
+
 def detect(mail: Mail) -> bool:
     return mail.lowered("subject").strip() == "message delivery has failed"
 

@@ -27,6 +27,10 @@ _PARAGRAPH_END = re.compile(r"\n[ \t]*\n")
 MAX_TEXT = 100_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("undeliverable mail:",)
+
+
 def detect(mail: Mail) -> bool:
     subject = (mail.headers.get("subject") or "").lstrip()
     return subject.startswith("Undeliverable Mail:") and _BECAUSE.search(mail.text[:MAX_TEXT]) is not None

@@ -31,6 +31,10 @@ _RECIPIENT = re.compile(r"^ {1,3}<?([^\s<>@]+@[^\s<>]+?)>?:?[ \t]*$", re.M)
 MAX_TEXT = 200_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("mailer-daemon@",)
+
+
 def detect(mail: Mail) -> bool:
     sender = mail.lowered("from")
     if "mailer-daemon@" not in sender:

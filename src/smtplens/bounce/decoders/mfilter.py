@@ -26,6 +26,10 @@ _STAGES = {"HELO": Stage.HELO, "EHLO": Stage.HELO, "MAIL": Stage.MAIL, "RCPT": S
 MAX_TEXT = 100_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("failure notice",)
+
+
 def detect(mail: Mail) -> bool:
     if mail.lowered("subject").strip() != "failure notice":
         return False

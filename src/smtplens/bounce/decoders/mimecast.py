@@ -26,6 +26,10 @@ _MORE = re.compile(r"Additional information follows\s*:\s*\n[ \t]*--[ \t]*(.+?)\
 MAX_TEXT = 100_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("x-mimecast-originator", "x-mc-system", ".mimecast.")
+
+
 def detect(mail: Mail) -> bool:
     headers = mail.headers
     if "x-mimecast-originator" in headers or "x-mc-system" in headers:

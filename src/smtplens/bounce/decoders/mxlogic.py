@@ -25,6 +25,10 @@ _END = ("Included is a copy", "------ This is a copy", "------ The body of the m
 MAX_TEXT = 100_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("x-mx-bounce", "x-mxl-notehash", "<mxl~", "mxlogic.net")
+
+
 def detect(mail: Mail) -> bool:
     headers = mail.headers
     if "x-mx-bounce" in headers or "x-mxl-notehash" in headers:

@@ -24,6 +24,10 @@ _ADDRESS = re.compile(r"^\s*<?([^\s<>\"@]+@[^\s<>\"]+?)>?\s*$")
 MAX_TEXT = 100_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("undeliverable message",)
+
+
 def detect(mail: Mail) -> bool:
     subject = mail.lowered("subject").strip()
     return subject.startswith("undeliverable message") and _START.search(mail.text[:MAX_TEXT]) is not None

@@ -29,6 +29,10 @@ _PARAGRAPH_END = re.compile(r"\n[ \t]*\n")
 MAX_TEXT = 200_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("x-ms-exchange-crosstenant-originalarrivaltime", "x-originatororg", "outlook.com")
+
+
 def detect(mail: Mail) -> bool:
     headers = mail.headers
     microsoft = "x-ms-exchange-crosstenant-originalarrivaltime" in headers or "x-originatororg" in headers

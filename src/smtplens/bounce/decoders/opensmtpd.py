@@ -33,6 +33,10 @@ _LINE = re.compile(r"^([^\s:<>()\",;@]+@[^\s:<>()\",;@]+|<[^<>\s]+>):[ \t]*(.*)$
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = (_SUBJECT,)
+
+
 def detect(mail: Mail) -> bool:
     subject = mail.lowered("subject")
     if not subject.startswith(_SUBJECT):

@@ -43,6 +43,10 @@ _SAID = re.compile(r"^host\s+([A-Za-z0-9][A-Za-z0-9.-]*)\s*\[[^\]]*\](?::\d+)?\s
 _IN_REPLY = re.compile(r"\s*\(in reply to (?:the )?[A-Za-z][A-Za-z ]{0,30}?\s+command\)\s*$", re.I)
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("mail delivery system", *_SUBJECTS)
+
+
 def detect(mail: Mail) -> bool:
     subject = mail.lowered("subject")
     sender = mail.lowered("from")

@@ -58,6 +58,10 @@ MAX_BODY = 200_000
 MAX_PARAGRAPH = 4000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("mailer-daemon", "failure notice")
+
+
 def detect(mail: Mail) -> bool:
     sender = mail.lowered("from")
     subject = mail.lowered("subject")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address, parse_date
-from smtplens.bounce.mime import Headers, Mail, field_blocks
+from smtplens.bounce.mime import Mail, field_lists
 from smtplens.bounce.model import Action, Finding
 from smtplens.reply import parse_reply
 
@@ -25,9 +25,9 @@ _RECIPIENT_FIELDS = ("final-recipient", "original-recipient")
 _MESSAGE_FIELDS = frozenset(
     {"reporting-mta", "received-from-mta", "arrival-date", "original-envelope-id", "dsn-gateway"}
 )
-_DSN_FIELDS = _MESSAGE_FIELDS | frozenset(
-    {"final-recipient", "original-recipient", "action", "status", "remote-mta", "diagnostic-code", "last-attempt-date"}
-)
+_PER_RECIPIENT_FIELDS = frozenset({"action", "status", "remote-mta", "diagnostic-code", "last-attempt-date"})
+_DSN_FIELDS = _MESSAGE_FIELDS | _PER_RECIPIENT_FIELDS | frozenset(_RECIPIENT_FIELDS)
+Block = list[tuple[str, str]]  # one block of DSN fields: (lower-case name, unfolded value), in order
 # A DSN written into a text body: its first field at the start of a line.
 _DSN_IN_TEXT = re.compile(r"^(?:Final-Recipient|Original-Recipient)[ \t]*:[ \t]*\S", re.I | re.M)
 _DSN_START = re.compile(
@@ -53,7 +53,7 @@ def detect(mail: Mail) -> bool:
 def decode(mail: Mail) -> list[Finding]:
     findings: list[Finding] = []
     for part in mail.find_all(*DSN_TYPES):  # usually one; a digest of reports has several
-        findings += _read(field_blocks(part.text()[:MAX_REPORT]))
+        findings += _read(field_lists(part.text()[:MAX_REPORT]))
     if findings:
         _complete_from_text(findings, _human_text(mail))
         return findings
@@ -66,17 +66,17 @@ def decode(mail: Mail) -> list[Finding]:
     return findings
 
 
-def _blocks_in_text(text: str) -> list[Headers]:
+def _blocks_in_text(text: str) -> list[Block]:
     """The DSN field blocks of a report whose fields were written into the text (``text`` starts with them)."""
     blocks = []
-    for block in field_blocks(text):
-        if not any(n in _DSN_FIELDS for n, _ in block):
+    for block in field_lists(text):
+        if _DSN_FIELDS.isdisjoint([n for n, _ in block]):
             break  # the returned message's header follows the report
         blocks.append(block)
     return blocks
 
 
-def _records(blocks: list[Headers]) -> tuple[dict[str, str], list[dict[str, str]]]:
+def _records(blocks: list[Block]) -> tuple[dict[str, str], list[dict[str, str]]]:
     """The per-message fields and one dict of fields per recipient (first value of a field wins).
 
     A block that names a recipient is one recipient's fields, in any order (some MTAs write ``Action`` first);
@@ -86,28 +86,40 @@ def _records(blocks: list[Headers]) -> tuple[dict[str, str], list[dict[str, str]
     message: dict[str, str] = {}
     records: list[dict[str, str]] = []
     for block in blocks:
-        if not any(n in _RECIPIENT_FIELDS for n, _ in block):
-            for n, v in block:
-                if not records or n in _MESSAGE_FIELDS or _is_sender_field(n):
-                    message.setdefault(n, v)
-                elif n in _DSN_FIELDS:  # fields of the last recipient after a stray blank line
-                    records[-1].setdefault(n, v)
+        if _RECIPIENT_SET.isdisjoint([n for n, _ in block]):
+            _read_other_block(block, message, records)
             continue
         if len(records) > MAX_RECIPIENTS:
             break
         current: dict[str, str] = {}
         records.append(current)
         for n, v in block:
-            if n in _MESSAGE_FIELDS or _is_sender_field(n):
+            if n in _PER_RECIPIENT_FIELDS:  # the common case first
+                if n not in current:
+                    current[n] = v
+            elif n in _MESSAGE_FIELDS or _is_sender_field(n):
                 message.setdefault(n, v)
-                continue
-            if n in _RECIPIENT_FIELDS and n in current:
-                if len(records) > MAX_RECIPIENTS:
-                    break
-                current = {}
-                records.append(current)
-            current.setdefault(n, v)
-    return message, [r for r in records if any(n in r for n in _RECIPIENT_FIELDS)]
+            else:
+                if n in _RECIPIENT_SET and n in current:
+                    if len(records) > MAX_RECIPIENTS:
+                        break
+                    current = {}
+                    records.append(current)
+                current.setdefault(n, v)
+    return message, [r for r in records if not _RECIPIENT_SET.isdisjoint(r)]
+
+
+_RECIPIENT_SET = frozenset(_RECIPIENT_FIELDS)
+
+
+def _read_other_block(block: Block, message: dict[str, str], records: list[dict[str, str]]) -> None:
+    """A block without a recipient field: per-message fields, or (after a stray blank line) more fields of the
+    last recipient."""
+    for n, v in block:
+        if not records or n in _MESSAGE_FIELDS or _is_sender_field(n):
+            message.setdefault(n, v)
+        elif n in _DSN_FIELDS:
+            records[-1].setdefault(n, v)
 
 
 def _is_sender_field(name: str) -> bool:
@@ -115,7 +127,7 @@ def _is_sender_field(name: str) -> bool:
     return name.startswith("x-") and name.endswith("-sender")
 
 
-def _read(blocks: list[Headers]) -> list[Finding]:
+def _read(blocks: list[Block]) -> list[Finding]:
     message, records = _records(blocks)
     reporting_mta = _host(message.get("reporting-mta"))
     arrival_field = message.get("arrival-date")
@@ -178,9 +190,10 @@ def _complete_from_text(findings: list[Finding], text: str) -> None:
     that names the recipient (``host mx said: 550 … (in reply to RCPT TO command)``)."""
     text = text[:MAX_TEXT]
     lower = text.lower()
+    names_commands = "command" in lower or ">>>" in lower or " after " in lower
     for f in findings:
-        if f.diagnostic and f.stage is not None:
-            continue
+        if f.diagnostic and (f.stage is not None or not names_commands):
+            continue  # nothing to add: a paragraph is read for its command only (see below)
         paragraph = _paragraph_about(text, lower, f.recipient)
         if paragraph is None and f.original_recipient:
             paragraph = _paragraph_about(text, lower, f.original_recipient)
@@ -217,7 +230,8 @@ def _paragraph_about(text: str, lower: str, address: str) -> str | None:
         end_match = _PARAGRAPH_END.search(text, at, start + MAX_PARAGRAPH)
         end = end_match.start() if end_match else start + MAX_PARAGRAPH
         paragraph = " ".join(text[start:end].split())
-        rest = paragraph.lower().replace(needle, "").strip(" <>.:;,()\"'")
+        # what the paragraph says besides the address ("(expanded from: <address>)" is no explanation)
+        rest = paragraph.lower().replace(needle, "").replace("expanded from", "").strip(" <>.:;,()\"'")
         if len(rest) > 3:
             return paragraph
         at = lower.find(needle, at + len(needle))

@@ -31,7 +31,12 @@ _SECTION_END = re.compile(r"^[ \t]*-{3,}[ \t]*\S|^--\S", re.M)
 _TALKING = re.compile(r"^(?:\.\.\.[ \t]*)?while talking to ([^\s:]+?)\.?:[ \t]*$", re.I)
 _SENT = re.compile(r"^>>>[ \t]*(.*)$")
 _RECEIVED = re.compile(r"^<<<[ \t]?(.*)$")
-_VERDICT = re.compile(r"^([245]\d\d)(?:[ -]([245]\.\d{1,3}\.\d{1,3}))?[ \t]+<?([^\s<>]+@[^\s<>]+?)>?\.\.\.[ \t]*(.*)$")
+# Sendmail's line about a recipient: "550 5.1.1 <addr>... User unknown"; a local delivery to a program or a file
+# names it quoted instead of an address ("|/usr/bin/procmail"... Service unavailable).
+_VERDICT = re.compile(
+    r"^([245]\d\d)(?:[ -]([245]\.\d{1,3}\.\d{1,3}))?[ \t]+"
+    r"(?:<?([^\s<>]+@[^\s<>]+?)>?|(\"[|/][^\"\n]*\"))\.\.\.[ \t]*(.*)$"
+)
 _CODE = re.compile(r"^[245]\d\d\b")
 _STAGES = (
     ("mail from", Stage.MAIL),
@@ -74,6 +79,10 @@ class Exchange:
         return None
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("mailer-daemon", "returned mail")
+
+
 def detect(mail: Mail) -> bool:
     sender = mail.lowered("from")
     subject = mail.lowered("subject")
@@ -85,23 +94,26 @@ def detect(mail: Mail) -> bool:
 
 def decode(mail: Mail) -> list[Finding]:
     exchanges = read_transcript(mail.text)
-    if mail.find(*rfc3464.DSN_TYPES) is None:
-        return _from_transcript(mail, exchanges)
+    # the DSN fields, in a delivery-status part or (when the MIME structure was lost) written into the text
     findings = rfc3464.decode(mail)
+    if not findings:
+        return _from_transcript(mail, exchanges)
     by_address = {e.recipient.lower(): e for e in exchanges if e.recipient}
     dialogue = [e for e in exchanges if e.replies]
     for f in findings:
         found = by_address.get(f.recipient.lower())
-        if (found is None or not found.replies) and len(findings) == 1 and dialogue:
-            found = dialogue[-1]
+        if (found is None or not found.replies) and len(findings) == 1:
+            # the one recipient: the last dialogue, else the one verdict (a program the address was aliased to)
+            found = dialogue[-1] if dialogue else exchanges[0] if len(exchanges) == 1 else found
         if found is not None:
             _complete(f, found)
     return findings
 
 
 def _complete(f: Finding, e: Exchange) -> None:
-    """The transcript's whole reply where the DSN kept only its first line, or none; the command and host."""
-    whole = e.diagnostic if e.replies else None
+    """The transcript's whole reply where the DSN kept only its first line, or none (then Sendmail's verdict line
+    will do); the command and host."""
+    whole = e.diagnostic if e.replies or not f.diagnostic else None
     if whole and (not f.diagnostic or _same_reply(f.diagnostic, whole)):
         f.diagnostic = whole
         if f.stage is None:
@@ -175,7 +187,8 @@ def _read_section(section: str) -> list[Exchange]:
             continue
         verdict = _VERDICT.match(line)
         if verdict:
-            code, _, address, rest = verdict.groups()
+            code, _, address, program, rest = verdict.groups()
+            address = address or program
             if current.recipient is None:
                 current.recipient, current.code, current.verdict = address, code, rest
             else:

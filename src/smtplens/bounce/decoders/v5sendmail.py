@@ -25,6 +25,10 @@ _UNSENT = re.compile(r"^[ \t]*-+[ \t]*Unsent message follows[ \t]*-+[ \t]*$", re
 _HOST_VERDICT = re.compile(r"^([245]\d\d) ([\w.-]+) \(\w+\)\.\.\.[ \t]*(.*)$", re.M)
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("mailer-daemon", "returned mail")
+
+
 def detect(mail: Mail) -> bool:
     sender = mail.lowered("from")
     subject = mail.lowered("subject")

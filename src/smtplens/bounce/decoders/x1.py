@@ -25,6 +25,10 @@ _RECEIVED = re.compile(r"^The original message was received at (.+?)[ \t]*\n(?:f
 MAX_BODY = 100_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("mailer-daemon", "mail deliver", "returned mail")
+
+
 def detect(mail: Mail) -> bool:
     sender = mail.lowered("from")
     subject = mail.lowered("subject")

@@ -26,6 +26,10 @@ _FROM_DOMAIN = re.compile(r"^Message from[ \t]+([\w.-]+?)\.?[ \t]*$", re.M | re.
 MAX_BODY = 200_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("mailer-daemon@", *_SUBJECTS)
+
+
 def detect(mail: Mail) -> bool:
     sender = mail.lowered("from")
     subject = mail.lowered("subject").strip()

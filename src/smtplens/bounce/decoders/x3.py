@@ -39,6 +39,10 @@ _STAGES = {
 MAX_BODY = 100_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("delivery status notification",)
+
+
 def detect(mail: Mail) -> bool:
     subject = mail.lowered("subject").strip()
     if not subject.startswith("delivery status notification"):

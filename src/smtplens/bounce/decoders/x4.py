@@ -25,6 +25,10 @@ _SENDER = re.compile(r"mailer-daemon@([\w.-]+)", re.I)
 MAX_BODY = 200_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("mailer-daemon",)
+
+
 def detect(mail: Mail) -> bool:
     sender = mail.lowered("from")
     if "mailer-daemon" not in sender:

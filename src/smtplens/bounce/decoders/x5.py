@@ -20,6 +20,10 @@ name = "x5"
 _MARKER = "the following addresses had permanent delivery errors"
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("mailer-daemon",)
+
+
 def detect(mail: Mail) -> bool:
     sender = mail.lowered("from")
     if "mailer-daemon" not in sender or mail.ctype != "multipart/mixed":

@@ -39,6 +39,10 @@ _STAGES = {
 MAX_TEXT = 200_000
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py)
+GATE = ("failure notice",)
+
+
 def detect(mail: Mail) -> bool:
     subject = mail.lowered("subject")
     if "failure notice" not in subject:

@@ -1,0 +1,82 @@
+"""Which decoders to ask about a mail: one scan of its header instead of asking all 44 ``detect`` functions.
+
+Most decoders recognise their format only if some word stands in the mail's header: in the sender, the subject,
+the Message-ID or another field's value, or as a field name (``mailer-daemon``, ``failure notice``,
+``x-failed-recipients``). A decoder module states those words as ``GATE``, a necessary condition of its
+``detect`` on the lower-case, unfolded top-level header fields (``Mail.lowered``, ``name in mail.headers``).
+The words (each by its longest piece without spaces, see ``_key``) are looked for in one pass of an
+Aho-Corasick automaton over the whole top-level header in lower case; only the decoders whose words were seen,
+and those without a gate, are asked, in registry order. A word seen in another field than the one its decoder
+reads only costs that decoder's ``detect`` call: the result is always what asking every decoder in order would
+give (tests/test_bounce_dispatch.py checks this on every fixture and on generated headers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import ahocorasick_rs
+
+from smtplens.bounce.decoders import Decoder
+from smtplens.bounce.mime import Mail
+from smtplens.bounce.model import Finding
+
+__all__ = ["Dispatcher", "Entry"]
+
+MAX_REMEMBERED = 4096  # candidate lists kept (one per combination of gate words seen; real mail shows a few dozen)
+Entry = tuple[Callable[[Mail], bool], Callable[[Mail], list[Finding]], str]  # detect, decode, name
+
+
+class Dispatcher:
+    """The candidate decoders of a mail, in registry order (built once from the registry)."""
+
+    def __init__(self, decoders: Sequence[Decoder]) -> None:
+        """Raises ValueError for a gate word that is empty, not in lower case or not ASCII."""
+        self._entries: tuple[Entry, ...] = tuple((d.detect, d.decode, d.name) for d in decoders)
+        keys: dict[str, int] = {}  # key → bit set of the decoders whose gate words have that key
+        always = 0  # decoders without a gate
+        for i, decoder in enumerate(decoders):
+            gate: tuple[str, ...] = getattr(decoder, "GATE", ())
+            if not gate:
+                always |= 1 << i
+            for word in gate:
+                if word != word.lower() or not word.strip() or not word.isascii():
+                    raise ValueError(f"{decoder.name}: gate word {word!r} is empty, not in lower case or not ASCII")
+                key = _key(word)
+                keys[key] = keys.get(key, 0) | 1 << i
+        self._always = always
+        self._keys = list(keys)
+        self._masks = [keys[k] for k in self._keys]
+        self._automaton = ahocorasick_rs.BytesAhoCorasick([k.encode("ascii") for k in self._keys])
+        self._chosen: dict[int, tuple[Entry, ...]] = {}
+
+    def candidates(self, mail: Mail) -> tuple[Entry, ...]:
+        """The decoders whose gate words occur in the mail (or that have no gate), in registry order."""
+        mask = self._always
+        masks = self._masks
+        for index, _, _ in self._automaton.find_matches_as_indexes(_header(mail), overlapping=True):
+            mask |= masks[index]
+        chosen = self._chosen.get(mask)
+        if chosen is None:
+            if len(self._chosen) >= MAX_REMEMBERED:
+                self._chosen.clear()
+            chosen = self._chosen[mask] = tuple(e for i, e in enumerate(self._entries) if mask >> i & 1)
+        return chosen
+
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        """Every decoder, in registry order."""
+        return self._entries
+
+
+def _key(word: str) -> str:
+    """What is looked for to find a gate word: its longest piece without white space. The piece stands as written
+    in the raw header wherever the word stands in an unfolded field value (unfolding only turns white space into
+    one space), so the header needs no unfolding before it is scanned."""
+    return max(word.split(), key=len)
+
+
+def _header(mail: Mail) -> bytes:
+    """The mail's top-level header in lower case, as its bytes: where the gate keys are looked for. (Bytes are
+    scanned faster; the keys are ASCII, and the ASCII letters of latin-1 text lower the same in bytes.)"""
+    return mail.root.header_text().encode("latin-1", errors="replace").lower()

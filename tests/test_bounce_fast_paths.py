@@ -1,0 +1,54 @@
+"""Shortcuts taken for speed give the answers of the general path they skip.
+
+- An SMTP diagnostic that begins with a failure reply code is parsed as it stands, without its ``smtp;`` type
+  in front (the reply parser's fast path); the reply read must be the one the typed text gives.
+- ``Mail.original_identity`` reads five fields of the returned message without splitting its whole header; they
+  must be what ``Mail.original`` gives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from smtplens.bounce import _reply_text
+from smtplens.bounce.mime import parse_mail
+from smtplens.reply import parse_reply
+
+FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
+IDENTITY = ("from", "return-path", "message-id", "subject", "list-id")
+
+DIAGNOSTICS = (
+    "550 5.1.1 <bob@recipient.example>: Recipient address rejected: User unknown in virtual mailbox table",
+    "552-5.2.2 The email account that you tried to reach is over quota. 552 5.2.2 Please direct the recipient",
+    "421 4.7.0 [TSS04] Messages from 192.0.2.25 temporarily deferred due to user complaints",
+    "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org",
+    "450 4.2.0 <carol@example.net>: Recipient address rejected: Greylisted, see https://example.net/grey",
+    "550 Requested action not taken: mailbox unavailable",
+    "451-4.3.0 Temporary failure - please try again later",
+)
+
+
+@pytest.mark.parametrize("diagnostic", DIAGNOSTICS)
+def test_an_smtp_diagnostic_that_begins_with_a_code_reads_as_the_typed_text_does(diagnostic: str) -> None:
+    assert _reply_text(diagnostic, "smtp") == diagnostic
+    fast = parse_reply(_reply_text(diagnostic, "smtp"))
+    typed = parse_reply(f"smtp; {diagnostic}")
+    assert fast._replace(raw="") == typed._replace(raw="")
+
+
+def test_other_types_and_other_texts_keep_their_type() -> None:
+    assert _reply_text("77", "x-unix") == "x-unix; 77"
+    assert _reply_text("220-banner 421 4.2.1 refused", "smtp") == "smtp; 220-banner 421 4.2.1 refused"
+    assert _reply_text("Host not found", "smtp") == "smtp; Host not found"
+    assert _reply_text("550 unknown user", None) == "550 unknown user"
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.eml")), ids=lambda p: p.name)
+def test_the_identity_of_the_returned_message_is_what_its_whole_header_says(path: Path) -> None:
+    data = path.read_bytes()
+    fast, whole = parse_mail(data).original_identity(), parse_mail(data).original
+    assert (fast is None) == (whole is None)
+    if fast is not None and whole is not None:
+        assert [fast.text(n) for n in IDENTITY] == [whole.text(n) for n in IDENTITY]
