@@ -7,16 +7,18 @@ Usage: python bench/server.py [--quick] [--messages N] [--sessions 1,8,64] [--si
 Every server runs as a subprocess on a free 127.0.0.1 port; Postfix's ``smtp-source`` is the load generator.
 
 * **Throughput**: ``smtp-source -s S -m N -l SIZE`` against each server for S concurrent sessions; messages/s is
-  N over the wall time of smtp-source (the fastest of ``--repeat`` runs), and the server's CPU time per message
-  (user + system, from /proc) is printed too: on a shared machine it is the steadier figure. One message per
-  connection (smtp-source's default; ``--reuse`` sends them all over S connections: ``-d``). Without a store:
-  ``smtplens serve --no-store``, aiosmtpd dropping the message (``bench/aiosmtpd_sink.py``), Postfix
-  ``smtp-sink``. With a store: ``smtplens serve --data DIR`` (message file fsynced and renamed, directory
-  fsynced, SQLite index row committed, all before the 250; concurrent messages share the syncs; the transcript
-  recorded after the session) and the aiosmtpd sink writing, fsyncing and renaming a file per message and
-  fsyncing the directory before its 250 (no index, no transcript). Both Python servers run on the same event
-  loop (uvloop when installed; ``--aiosmtpd-asyncio``: aiosmtpd on asyncio's, its default). After each
-  store-on run the bench checks that every message is in the store. Ratios are smtplens / aiosmtpd.
+  N over the wall time of smtp-source: the fastest and the median of ``--repeat`` runs (the servers take turns
+  for each cell, so a busy moment of the machine hits them all), with the load average before and after; the
+  server's CPU time per message (user + system, from /proc, the lowest of the runs) is printed too: on a shared
+  machine it is the steadier figure. One message per connection (smtp-source's default; ``--reuse`` sends them
+  all over S connections: ``-d``). Without a store: ``smtplens serve --no-store``, aiosmtpd dropping the message
+  (``bench/aiosmtpd_sink.py``), Postfix ``smtp-sink``. With a store: ``smtplens serve --data DIR`` (the message
+  written into a spare file made ahead of time and fsynced, its SQLite index row committed, both before the
+  250: one fsync per message, files written together synced together; the transcript recorded after the
+  session) and the aiosmtpd sink writing, fsyncing and renaming a file per message and fsyncing the directory
+  before its 250 (no index, no transcript). Both Python servers run on the same event loop (uvloop when
+  installed; ``--aiosmtpd-asyncio``: aiosmtpd on asyncio's, its default). After each store-on run the bench
+  checks that every message is in the store. Ratios are smtplens / aiosmtpd.
 * **Idle connections**: ``--idle N`` connections to ``smtplens serve`` opened and left idle after EHLO; the
   server's RSS (``VmRSS``) before and after, per connection, and a full delivery on a new connection meanwhile.
 * **Flood**: ``smtplens serve --max-connections M`` with M connections held, then ``--flood N`` connections
@@ -42,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,10 +181,24 @@ class Run:
     messages: int
     seconds: float
     server_cpu: float
+    median_seconds: float = 0.0  # of the repeats (the same as ``seconds`` for one run)
 
     @property
     def rate(self) -> float:
         return self.messages / self.seconds
+
+    @property
+    def median_rate(self) -> float:
+        return self.messages / (self.median_seconds or self.seconds)
+
+
+def best_of(tries: Sequence[Run]) -> Run:
+    """The fastest run, with the median time of all (a shared machine: the best is the least disturbed, the
+    median shows how steady the figure is); its CPU time is the lowest seen."""
+    best = min(tries, key=lambda run: run.seconds)
+    cpu = min(run.server_cpu for run in tries)
+    median = statistics.median(run.seconds for run in tries)
+    return Run(best.server, best.store, best.sessions, best.messages, best.seconds, cpu, median)
 
 
 def load(server: Server, sessions: int, load_options: Load) -> tuple[float, float]:
@@ -237,27 +253,32 @@ def throughput(kind: str, store: bool, sessions: int, load_options: Load) -> Run
 
 
 def print_throughput(runs: list[Run], concurrency: Sequence[int]) -> None:
-    print(f"\n{'server':<10} {'store':<6} " + " ".join(f"{f'{s} sess msg/s':>16}" for s in concurrency))
     rows: dict[tuple[str, bool], dict[int, Run]] = {}
     for run in runs:
         rows.setdefault((run.server, run.store), {})[run.sessions] = run
-    for (name, store), by_sessions in rows.items():
-        cells = []
-        for sessions in concurrency:
-            found = by_sessions.get(sessions)
-            cells.append(f"{found.rate:>16,.0f}" if found else f"{'-':>16}")
-        print(f"{name:<10} {'on' if store else 'off':<6} " + " ".join(cells))
-    for store in (False, True):
-        ours, theirs = rows.get(("smtplens", store)), rows.get(("aiosmtpd", store))
-        if not ours or not theirs:
-            continue
-        ratios = []
-        for sessions in concurrency:
-            if sessions in ours and sessions in theirs:
-                ratios.append(f"{ours[sessions].rate / theirs[sessions].rate:>15.2f}x")
-            else:
-                ratios.append(f"{'-':>16}")
-        print(f"{'ratio':<10} {'on' if store else 'off':<6} " + " ".join(ratios) + "  (smtplens / aiosmtpd)")
+    rates: tuple[tuple[str, Callable[[Run], float]], ...] = (
+        ("best", lambda run: run.rate),
+        ("median", lambda run: run.median_rate),
+    )
+    for title, rate in rates:
+        print(f"\n{title + ' of runs':<17} " + " ".join(f"{f'{s} sess msg/s':>16}" for s in concurrency))
+        for (name, store), by_sessions in rows.items():
+            cells = []
+            for sessions in concurrency:
+                found = by_sessions.get(sessions)
+                cells.append(f"{rate(found):>16,.0f}" if found else f"{'-':>16}")
+            print(f"{name:<10} {'on' if store else 'off':<6} " + " ".join(cells))
+        for store in (False, True):
+            ours, theirs = rows.get(("smtplens", store)), rows.get(("aiosmtpd", store))
+            if not ours or not theirs:
+                continue
+            ratios = []
+            for sessions in concurrency:
+                if sessions in ours and sessions in theirs:
+                    ratios.append(f"{rate(ours[sessions]) / rate(theirs[sessions]):>15.2f}x")
+                else:
+                    ratios.append(f"{'-':>16}")
+            print(f"{'ratio':<10} {'on' if store else 'off':<6} " + " ".join(ratios) + "  (smtplens / aiosmtpd)")
     print(
         "server CPU per message (µs): "
         + ", ".join(
@@ -411,6 +432,7 @@ def main() -> int:
         loop = "asyncio"
     theirs = "asyncio" if args.aiosmtpd_asyncio else loop
     print(f"{os.cpu_count()} CPUs, open files limit {limit}, event loop: smtplens {loop}, aiosmtpd {theirs}")
+    print("load average before: " + " ".join(f"{value:.2f}" for value in os.getloadavg()))
     mode = "all over the sessions (-d)" if args.reuse else "one per connection"
     print(f"throughput: {messages} messages of {args.size} octets per run, {mode}, smtp-source as the client")
     if "throughput" not in skip:
@@ -421,8 +443,9 @@ def main() -> int:
             for sessions in concurrency:  # the servers take turns, so a busy moment of the machine hits all
                 for kind in kinds:
                     tries = [throughput(kind, store, sessions, load_options) for _ in range(args.repeat)]
-                    runs.append(max(tries, key=lambda run: run.rate))
+                    runs.append(best_of(tries))
         print_throughput(runs, concurrency)
+        print("load average after: " + " ".join(f"{value:.2f}" for value in os.getloadavg()))
     if "idle" not in skip:
         asyncio.run(idle(args.idle or (1000 if args.quick else 10_000)))
     if "flood" not in skip:

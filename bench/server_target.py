@@ -5,10 +5,10 @@ Usage: python bench/server_target.py [--data DIR] [--port N] [--max-connections 
 
 It builds the SMTP side of ``smtplens serve`` with only the relay policy in the pipeline (no scenario policy):
 the durable store in DIR, or :class:`~smtplens.server.store_null.NullStore` without ``--data``, on the event
-loop of ``new_event_loop`` (uvloop when installed). The session asks for decisions only at the connect stage
-(where the adapter answers overload) and at the stages some policy checks, so the others need no round trip
-through the adapter (``--all-stages``: ask at every stage, as ``serve`` does); comparing the two shows what
-that round trip costs. ``--profile`` writes cProfile statistics of the main thread to FILE on exit. It prints
+loop of ``new_event_loop`` (uvloop when installed). The server asks the pipeline only about the stages some
+policy wants, synchronously (``Pipeline.wants``, ``Pipeline.decide_now``); ``--all-stages`` hands the server a
+plain ``decide`` function instead, which is asked at every stage and awaited in a task: comparing the two shows
+what the fast path saves. ``--profile`` writes cProfile statistics of the main thread to FILE on exit. It prints
 ``READY host port`` once listening and stops gracefully on SIGTERM/SIGINT.
 """
 
@@ -22,10 +22,12 @@ import sys
 from pathlib import Path
 
 from smtplens.model import Stage
-from smtplens.server.net import ServerConfig, SmtpServer, new_event_loop
+from smtplens.server.decisions import Decision
+from smtplens.server.net import Decide, ServerConfig, SmtpServer, new_event_loop
 from smtplens.server.pipeline import Pipeline
 from smtplens.server.policies import RelayPolicy
-from smtplens.server.protocol import DECISION_STAGES, SessionConfig
+from smtplens.server.protocol import SessionConfig
+from smtplens.server.session import Context
 from smtplens.server.store import MessageStore
 from smtplens.server.store_null import NullStore
 
@@ -42,18 +44,21 @@ def raise_open_files() -> int:
 async def serve(data: Path | None, port: int, max_connections: int, max_per_ip: int, *, all_stages: bool) -> None:
     policies = [RelayPolicy(frozenset({DOMAIN}))]
     pipeline = Pipeline(policies, hostname="mx.bench.test")
-    stages = DECISION_STAGES
-    if not all_stages:  # connect stays: the adapter answers overload and maintenance there
-        stages = frozenset({Stage.CONNECT, *(stage for stage in DECISION_STAGES if pipeline.for_stage(stage))})
+    decide: Decide | Pipeline = pipeline
+    if all_stages:
+
+        async def decide(stage: Stage, context: Context) -> Decision:  # a plain function: no fast path
+            return await pipeline.decide(stage, context)
+
     config = ServerConfig(
-        session=SessionConfig(hostname="mx.bench.test", decision_stages=stages),
+        session=SessionConfig(hostname="mx.bench.test"),
         accepted_domains=frozenset({DOMAIN}),
         max_connections=max_connections,
         max_per_ip=max_per_ip,
     )
     store: MessageStore | NullStore = NullStore() if data is None else MessageStore(data)
     try:
-        server = SmtpServer(config, store, pipeline.decide)
+        server = SmtpServer(config, store, decide)
         await server.start("127.0.0.1", port)
         server.install_signal_handlers(5.0)
         print("READY", *server.address, flush=True)

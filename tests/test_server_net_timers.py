@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from smtplens.server.net_timers import ReadDeadline, bounded
+from smtplens.server.net_timers import IdleTimer, Ready, bounded, step
 
 
 async def _immediate(value: int) -> int:
@@ -75,62 +75,45 @@ def test_bounded_passes_the_callers_cancellation_into_the_coroutine() -> None:
     assert cleaned == ["cancelled"]
 
 
-async def _pair() -> tuple[asyncio.StreamReader, asyncio.StreamWriter, asyncio.StreamWriter, asyncio.Server]:
-    """A connection on loopback: the client's reader and writer (keep the writer: dropping it closes the
-    connection), the server side's writer, the server."""
-    accepted: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
+def test_step_runs_a_coroutine_until_it_first_suspends() -> None:
+    async def immediate() -> int:
+        return 7
 
-    async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await accepted.put(writer)
+    async def suspends() -> int:
+        await asyncio.sleep(0)
+        return 8
 
-    server = await asyncio.start_server(on_client, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    return reader, writer, await accepted.get(), server
+    assert step(immediate()) == Ready(7)
 
+    async def main() -> int:
+        rest = step(suspends())
+        assert not isinstance(rest, Ready)
+        return await rest
 
-def test_read_deadline_reads_and_times_out() -> None:
-    async def main() -> list[bytes]:
-        reader, own, peer, server = await _pair()
-        deadline = ReadDeadline()
-        seen: list[bytes] = []
-        peer.write(b"one")
-        seen.append(await deadline.read(reader, 100, 3600))
-        peer.write(b"two")
-        seen.append(await deadline.read(reader, 100, None))
-        # A shorter timeout after the long one: the timer is moved earlier, the read times out.
-        with pytest.raises(TimeoutError):
-            await deadline.read(reader, 100, 0.05)
-        peer.write(b"three")  # the connection is still usable after a timeout
-        seen.append(await deadline.read(reader, 100, 3600))
-        deadline.close()
-        for writer in (own, peer):
-            writer.close()
-        server.close()
-        return seen
-
-    assert asyncio.run(asyncio.wait_for(main(), 30)) == [b"one", b"two", b"three"]
+    assert asyncio.run(main()) == 8
 
 
-def test_read_deadline_lets_other_cancellations_through() -> None:
-    async def main() -> None:
-        reader, own, peer, server = await _pair()
+def test_the_idle_timer_fires_after_silence_and_activity_pushes_it_back() -> None:
+    async def main() -> list[float]:
+        loop = asyncio.get_running_loop()
+        fired: list[float] = []
+        started = loop.time()
+        timer = IdleTimer(loop, lambda: fired.append(loop.time() - started))
+        timer.arm(0.2)
+        for _ in range(4):  # activity every 0.1 s for 0.4 s: no expiry meanwhile
+            await asyncio.sleep(0.1)
+            timer.arm(0.2)
+        assert fired == []
+        deadline = loop.time() + 5
+        while not fired and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        timer.arm(None)  # suspended: nothing fires
+        await asyncio.sleep(0.3)
+        timer.arm(0.05)
+        timer.arm(10)  # a longer timeout replaces a shorter one: the timer re-arms when it wakes up early
+        await asyncio.sleep(0.2)
+        timer.cancel()
+        return fired
 
-        async def reading() -> bytes:
-            return await ReadDeadline().read(reader, 100, 3600)
-
-        task = asyncio.ensure_future(reading())
-        await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        for writer in (own, peer):
-            writer.close()
-        server.close()
-
-    asyncio.run(main())
-
-
-def test_read_deadline_needs_a_task() -> None:
-    with pytest.raises(RuntimeError):
-        ReadDeadline()
+    fired = asyncio.run(main())
+    assert len(fired) == 1 and fired[0] >= 0.55

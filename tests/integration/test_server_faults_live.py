@@ -35,6 +35,7 @@ from smtplens.server.protocol import Limits, SessionConfig
 from smtplens.server.session import Context
 from smtplens.server.store import MessageStore
 from tests.integration.conftest import free_port
+from tests.integration.selfsigned import make_certificate
 from tests.integration.test_server_live import (
     DOMAIN,
     RECIPIENT,
@@ -298,4 +299,24 @@ def test_pipelined_flood_behind_a_slow_decision_is_held_back_and_answered_in_ord
     assert lines[len(ehlo) + 1].startswith("250 2.1.0")  # MAIL, after its decision
     assert lines[len(ehlo) + 2 : -1] == ["250 2.0.0 Ok"] * 200_000
     assert lines[-1].startswith("221 ")
+    assert_still_serving(server)
+
+
+def test_a_failed_tls_handshake_closes_and_frees_the_connection(live: Factory, tmp_path: Path) -> None:
+    """A client that answers 220 Ready to start TLS with plaintext: the handshake fails, the connection is
+    closed and forgotten (no leak in the connection count), its transcript is recorded, the server goes on."""
+    tls = make_certificate(tmp_path)
+    server = live(SessionConfig(hostname=HOST, tls_available=True), certificate=tls.cert, private_key=tls.key)
+    with contextlib.closing(greeted(server)) as sock:
+        sock.sendall(b"EHLO tls.test\r\n")
+        ehlo = b""
+        while b"\r\n250 " not in ehlo:  # the last line of the EHLO reply
+            ehlo += sock.recv(4096)
+        assert b"250-STARTTLS\r\n" in ehlo
+        sock.sendall(b"STARTTLS\r\n")
+        assert read_replies(sock, 1)[0].startswith("220 ")
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n" * 100)  # not a TLS ClientHello
+        assert closed(sock)
+    wait_for(lambda: server.server.connections == 0, "the connection to be forgotten")
+    wait_for(lambda: len(server.store.sessions()) == 1, "the transcript")
     assert_still_serving(server)

@@ -1,13 +1,19 @@
 """The asyncio adapter: sockets, TLS, timeouts, connection limits and graceful shutdown (docs/server.md).
 
-Per connection it feeds what it reads to a :class:`~smtplens.server.session.Session` and performs the actions
-the session returns: ``Send`` (write), ``Close``, ``StartTls`` (upgrade with the configured certificate),
-``NeedDecision`` (await ``decide(stage, context)``; a decision that raises or times out becomes ``451 4.3.0``
-and a log line, never a 5xx) and ``Deliver`` (``MessageStore.store()``, then ``session.stored``). The clock
-is here: the session's ``timeout`` bounds every read. The transcript of each session is recorded in the store
-when the connection ends. A decision's connection-level effects are performed here too: ``delay`` waits before
-the reply, ``slow`` throttles the connection's reads and writes from then on (a slow link); ``drop`` and
-``cut_after`` come back from the session as a ``Close`` without a reply.
+Each connection is an ``asyncio.Protocol`` that feeds what it receives to a
+:class:`~smtplens.server.session.Session` and performs the actions the session returns, synchronously as long
+as nothing must be awaited: ``Send`` (``transport.write``), ``Close``, ``NeedDecision`` (the decision source's
+``decide_now``: a :class:`~smtplens.server.pipeline.Pipeline` answers without a task when its policies can;
+a decision that raises or times out becomes ``451 4.3.0`` and a log line, never a 5xx), ``Deliver``
+(``store.store()``, then ``session.stored``) and ``StartTls`` (``loop.start_tls`` with the configured
+certificate). Only what must be awaited (a policy that waits, the durable store, the handshake, a delay) runs in
+a task, while reading is paused and input that was already on its way waits aside. The clock is here: one
+timer per connection applies the session's ``timeout`` (idle or data) from the last activity. The transcript of
+each session is recorded in the store when the connection ends. A decision's connection-level effects are
+performed here too: ``delay`` waits before the reply, ``slow`` throttles the connection's reads and writes from
+then on (a slow link); ``drop`` and ``cut_after`` come back from the session as a ``Close`` without a reply.
+The session is asked only about the stages the decision source ``wants`` (and the connect stage when the
+adapter must answer it).
 An optional ``observer`` (:mod:`smtplens.server.observer`) is told about connections, stored messages and
 replies (the HTTP side's metrics count them); ``open_sessions()`` is a snapshot of the open connections.
 
@@ -31,14 +37,16 @@ import signal
 import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol, cast
 
 from smtplens.model import Stage
 from smtplens.server.decisions import Decision
-from smtplens.server.net_timers import ReadDeadline, bounded
+from smtplens.server.net_timers import IdleTimer, Ready, bounded, step
 from smtplens.server.observer import ServerObserver, report_replies
+from smtplens.server.pipeline import Pipeline
 from smtplens.server.policies.relay import RelayPolicy
 from smtplens.server.protocol import SessionConfig
 from smtplens.server.session import (
@@ -49,13 +57,13 @@ from smtplens.server.session import (
     NeedDecision,
     Send,
     Session,
-    StartTls,
 )
 from smtplens.server.store_model import SessionRecord
 from smtplens.server.store_null import MessageSink
 
 __all__ = [
     "Decide",
+    "Decider",
     "ServerConfig",
     "SmtpServer",
     "accept_domains",
@@ -67,7 +75,7 @@ log = logging.getLogger("smtplens.server")
 Decide = Callable[[Stage, Context], Awaitable[Decision]]
 """A policy hook: ``await decide(stage, context)`` gives the decision for that stage."""
 
-_READ_SIZE = 65536
+_ACCEPT = Decision.accept()
 _POLICY_ERROR_TEXT = "Error: policy failure, try again later"
 
 
@@ -106,12 +114,7 @@ def accept_domains(domains: Iterable[str], recipients: Iterable[str] = ()) -> De
     """The default policy: accept everything, except recipients outside ``domains`` and ``recipients``, which
     get ``554 5.7.1 <address>: Relay access denied`` at RCPT (Postfix's text). ``postmaster`` is always
     accepted (RFC 5321 section 4.5.1). The rule is :class:`smtplens.server.policies.relay.RelayPolicy`."""
-    relay = RelayPolicy(domains, recipients)
-
-    async def decide(stage: Stage, context: Context) -> Decision:
-        return await relay.check(stage, context) or Decision.accept()
-
-    return decide
+    return Pipeline([RelayPolicy(domains, recipients)]).decide
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -124,27 +127,327 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
-@dataclass(eq=False)
-class _Connection:
-    id: str
-    ip: str
-    session: Session
-    writer: asyncio.StreamWriter
-    started_at: float
-    counted: bool
-    rate: float = 0.0  # a decision's slow link: octets per second both ways from then on (0: full speed)
+class Decider(Protocol):
+    """A decision source the adapter can drive without a task: a :class:`~smtplens.server.pipeline.Pipeline`.
+
+    ``wants(stage)`` says whether anything is interested in the stage now (the session accepts the others at
+    once); ``decide_now`` gives the decision when it is ready at once, or an awaitable for it."""
+
+    def wants(self, stage: Stage) -> bool: ...
+
+    def decide_now(self, stage: Stage, context: Context) -> Decision | Awaitable[Decision]: ...
 
 
-async def _send_slowly(writer: asyncio.StreamWriter, data: bytes, rate: float) -> None:
-    """Write ``data`` at about ``rate`` octets per second, in pieces of a tenth of a second each."""
-    piece = max(1, int(rate / 10))
-    for start in range(0, len(data), piece):
-        if writer.is_closing():
+class _CallDecider:
+    """A plain ``Decide`` function as a :class:`Decider`: asked at every stage, always awaited in a task."""
+
+    def __init__(self, decide: Decide) -> None:
+        self._decide = decide
+
+    def wants(self, stage: Stage) -> bool:
+        return True
+
+    def decide_now(self, stage: Stage, context: Context) -> Decision | Awaitable[Decision]:
+        return self._decide(stage, context)
+
+
+def _decider(decide: Decide | Decider) -> Decider:
+    """``decide`` as a Decider: a Decider itself, the bound ``decide`` method of one (``pipeline.decide``), or a
+    plain function."""
+    for candidate in (decide, getattr(decide, "__self__", None)):
+        if callable(getattr(candidate, "decide_now", None)) and callable(getattr(candidate, "wants", None)):
+            return cast(Decider, candidate)
+    return _CallDecider(cast(Decide, decide))
+
+
+_PAUSED_BUSY = 1  # the connection waits for something asynchronous (a decision, the store, TLS, a delay)
+_PAUSED_WRITING = 2  # the client does not read its replies: stop reading its commands (flow control)
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: feeds the session synchronously from ``data_received`` and performs its actions;
+    a task is started only for what must be awaited (see the module docstring)."""
+
+    def __init__(self, server: SmtpServer) -> None:
+        self._server = server
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.id = ""
+        self.ip = "unknown"
+        self.started_at = 0.0
+        self.counted = False
+        self.rate = 0.0  # a decision's slow link: octets per second both ways from then on (0: full speed)
+        self.session: Session
+        self._finished: asyncio.Future[None] | None = None  # made when someone waits (shutdown)
+        self.done = False  # the connection is closed and its transcript recorded
+        self._task: asyncio.Task[None] | None = None  # the asynchronous part in progress, if any
+        self._stash: list[bytes] = []  # input that arrived while busy
+        self._paused = 0  # _PAUSED_* reasons why reading is paused
+        self._lost = False
+        self._ended = False
+        self._timer = IdleTimer(self._loop, self._timed_out)
+
+    # --- the transport's callbacks ----------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
+        self.transport = transport
+        server = self._server
+        peer = transport.get_extra_info("peername")
+        self.ip = ip = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        self.counted = server._admit(ip)
+        self.session = Session(server.config.session, ip, wants=self._wants)
+        self.id = f"{server._prefix}.{next(server._ids)}"
+        self.started_at = time.time()
+        server._connections[self] = None
+        server._notify(lambda observer: observer.connection_opened(self.id, ip))
+        try:
+            self._perform(self.session.start())
+        except Exception:
+            self._crashed()
+
+    def data_received(self, data: bytes) -> None:
+        if self._task is not None:
+            self._stash.append(data)  # reading is paused; what was already on its way waits here
             return
-        chunk = data[start : start + piece]
-        writer.write(chunk)
-        await writer.drain()
-        await asyncio.sleep(len(chunk) / rate)
+        try:
+            if self.rate:
+                self._go(self._receive_slowly(data), deque())
+            else:
+                self._perform(self.session.receive(data))
+        except Exception:
+            self._crashed()
+
+    def eof_received(self) -> bool | None:
+        log.debug("session %s from %s: the client closed the connection", self.id, self.ip)
+        return None  # close our side too
+
+    def pause_writing(self) -> None:
+        self._pause(_PAUSED_WRITING)
+
+    def resume_writing(self) -> None:
+        self._resume(_PAUSED_WRITING)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            log.debug("session %s from %s: connection lost: %s", self.id, self.ip, exc)
+        self._lost = True
+        self._timer.cancel()
+        if self._task is None:  # else the task ends it (a message handed to the store is stored first)
+            self._end()
+
+    def _wants(self, stage: Stage) -> bool:
+        """Whether the session asks about ``stage``: the adapter's own connect checks, else the policies'."""
+        if stage is Stage.CONNECT:
+            server = self._server
+            if not self.counted or server.maintenance or server._stopping:
+                return True
+        return self._server._decider.wants(stage)
+
+    # --- performing the session's actions -----------------------------------------------------------------------
+
+    def _perform(self, actions: list[Action]) -> None:
+        todo = deque(actions)
+        pending = self._run(todo)
+        if pending is not None:
+            self._go(pending, todo)
+        elif not self._lost:
+            self._timer.arm(self.session.timeout)
+
+    def _run(self, todo: deque[Action]) -> Coroutine[Any, Any, list[Action]] | None:
+        """Perform actions until one must be awaited: that one comes back as a coroutine (its follow-up actions
+        are its result); the rest stay in ``todo``."""
+        session = self.session
+        transport = self.transport
+        assert transport is not None
+        while todo:
+            action = todo.popleft()
+            kind = type(action)
+            if kind is Send:
+                assert isinstance(action, Send)
+                if self.rate:
+                    return self._send_slowly(action.data)
+                if not transport.is_closing():
+                    transport.write(action.data)
+            elif kind is Close:
+                transport.close()  # what is written is still sent
+            elif kind is NeedDecision:
+                assert isinstance(action, NeedDecision)
+                decision = self._server._decision_now(self, action.stage, action.context)
+                if not isinstance(decision, Decision) or decision.delay or decision.slow:
+                    return self._decide_later(action.stage, decision)
+                todo.extend(session.decided(decision))
+            elif kind is Deliver:
+                assert isinstance(action, Deliver)
+                try:
+                    stored = step(self._server.store.store(action.envelope, action.message, self.id))
+                except Exception as exc:
+                    log.error("session %s from %s: storing the message failed: %s", self.id, self.ip, exc)
+                    todo.extend(session.stored(False))
+                    continue
+                if not isinstance(stored, Ready):
+                    return self._stored_later(action, stored)
+                self._server._stored(self, action)
+                todo.extend(session.stored(True, stored.value))
+            else:
+                return self._start_tls()
+        return None
+
+    def _go(self, first: Coroutine[Any, Any, list[Action]], todo: deque[Action]) -> None:
+        self._pause(_PAUSED_BUSY)
+        self._timer.arm(None)
+        self._task = self._loop.create_task(self._drive(first, todo))
+
+    async def _drive(self, first: Coroutine[Any, Any, list[Action]], todo: deque[Action]) -> None:
+        """The asynchronous part: await ``first``, perform what follows, and so on; then back to callbacks."""
+        try:
+            pending: Coroutine[Any, Any, list[Action]] | None = first
+            while pending is not None:
+                todo.extend(await pending)
+                pending = self._run(todo)
+                if pending is None and self._stash and not self._lost:
+                    data = b"".join(self._stash)
+                    self._stash.clear()
+                    pending = self._receive_slowly(data) if self.rate else _ready(self.session.receive(data))
+        except (ConnectionError, ssl.SSLError, OSError) as exc:
+            log.debug("session %s from %s: connection lost: %s", self.id, self.ip, exc)
+            self._abort()
+        except asyncio.CancelledError:
+            self._abort()  # the shutdown's grace is over
+        except Exception:
+            self._crashed()
+        finally:
+            self._task = None
+        if self._lost:
+            self._end()
+            return
+        self._resume(_PAUSED_BUSY)
+        self._timer.arm(self.session.timeout)
+
+    async def _decide_later(self, stage: Stage, decision: Decision | Awaitable[Decision]) -> list[Action]:
+        if not isinstance(decision, Decision):
+            decision = await self._server._decision_later(self, stage, decision)
+        if decision.delay:
+            await asyncio.sleep(decision.delay)  # a scenario's delayed reply (or dropped connection)
+        if decision.slow:
+            self.rate = decision.slow
+        return self.session.decided(decision)
+
+    async def _stored_later(self, action: Deliver, pending: Awaitable[str]) -> list[Action]:
+        # Shielded: once the message is handed to the store it is stored even if the connection is cancelled.
+        try:
+            queue_id = await asyncio.shield(asyncio.ensure_future(pending))
+        except Exception as exc:
+            log.error("session %s from %s: storing the message failed: %s", self.id, self.ip, exc)
+            return self.session.stored(False)
+        self._server._stored(self, action)
+        return self.session.stored(True, queue_id)
+
+    async def _send_slowly(self, data: bytes) -> list[Action]:
+        """Write ``data`` at about ``rate`` octets per second, in pieces of a tenth of a second each."""
+        transport = self.transport
+        assert transport is not None
+        piece = max(1, int(self.rate / 10))
+        for start in range(0, len(data), piece):
+            if transport.is_closing():
+                break
+            chunk = data[start : start + piece]
+            transport.write(chunk)
+            await asyncio.sleep(len(chunk) / self.rate)
+        return []
+
+    async def _receive_slowly(self, data: bytes) -> list[Action]:
+        await asyncio.sleep(len(data) / self.rate)  # a slow link delivers slowly
+        return self.session.receive(data)
+
+    async def _start_tls(self) -> list[Action]:
+        server = self._server
+        assert server._ssl is not None and self.transport is not None, "StartTls without a certificate"
+        self._stash.clear()  # RFC 3207 section 6: nothing sent before the handshake counts
+        try:
+            transport = await self._loop.start_tls(self.transport, self, server._ssl, server_side=True)
+        except BaseException:
+            self._lost = True  # the transport is closed, and connection_lost may never come
+            raise
+        if transport is None:
+            raise ConnectionError("the TLS handshake did not give a transport")
+        self.transport = transport
+        self._paused &= ~_PAUSED_BUSY  # the new transport reads; the stash keeps what comes until we are done
+        ssl_object = transport.get_extra_info("ssl_object")
+        description = ""
+        if isinstance(ssl_object, ssl.SSLObject):
+            cipher = ssl_object.cipher()
+            description = f"{ssl_object.version()} {cipher[0] if cipher else ''}".strip()
+        return self.session.tls_started(description)
+
+    def perform_now(self, actions: list[Action]) -> None:
+        """Actions from outside the session's flow (a shutdown 421): only ``Send`` and ``Close`` occur."""
+        transport = self.transport
+        for action in actions:
+            if transport is None or transport.is_closing():
+                return
+            if isinstance(action, Send):
+                transport.write(action.data)
+            elif isinstance(action, Close):
+                transport.close()
+
+    # --- flow control, timeouts, the end --------------------------------------------------------------------
+
+    def _pause(self, reason: int) -> None:
+        if not self._paused and self.transport is not None and not self._lost:
+            self.transport.pause_reading()
+        self._paused |= reason
+
+    def _resume(self, reason: int) -> None:
+        was = self._paused
+        self._paused &= ~reason
+        if was and not self._paused and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _timed_out(self) -> None:
+        if self._task is None and not self._lost:
+            try:
+                self._perform(self.session.timed_out())
+            except Exception:
+                self._crashed()
+
+    def _crashed(self) -> None:
+        log.exception("session %s from %s: internal error, closing the connection", self.id, self.ip)
+        self._abort()
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    @property
+    def finished(self) -> asyncio.Future[None]:
+        """Done once the connection is closed and its transcript recorded."""
+        if self._finished is None:
+            self._finished = self._loop.create_future()
+            if self.done:
+                self._finished.set_result(None)
+        return self._finished
+
+    def set_done(self) -> None:
+        self.done = True
+        if self._finished is not None and not self._finished.done():
+            self._finished.set_result(None)
+
+    def stop(self) -> None:
+        """The shutdown's grace is over: close now, whatever is in progress."""
+        if self._task is not None:
+            self._task.cancel()
+        self._abort()
+
+    def _end(self) -> None:
+        if self._ended or not self.id:
+            return
+        self._ended = True
+        self._server._ended(self)
+
+
+async def _ready(actions: list[Action]) -> list[Action]:
+    return actions
 
 
 class SmtpServer:
@@ -154,24 +457,28 @@ class SmtpServer:
         self,
         config: ServerConfig,
         store: MessageSink,
-        decide: Decide | None = None,
+        decide: Decide | Decider | None = None,
         *,
         observer: ServerObserver | None = None,
     ) -> None:
         self.config = config
         self.observer = observer  # told about connections, replies and stored messages (metrics)
         self.store = store
-        self.decide: Decide = decide or accept_domains(config.accepted_domains, config.accepted_recipients)
+        if decide is None:
+            decide = accept_domains(config.accepted_domains, config.accepted_recipients)
+        self._decider = _decider(decide)
+        self.decide: Decide = self._decide_async
         self.maintenance = config.maintenance  # switchable at runtime
         self._ssl = config.ssl_context()
         self._server: asyncio.Server | None = None
-        self._connections: dict[_Connection, asyncio.Task[None]] = {}
+        self._connections: dict[_Connection, None] = {}  # open connections, oldest first
         self._per_ip: dict[str, int] = {}
         self._counted = 0
         self._ids = itertools.count(1)
         self._prefix = f"{int(time.time()):x}{os.getpid():x}"
         self._stopping = False
         self._stopped = asyncio.Event()
+        self._recording: set[asyncio.Task[None]] = set()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -205,7 +512,8 @@ class SmtpServer:
     async def start(self, host: str = "127.0.0.1", port: int = 2525) -> None:
         if self._server is not None:
             raise RuntimeError("the server is already started")
-        self._server = await asyncio.start_server(self._accept, host, port, limit=_READ_SIZE, backlog=1024)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=1024)
         log.info("listening on %s:%d", *self.address)
 
     async def serve_forever(self) -> None:
@@ -237,14 +545,20 @@ class SmtpServer:
             if self._server is not None:
                 self._server.close()
             for connection in list(self._connections):
-                self._perform_now(connection, connection.session.shutdown())
-            tasks = list(self._connections.values())
-            if tasks:
-                _, pending = await asyncio.wait(tasks, timeout=grace)
-                for task in pending:
-                    task.cancel()
+                connection.perform_now(connection.session.shutdown())
+            waiting = [connection.finished for connection in self._connections]
+            if waiting:
+                _, pending = await asyncio.wait(waiting, timeout=grace)
                 if pending:
+                    for connection in list(self._connections):
+                        connection.stop()
                     await asyncio.wait(pending, timeout=5)
+            if self._recording:
+                await asyncio.wait(set(self._recording), timeout=5)
+            settle = getattr(self.store, "settle", None)
+            if settle is not None:  # the transcripts queued with record_session_soon are in the store
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(settle(), 5)
             if self._server is not None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._server.wait_closed(), 5)
@@ -253,107 +567,49 @@ class SmtpServer:
 
     # ------------------------------------------------------------------------------------- one connection
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
-        ip = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
-        session = Session(self.config.session, ip)
-        counted = (
-            not self._stopping
-            and self._counted < self.config.max_connections
-            and self._per_ip.get(ip, 0) < self.config.max_per_ip
-        )
-        connection = _Connection(f"{self._prefix}.{next(self._ids)}", ip, session, writer, time.time(), counted)
-        if counted:
-            self._counted += 1
-            self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections[connection] = task
-        self._notify(lambda observer: observer.connection_opened(connection.id, ip))
+    def _admit(self, ip: str) -> bool:
+        """Count a new connection against the limits; False when it is over one (it gets the overload 421)."""
+        if (
+            self._stopping
+            or self._counted >= self.config.max_connections
+            or self._per_ip.get(ip, 0) >= self.config.max_per_ip
+        ):
+            return False
+        self._counted += 1
+        self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
+        return True
+
+    def _ended(self, connection: _Connection) -> None:
+        """The connection is closed: uncount it, tell the observer, record its transcript."""
+        del self._connections[connection]
+        ip = connection.ip
+        if connection.counted:
+            self._counted -= 1
+            left = self._per_ip[ip] - 1
+            if left:
+                self._per_ip[ip] = left
+            else:
+                del self._per_ip[ip]
+        duration = time.time() - connection.started_at
+        self._notify(lambda observer: observer.connection_closed(connection.id, ip, duration))
         try:
-            await self._serve(connection, reader)
-        except (ConnectionError, ssl.SSLError, OSError) as exc:
-            log.debug("session %s from %s: connection lost: %s", connection.id, ip, exc)
-        finally:
-            del self._connections[connection]
-            if counted:
-                self._counted -= 1
-                left = self._per_ip[ip] - 1
-                if left:
-                    self._per_ip[ip] = left
-                else:
-                    del self._per_ip[ip]
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 5)
-            duration = time.time() - connection.started_at
-            self._notify(lambda observer: observer.connection_closed(connection.id, ip, duration))
-            await asyncio.shield(self._record(connection))
+            recording = step(self._record(connection))
+        except Exception:  # _record logs its own failures; this is a bug in it
+            log.exception("session %s: recording the transcript failed", connection.id)
+            recording = Ready(None)
+        if isinstance(recording, Ready):
+            connection.set_done()
+            return
+        task = asyncio.ensure_future(recording)
+        self._recording.add(task)
 
-    async def _serve(self, connection: _Connection, reader: asyncio.StreamReader) -> None:
-        session = connection.session
-        deadline = ReadDeadline()  # the idle and data timeouts, one timer per connection
-        try:
-            await self._perform(connection, session.start())
-            while not session.closed:
-                size = max(1, int(connection.rate / 10)) if connection.rate else _READ_SIZE
-                try:
-                    data = await deadline.read(reader, size, session.timeout)
-                except TimeoutError:
-                    await self._perform(connection, session.timed_out())
-                    break
-                if not data:
-                    log.debug("session %s from %s: the client closed the connection", connection.id, connection.ip)
-                    break
-                if connection.rate:
-                    await asyncio.sleep(len(data) / connection.rate)  # a slow link delivers slowly
-                await self._perform(connection, session.receive(data))
-        finally:
-            deadline.close()
+        def done(task: asyncio.Future[None]) -> None:
+            self._recording.discard(cast("asyncio.Task[None]", task))
+            connection.set_done()
 
-    async def _perform(self, connection: _Connection, actions: list[Action]) -> None:
-        session = connection.session
-        writer = connection.writer
-        todo: deque[Action] = deque(actions)
-        while todo:
-            action = todo.popleft()
-            more: list[Action] = []
-            if isinstance(action, Send):
-                if connection.rate:
-                    await _send_slowly(writer, action.data, connection.rate)
-                elif not writer.is_closing():
-                    writer.write(action.data)
-                    await writer.drain()
-            elif isinstance(action, Close):
-                if not writer.is_closing():
-                    with contextlib.suppress(ConnectionError):
-                        await writer.drain()
-                    writer.close()
-            elif isinstance(action, NeedDecision):
-                decision = await self._decision(connection, action.stage, action.context)
-                if decision.delay:
-                    await asyncio.sleep(decision.delay)  # a scenario's delayed reply (or dropped connection)
-                if decision.slow:
-                    connection.rate = decision.slow
-                more = session.decided(decision)
-            elif isinstance(action, Deliver):
-                more = session.stored(*await self._deliver(connection, action))
-            elif isinstance(action, StartTls):
-                more = await self._start_tls(connection)
-            todo.extend(more)
+        task.add_done_callback(done)
 
-    def _perform_now(self, connection: _Connection, actions: list[Action]) -> None:
-        """Actions outside the connection's own task (a shutdown 421): only ``Send`` and ``Close`` occur."""
-        writer = connection.writer
-        for action in actions:
-            if writer.is_closing():
-                return
-            if isinstance(action, Send):
-                writer.write(action.data)
-            elif isinstance(action, Close):
-                writer.close()
-
-    async def _decision(self, connection: _Connection, stage: Stage, context: Context) -> Decision:
+    def _decision_now(self, connection: _Connection, stage: Stage, context: Context) -> Decision | Awaitable[Decision]:
         hostname = self.config.session.hostname
         if stage is Stage.CONNECT:
             if not connection.counted:
@@ -372,41 +628,40 @@ class SmtpServer:
                     disconnect=True,
                     policy="maintenance",
                 )
+            if not self._decider.wants(stage):
+                return _ACCEPT
         try:
-            return await bounded(self.decide(stage, context), self.config.decision_timeout)  # no task if it need not
+            return self._decider.decide_now(stage, context)
         except Exception as exc:
-            what = "timed out" if isinstance(exc, TimeoutError) else f"failed: {type(exc).__name__}: {exc}"
-            log.error("session %s from %s: the %s decision %s", connection.id, connection.ip, stage.value, what)
-            if stage is Stage.CONNECT:  # a greeting may only be 220, 554 or 421 (and 421 closes)
-                return Decision.defer(
-                    code="421",
-                    enhanced="4.3.0",
-                    text=f"{hostname} {_POLICY_ERROR_TEXT}",
-                    disconnect=True,
-                    policy="error",
-                )
-            return Decision.defer(code="451", enhanced="4.3.0", text=_POLICY_ERROR_TEXT, policy="error")
+            return self._decision_failed(connection, stage, exc)
 
-    async def _deliver(self, connection: _Connection, action: Deliver) -> tuple[bool, str | None]:
-        # Shielded: once the message is handed to the store it is stored even if the connection is cancelled.
+    async def _decision_later(self, connection: _Connection, stage: Stage, pending: Awaitable[Decision]) -> Decision:
         try:
-            queue_id = await asyncio.shield(self.store.store(action.envelope, action.message, connection.id))
+            return await bounded(pending, self.config.decision_timeout)
         except Exception as exc:
-            log.error("session %s from %s: storing the message failed: %s", connection.id, connection.ip, exc)
-            return False, None
+            return self._decision_failed(connection, stage, exc)
+
+    def _decision_failed(self, connection: _Connection, stage: Stage, exc: Exception) -> Decision:
+        hostname = self.config.session.hostname
+        what = "timed out" if isinstance(exc, TimeoutError) else f"failed: {type(exc).__name__}: {exc}"
+        log.error("session %s from %s: the %s decision %s", connection.id, connection.ip, stage.value, what)
+        if stage is Stage.CONNECT:  # a greeting may only be 220, 554 or 421 (and 421 closes)
+            return Decision.defer(
+                code="421",
+                enhanced="4.3.0",
+                text=f"{hostname} {_POLICY_ERROR_TEXT}",
+                disconnect=True,
+                policy="error",
+            )
+        return Decision.defer(code="451", enhanced="4.3.0", text=_POLICY_ERROR_TEXT, policy="error")
+
+    async def _decide_async(self, stage: Stage, context: Context) -> Decision:
+        """The server's decision source as a plain ``Decide`` (policies and errors, not the adapter's checks)."""
+        result = self._decider.decide_now(stage, context)
+        return result if isinstance(result, Decision) else await result
+
+    def _stored(self, connection: _Connection, action: Deliver) -> None:
         self._notify(lambda observer: observer.message_stored(connection.id, len(action.message)))
-        return True, queue_id
-
-    async def _start_tls(self, connection: _Connection) -> list[Action]:
-        assert self._ssl is not None, "StartTls without a certificate"
-        await connection.writer.drain()
-        await connection.writer.start_tls(self._ssl)
-        ssl_object = connection.writer.get_extra_info("ssl_object")
-        description = ""
-        if isinstance(ssl_object, ssl.SSLObject):
-            cipher = ssl_object.cipher()
-            description = f"{ssl_object.version()} {cipher[0] if cipher else ''}".strip()
-        return connection.session.tls_started(description)
 
     def _notify(self, event: Callable[[ServerObserver], object]) -> None:
         """Tell the observer, if any; an observer that raises is logged, never allowed to break the session."""
@@ -419,18 +674,29 @@ class SmtpServer:
 
     async def _record(self, connection: _Connection) -> None:
         session = connection.session
-        transcript = [(line.direction.value, line.text, line.policy) for line in session.transcript]
-        replies = [line.text for line in session.transcript if line.direction.value == "S"]
-        outcome = replies[-1][:3] if replies else None
-        self._notify(lambda observer: report_replies(observer, transcript))
+        transcript = session.transcript_rows()
+        if self.observer is not None:
+            self._notify(lambda observer: report_replies(observer, transcript))
+        ended_at = time.time()
+        soon = getattr(self.store, "record_session_soon", None)
         try:
-            await self.store.record_session(
-                connection.id,
-                client_address=connection.ip,
-                started_at=connection.started_at,
-                ended_at=time.time(),
-                transcript=transcript,
-                outcome=outcome,
-            )
+            if soon is not None:  # no need to wait: such a store logs its own failures
+                soon(
+                    connection.id,
+                    client_address=connection.ip,
+                    started_at=connection.started_at,
+                    ended_at=ended_at,
+                    transcript=transcript,
+                    outcome=session.last_reply_code,
+                )
+            else:
+                await self.store.record_session(
+                    connection.id,
+                    client_address=connection.ip,
+                    started_at=connection.started_at,
+                    ended_at=ended_at,
+                    transcript=transcript,
+                    outcome=session.last_reply_code,
+                )
         except Exception as exc:
             log.error("session %s: recording the transcript failed: %s", connection.id, exc)

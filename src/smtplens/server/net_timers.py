@@ -1,25 +1,27 @@
-"""Cheap timeouts for the adapter's hot path (``net.py``): a decision, and a read from the client.
+"""Cheap timeouts and steps for the adapter's hot path (``net.py``) and the pipeline.
 
-``asyncio.wait_for`` wraps what it waits for in a new task and a timer on every call. On loopback that was a
-large share of the server's time per message: about ten reads and six decisions per message, most decisions
-answered without awaiting anything at all (the relay rule, access lists, counters). Both helpers give the same
-results as ``wait_for`` with less work:
+``asyncio.wait_for`` wraps what it waits for in a new task and a timer on every call, and a task per
+connection costs a switch on every read. These helpers give the same results with less work:
 
-* :func:`bounded` runs the coroutine in the caller's task; only if it actually suspends does the rest of it go
+* :func:`bounded` runs a coroutine in the caller's task; only if it actually suspends does the rest of it go
   through ``wait_for`` with the timeout.
-* :class:`ReadDeadline` is one timer per connection instead of one per read: each read moves the deadline (a
-  float), and the timer, when it fires early, re-arms itself for the current deadline (a deadline earlier than
-  the timer's, as when the data timeout follows a longer idle timeout, reschedules it). When the deadline passes
-  during a read, the read is cancelled and :meth:`ReadDeadline.read` raises ``TimeoutError``.
+* :func:`step` starts a coroutine by hand: its result (:class:`Ready`) when it finishes without suspending, else
+  an awaitable for the rest of it, to await in a task. The adapter uses it for the store's calls, which need no
+  task before they first wait.
+* :class:`IdleTimer` is one timer per connection instead of one per read: ``arm(timeout)`` after every burst of
+  activity only moves a deadline (a float); the timer, when it fires early, re-arms itself for the current
+  deadline (a deadline earlier than the timer's, as when the data timeout follows a longer idle timeout,
+  reschedules it) and calls back once the client has been silent for the whole timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Coroutine, Generator
-from typing import Any, Generic, TypeVar
+import math
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any, Generic, NamedTuple, TypeVar
 
-__all__ = ["ReadDeadline", "bounded"]
+__all__ = ["IdleTimer", "Ready", "bounded", "step"]
 
 T = TypeVar("T")
 
@@ -51,6 +53,25 @@ class _Resumed(Generic[T]):
                 return done.value  # type: ignore[no-any-return]
 
 
+class Ready(NamedTuple, Generic[T]):
+    """What a coroutine returned without suspending (see :func:`step`)."""
+
+    value: T
+
+
+def step(awaitable: Awaitable[T]) -> Ready[T] | Awaitable[T]:
+    """Run ``awaitable`` until it first suspends: :class:`Ready` with its result if it never does, else an
+    awaitable for the rest (await it in a task). An exception it raises before suspending propagates."""
+    if not isinstance(awaitable, Coroutine):
+        return awaitable
+    coro: Coroutine[Any, Any, T] = awaitable
+    try:
+        first = coro.send(None)
+    except StopIteration as done:
+        return Ready(done.value)
+    return _Resumed(coro, first)
+
+
 async def bounded(awaitable: Awaitable[T], timeout: float) -> T:
     """``await asyncio.wait_for(awaitable, timeout)``, but without a task or a timer when it is a coroutine that
     finishes without suspending (its exception, if it raises, propagates as it would)."""
@@ -64,53 +85,47 @@ async def bounded(awaitable: Awaitable[T], timeout: float) -> T:
     return await asyncio.wait_for(_Resumed(coro, first), timeout)
 
 
-class ReadDeadline:
-    """Times out the reads of one connection's task with one timer (see the module docstring)."""
+class IdleTimer:
+    """Calls ``expired()`` once nothing re-armed it for ``timeout`` seconds; one timer handle, re-armed lazily."""
 
-    def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        if task is None:
-            raise RuntimeError("ReadDeadline must be created in the task that reads")
-        self._task = task
-        self._deadline = 0.0
+    __slots__ = ("_deadline", "_expired", "_loop", "_timer", "_when")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, expired: Callable[[], None]) -> None:
+        self._loop = loop
+        self._expired = expired
+        self._deadline = math.inf
         self._timer: asyncio.TimerHandle | None = None
-        self._reading = False
-        self._fired = False
+        self._when = math.inf  # when the timer fires (inf: no timer)
 
-    async def read(self, reader: asyncio.StreamReader, size: int, timeout: float | None) -> bytes:
-        """``reader.read(size)``; ``TimeoutError`` after ``timeout`` seconds without data (None: no limit)."""
+    def arm(self, timeout: float | None) -> None:
+        """Start counting ``timeout`` seconds from now (None: stop counting until the next ``arm``)."""
         if timeout is None:
-            return await reader.read(size)
-        self._deadline = self._loop.time() + timeout
-        if self._timer is None or self._deadline < self._timer.when():  # a shorter timeout (idle, then data)
+            self._deadline = math.inf
+            return
+        deadline = self._deadline = self._loop.time() + timeout
+        if deadline < self._when:  # no timer, or one for a longer timeout than this one
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = self._loop.call_at(self._deadline, self._check)
-        self._reading = True
-        try:
-            return await reader.read(size)
-        except asyncio.CancelledError:
-            if not self._fired:
-                raise  # cancelled by someone else (shutdown)
-            self._fired = False
-            self._task.uncancel()
-            raise TimeoutError from None
-        finally:
-            self._reading = False
+            self._timer = self._loop.call_at(deadline, self._check)
+            self._when = deadline
 
     def _check(self) -> None:
         self._timer = None
-        if not self._reading:
-            return  # the next read arms the timer again
-        if self._loop.time() < self._deadline:
-            self._timer = self._loop.call_at(self._deadline, self._check)
+        self._when = math.inf
+        deadline = self._deadline
+        if deadline == math.inf:
+            return  # the next arm() starts a timer again
+        if self._loop.time() < deadline:
+            self._timer = self._loop.call_at(deadline, self._check)
+            self._when = deadline
             return
-        self._fired = True
-        self._task.cancel()
+        self._deadline = math.inf
+        self._expired()
 
-    def close(self) -> None:
-        """Cancel the timer (the connection is over)."""
+    def cancel(self) -> None:
+        """Stop for good (the connection is over)."""
+        self._deadline = math.inf
+        self._when = math.inf
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -399,6 +399,12 @@ def _split_argument(argument: str, keyword: str) -> tuple[str, str] | None:
     if not text.startswith("<"):
         path, _, rest = text.partition(" ")  # Postfix accepts it too; a space ends such a path
         return (path, rest) if path and ">" not in path and "<" not in path else None
+    if '"' not in text:  # no quoted local part: the first ">" ends the path
+        end = text.find(">")
+        if end < 0:
+            return None
+        rest = text[end + 1 :]
+        return (text[1:end], rest) if not rest or rest.startswith(" ") else None
     quoted = False
     index = 1
     while index < len(text):

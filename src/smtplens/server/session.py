@@ -4,7 +4,9 @@ The adapter feeds what it reads to :meth:`Session.receive` and performs the acti
 ``Close``, ``StartTls``, ``NeedDecision`` (answer with :meth:`Session.decided`) and ``Deliver`` (answer with
 :meth:`Session.stored` once the message is durable). While the session waits for an answer it processes no
 input (pipelined commands stay buffered, :attr:`Session.waiting` tells the adapter it may stop reading). The
-session never touches sockets, clocks or files; :attr:`Session.timeout` says which timeout applies now. A
+session never touches sockets, clocks or files; :attr:`Session.timeout` says which timeout applies now. It asks
+only about the stages in ``SessionConfig.decision_stages`` that ``wants(stage)`` (the adapter's policies) wants
+now, and accepts the others at once. A
 decision's ``drop`` closes the session with no reply, and its ``cut_after`` closes it in the middle of DATA after
 that many octets, never answering the message; both, and the adapter's delay and slow link, are noted in the
 transcript with the deciding policy's name.
@@ -23,6 +25,7 @@ from smtplens.errors import SmtplensError
 from smtplens.model import Reply, Stage
 from smtplens.server.decisions import Decision, Outcome, accepted_reply, reply_for
 from smtplens.server.protocol import (
+    DECISION_STAGES,
     BodyFacts,
     BodyType,
     DataReader,
@@ -219,16 +222,66 @@ class _TooLong:
 _TOO_LONG = _TooLong()
 
 
+_line = tuple.__new__
+_SERVER = Direction.SERVER
+_HELO_REPLIES: dict[tuple[int, bool, bool], tuple[SessionConfig, Reply]] = {}
+
+
+def _helo_reply(config: SessionConfig, extended: bool, tls: bool) -> Reply:
+    """The answer to HELO or EHLO (with the keywords), made once per configuration and TLS state (the cache is
+    keyed by the configuration's identity, checked, since hashing a configuration costs more than the reply)."""
+    key = (id(config), extended, tls)
+    found = _HELO_REPLIES.get(key)
+    if found is not None and found[0] is config:
+        return found[1]
+    lines = [config.hostname]
+    if extended:
+        lines += ehlo_keywords(config, tls_active=tls)
+    reply = make_reply("250", None, "\n".join(lines))
+    if len(_HELO_REPLIES) >= 64:
+        _HELO_REPLIES.clear()
+    _HELO_REPLIES[key] = (config, reply)
+    return reply
+
+
+_ENCODED: dict[Reply, tuple[bytes, tuple[str, ...]]] = {}
+_ENCODED_MAX = 4096  # replies with varying texts (queue ids) are encoded anew once the cache is full
+
+
+def _encoded(reply: Reply) -> tuple[bytes, tuple[str, ...]]:
+    """A reply on the wire and as transcript lines; the common (constant) replies are encoded once."""
+    found = _ENCODED.get(reply)
+    if found is not None:
+        return found
+    data = encode_reply(reply)
+    found = data, tuple(data.decode("ascii").split("\r\n")[:-1])
+    if len(_ENCODED) < _ENCODED_MAX:
+        _ENCODED[reply] = found
+    return found
+
+
 # -------------------------------------------------------------------------------------------------- session
 
 
 class Session:
     """One SMTP server session as a state machine; see the module docstring for the adapter's part."""
 
-    def __init__(self, config: SessionConfig, client_address: str = "unknown") -> None:
+    def __init__(
+        self, config: SessionConfig, client_address: str = "unknown", *, wants: Callable[[Stage], bool] | None = None
+    ) -> None:
         self.config = config
         self.client_address = client_address
+        stages = config.decision_stages
+        # Whether to ask about a stage now: a configured stage that the adapter's policies want (they change).
+        self._wants: Callable[[Stage], bool]
+        if wants is None:
+            self._wants = stages.__contains__
+        elif stages >= DECISION_STAGES:
+            self._wants = wants  # every stage is configured: no need to look twice
+        else:
+            self._wants = lambda stage: stage in stages and wants(stage)
         self._limits = config.limits
+        self._short_line = min(self._limits.command_line, self._limits.auth_line)  # a line this short is never too long
         self._buffer = bytearray()
         self._out: list[Action] = []
         self._mode = _Mode.NEW
@@ -248,6 +301,7 @@ class Session:
         self._shutdown = False
         self._transcript: list[TranscriptLine] = []
         self._cut: _Cut | None = None  # a decision asked to close after so many octets of message data
+        self._last_code: str | None = None
 
     # ---------------------------------------------------------------------------------- the adapter's calls
 
@@ -272,6 +326,15 @@ class Session:
     @property
     def transcript(self) -> tuple[TranscriptLine, ...]:
         return tuple(self._transcript)
+
+    def transcript_rows(self) -> list[tuple[str, str, str | None]]:
+        """The transcript as ``(direction, text, policy)`` rows, as the store records it (a copy)."""
+        return list(self._transcript)  # a Direction is the str it stands for ("C", "S", "*")
+
+    @property
+    def last_reply_code(self) -> str | None:
+        """The code of the last reply sent (the session's outcome), None before any."""
+        return self._last_code
 
     @property
     def envelope(self) -> Envelope:
@@ -401,18 +464,22 @@ class Session:
             del buffer[: end + 1]
             self._discarding = False
             return _TOO_LONG
-        limit = self._line_limit()
-        end = buffer.find(b"\n", 0, limit)
+        end = buffer.find(b"\n", 0, self._short_line)  # within both limits: the usual case
         if end < 0:
-            if len(buffer) < limit:
+            if len(buffer) < self._short_line:
                 return None
-            end = buffer.find(b"\n", limit)
+            limit = self._line_limit()
+            end = buffer.find(b"\n", 0, limit)
             if end < 0:
-                buffer.clear()
-                self._discarding = True
-                return None
-            del buffer[: end + 1]
-            return _TOO_LONG
+                if len(buffer) < limit:
+                    return None
+                end = buffer.find(b"\n", limit)
+                if end < 0:
+                    buffer.clear()
+                    self._discarding = True
+                    return None
+                del buffer[: end + 1]
+                return _TOO_LONG
         line = bytes(buffer[:end])
         del buffer[: end + 1]
         return line[:-1] if line.endswith(b"\r") else line
@@ -424,6 +491,10 @@ class Session:
 
     def _finish(self) -> list[Action]:
         """The actions of one call, consecutive sends joined into one."""
+        out = self._out
+        if len(out) < 2:
+            self._out = []
+            return out
         actions: list[Action] = []
         sends: list[bytes] = []
         for action in self._out:
@@ -444,10 +515,15 @@ class Session:
     def _send(self, reply: Reply, policy: str | None = None) -> None:
         if self._mode is _Mode.CLOSED:
             return
-        data = encode_reply(reply)
+        data, lines = _encoded(reply)
         self._out.append(Send(data))
-        for line in data.decode("ascii").split("\r\n")[:-1]:
-            self._record(Direction.SERVER, line, policy)
+        self._last_code = lines[-1][:3]
+        transcript = self._transcript
+        if len(transcript) + len(lines) < self._limits.transcript:  # the usual case: room for every line
+            transcript += [_line(TranscriptLine, (_SERVER, line, policy)) for line in lines]
+        else:
+            for line in lines:
+                self._record(Direction.SERVER, line, policy)
         if reply.basic == "421":
             self._close()  # RFC 5321 3.8: after a 421 the server closes
 
@@ -471,7 +547,7 @@ class Session:
     def _record(self, direction: Direction, text: str, policy: str | None = None) -> None:
         kept = len(self._transcript)
         if kept < self._limits.transcript:
-            self._transcript.append(TranscriptLine(direction, text, policy))
+            self._transcript.append(_line(TranscriptLine, (direction, text, policy)))  # TranscriptLine(...), faster
         elif kept == self._limits.transcript:
             self._transcript.append(TranscriptLine(Direction.NOTE, "transcript truncated"))
 
@@ -480,7 +556,7 @@ class Session:
     def _ask(
         self, stage: Stage, payload: _Payload, recipient: RcptTo | None = None, message: _Message | None = None
     ) -> None:
-        if stage not in self.config.decision_stages:
+        if not self._wants(stage):
             self._resolve(stage, payload, _ACCEPT)
             return
         self._pending = _Pending(stage, payload)
@@ -539,10 +615,7 @@ class Session:
         self._helo_name = payload.name
         self._extended = payload.extended
         self._tx = None  # EHLO/HELO resets the transaction (RFC 5321 4.1.4)
-        lines = [self.config.hostname]
-        if payload.extended:
-            lines += ehlo_keywords(self.config, tls_active=self._tls)
-        self._send(make_reply("250", None, "\n".join(lines)), decision.policy)
+        self._send(_helo_reply(self.config, payload.extended, self._tls), decision.policy)
 
     def _accept_mail(self, payload: _Payload, decision: Decision) -> None:
         assert isinstance(payload, MailFrom)

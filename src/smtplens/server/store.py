@@ -3,14 +3,18 @@
 Layout of the data directory ``DIR``::
 
     DIR/lock            held (flock) while a store is open: one server per directory
-    DIR/index.sqlite    the index (WAL journal, synchronous=FULL): messages and sessions tables
+    DIR/index.sqlite    the index (WAL journal): messages and sessions tables
     DIR/messages/<id>   one file per message (``store_files``: a JSON header line, then the bytes)
     DIR/quarantine/     files recovery could not make sense of
 
-``store()`` writes the message to a temp file, fsyncs and renames it (in a worker thread), then hands the index
-row to the writer thread (``store_commit``), which fsyncs the directory and commits the rows of every store
-waiting at that moment in one transaction. Only then does ``store()`` return the queue id, so the session's
-250 after DATA promises only what a crash cannot take back. Opening the store repairs what a crash left
+``store()`` writes the message into a spare file (``store_spares``: created empty under the next queue id, its
+directory entry made durable with a batch of others, ahead of time) and fsyncs it, in the writer thread: from
+then on the message survives a crash, because its file carries everything its index row holds and start-up
+recovery indexes a file that has no row. Then the same thread commits the rows of every store waiting at that
+moment in one transaction (``store_commit``), without an fsync of its own (the WAL is synced by the next
+durable commit, a checkpoint or closing). Only then does ``store()`` return the queue id, so the session's 250
+after DATA promises only what a crash cannot take back, at the price of one fsync per message (plus one
+directory fsync per batch of spares, made ahead of time). Opening the store repairs what a crash left
 (``store_recovery``). Reads are synchronous and thread-safe; from an event loop, call the slow ones
 (``purge``, ``delete``) through ``asyncio.to_thread``.
 """
@@ -20,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -38,11 +43,12 @@ from smtplens.server.store_files import (
     FileCorrupt,
     QueueIds,
     encode_header,
+    finish_message_file,
     fsync_directory,
     is_queue_id,
     open_directory,
     read_message_file,
-    write_message_file,
+    start_message_file,
 )
 from smtplens.server.store_index import (
     connect,
@@ -68,6 +74,7 @@ from smtplens.server.store_model import (
     TranscriptEntry,
 )
 from smtplens.server.store_recovery import recover
+from smtplens.server.store_spares import Spares
 
 __all__ = [
     "MessageInfo",
@@ -84,6 +91,9 @@ __all__ = [
 
 T = TypeVar("T")
 
+log = logging.getLogger("smtplens.server.store")
+
+_SPARES = 64  # spare message files created at a time (one directory fsync for all of them)
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _MESSAGE_SEARCH = ("queue_id", "mail_from", "recipients", "subject", "client_address", "helo", "session_id")
 _SESSION_SEARCH = ("id", "client_address", "outcome", "transcript")
@@ -124,6 +134,48 @@ def _page(limit: int, offset: int) -> None:
         raise StoreError(f"limit and offset must not be negative (got {limit}, {offset})")
 
 
+class _MessageWrite:
+    """One message on its way through the writer thread: prepare (spare file, metadata, write), the fsync, the
+    index row; ``undo`` removes the file when the row fails."""
+
+    __slots__ = ("message", "meta", "partial", "queue_id", "store")
+
+    def __init__(self, store: MessageStore, partial: dict[str, Any], message: bytes) -> None:
+        self.store = store
+        self.partial = partial
+        self.message = message
+        self.queue_id = ""
+        self.meta: dict[str, Any] = {}
+
+    def prepare(self) -> Callable[[], None]:
+        store = self.store
+        try:
+            self.queue_id, fd = store._spares.take()
+            queue_id = self.queue_id
+        except OSError as exc:
+            raise _file_error(exc, "creating message files") from exc
+        self.meta = complete_metadata(self.partial, queue_id, self.message)
+        try:
+            start_message_file(store._messages, queue_id, fd, encode_header(self.meta), self.message)
+        except OSError as exc:
+            raise _file_error(exc, f"writing message {queue_id}") from exc
+
+        def sync() -> None:
+            try:
+                finish_message_file(store._messages, queue_id, fd)
+            except OSError as exc:
+                raise _file_error(exc, f"writing message {queue_id}") from exc
+
+        return sync
+
+    def apply(self, conn: sqlite3.Connection) -> str:
+        insert_message(conn, self.meta)
+        return self.queue_id
+
+    def undo(self) -> None:
+        (self.store._messages / self.queue_id).unlink(missing_ok=True)
+
+
 class MessageStore:
     """Accepted messages and session transcripts in ``directory``; see the module docstring.
 
@@ -139,7 +191,6 @@ class MessageStore:
         retention_count: int | None = None,
         retention_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
-        workers: int = 8,
     ) -> None:
         if retention_count is not None and retention_count < 0:
             raise StoreError(f"retention_count must not be negative (got {retention_count})")
@@ -177,8 +228,8 @@ class MessageStore:
                     raise _file_error(exc, "recovering the store") from exc
             self._reader = connect(self._index_path, readonly=True)
             undo.callback(self._reader.close)
+            self._spares = Spares(self._messages, self._dir_fd, self._ids, batch=_SPARES, low=_SPARES // 2)
             self._committer = Committer(self._writer, self._index_path, self._sync_messages)
-            self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="smtplens-store")
             undo.pop_all()
 
     def _sync_top(self, created: bool) -> None:
@@ -208,43 +259,22 @@ class MessageStore:
         ``envelope`` names ``mail_from`` and ``recipients`` (required), ``client_address``, ``helo``, ``tls``,
         ``auth_identity`` and ``received_at`` (see ``store_envelope.ENVELOPE_KEYS``); other keys are kept as
         JSON. The session's ``Envelope`` dataclass is accepted as it is. Raises ``StoreError`` (full disk,
-        broken index, bad envelope, closed store). Cancelling the call before the worker thread starts stores
-        nothing; after that the message is stored regardless.
+        broken index, bad envelope, closed store). Cancelling the call before the writer thread takes it up
+        stores nothing; after that the message is stored regardless.
         """
         self._check_open()
         if not isinstance(message, bytes | bytearray | memoryview):
             raise StoreError(f"the message must be bytes, not {type(message).__name__}")
         meta = normalize_envelope(envelope, session_id, self._clock())
-        result: Future[str] = Future()
+        write = _MessageWrite(self, meta, bytes(message))
         try:
-            self._executor.submit(self._write, meta, bytes(message), result)
-        except RuntimeError as exc:  # the executor is shut down: close() has begun
+            future = self._committer.submit(
+                write.apply, kind="message", on_failure=write.undo, durable=False, prepare=write.prepare
+            )
+        except RuntimeError as exc:
             raise StoreError("the store is closed", path=str(self.directory)) from exc
-        return await asyncio.wrap_future(result)
-
-    def _write(self, partial: dict[str, Any], message: bytes, result: Future[str]) -> None:
-        """Worker thread: the message file, durable but for its directory entry; then the row to the writer."""
-        if not result.set_running_or_notify_cancel():
-            return
-        queue_id = self._ids.next()
-        try:
-            meta = complete_metadata(partial, queue_id, message)
-            path = write_message_file(self._messages, queue_id, encode_header(meta), message)
-        except OSError as exc:
-            result.set_exception(_file_error(exc, f"writing message {queue_id}"))
-            return
-        except Exception as exc:
-            result.set_exception(exc)
-            return
-
-        def apply(conn: sqlite3.Connection) -> str:
-            insert_message(conn, meta)
-            return queue_id
-
-        def undo() -> None:
-            path.unlink(missing_ok=True)
-
-        self._committer.submit(apply, kind="message", sync_dir=True, on_failure=undo, future=result)
+        result: str = await asyncio.wrap_future(future)
+        return result
 
     async def record_session(
         self,
@@ -263,6 +293,60 @@ class MessageStore:
         (the next message's commit, or closing the store, makes it durable): a crash may take back the last
         transcripts, never a message that got its 250.
         """
+        await asyncio.wrap_future(
+            self._submit_session(
+                session_id,
+                client_address=client_address,
+                started_at=started_at,
+                ended_at=ended_at,
+                transcript=transcript,
+                outcome=outcome,
+            )
+        )
+
+    def record_session_soon(
+        self,
+        session_id: str,
+        *,
+        client_address: str,
+        started_at: float,
+        ended_at: float | None = None,
+        transcript: Sequence[Sequence[str | None]] = (),
+        outcome: str | None = None,
+    ) -> None:
+        """:meth:`record_session` without waiting for it (the server's end of a connection): the record is
+        queued for the writer thread, which logs a failure; ``close()`` finishes every queued record."""
+        future = self._submit_session(
+            session_id,
+            client_address=client_address,
+            started_at=started_at,
+            ended_at=ended_at,
+            transcript=transcript,
+            outcome=outcome,
+        )
+
+        def logged(done: Future[Any]) -> None:
+            error = done.exception()
+            if error is not None:
+                log.error("session %s: recording the transcript failed: %s", session_id, error)
+
+        future.add_done_callback(logged)
+
+    async def settle(self) -> None:
+        """Wait until every write queued so far (``record_session_soon`` included) is committed."""
+        self._check_open()
+        await asyncio.wrap_future(self._committer.submit(lambda conn: None, kind="settle", durable=False))
+
+    def _submit_session(
+        self,
+        session_id: str,
+        *,
+        client_address: str,
+        started_at: float,
+        ended_at: float | None,
+        transcript: Sequence[Sequence[str | None]],
+        outcome: str | None,
+    ) -> Future[Any]:
         self._check_open()
         entries: list[TranscriptEntry] = []
         for entry in transcript:
@@ -281,7 +365,7 @@ class MessageStore:
                 outcome=outcome,
             )
 
-        await asyncio.wrap_future(self._committer.submit(apply, kind="session", durable=False))
+        return self._committer.submit(apply, kind="session", durable=False)
 
     def delete(self, queue_id: str) -> bool:
         """Delete a message (row and file); False when there is no such message. Blocks until durable."""
@@ -429,8 +513,8 @@ class MessageStore:
             if self._closed:
                 return
             self._closed = True
-        self._executor.shutdown(wait=True)
-        self._committer.close()
+        self._committer.close()  # every queued store and record is finished first
+        self._spares.close()
         with self._read_lock:
             self._reader.close()
         self._writer.close()

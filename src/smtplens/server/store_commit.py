@@ -1,12 +1,14 @@
 """Group commit: one thread owns the index's writing connection; concurrent writes share a transaction.
 
 Every write is a job. The thread takes the first waiting job and every job queued behind it (up to
-``max_batch``), fsyncs the messages directory once if any job needs it (the renames of their message files),
-then applies all the jobs in one transaction and commits it: one WAL fsync for the group, none when no job in
-it is ``durable`` (session transcripts: the next synced commit makes them durable, the WAL being written in
-order). While that fsync runs, the next group gathers, so the busier the server, the bigger the groups. A job
-whose apply fails does not sink its group: the group is rolled back and every job retried alone. Jobs that must
-commit in several steps (deletions) run alone, in queue order.
+``max_batch``) as a group. It runs the group's ``prepare`` steps (writing message files), then the second steps
+they return (the files' fsyncs: files written together reach the disk together), fsyncs the messages directory
+once if any job needs it, then applies all the jobs in one transaction and commits it: one WAL fsync for the
+group, none when no job in it is ``durable`` (message rows, whose files are durable and carry the same data,
+and session transcripts: the next synced commit makes them durable, the WAL being written in order). While the
+thread works, the next group gathers, so the busier the server, the bigger the groups. A job whose apply fails
+does not sink its group: the group is rolled back and every job retried alone. Jobs that must commit in several
+steps (deletions) run alone, in queue order.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class _Job:
     sync_dir: bool
     on_failure: Callable[[], None] | None
     durable: bool = True
+    prepare: Callable[[], Callable[[], None]] | None = None
 
 
 def _claim(future: Future[Any]) -> bool:
@@ -55,6 +58,7 @@ class Committer:
         self._path = index_path
         self._sync_dir = sync_dir
         self._max_batch = max_batch
+        self._level = "FULL"  # the connection's synchronous setting (connect() sets FULL)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self.committed: Counter[str] = Counter()
@@ -72,6 +76,7 @@ class Committer:
         on_failure: Callable[[], None] | None = None,
         future: Future[Any] | None = None,
         durable: bool = True,
+        prepare: Callable[[], Callable[[], None]] | None = None,
     ) -> Future[Any]:
         """Queue ``apply(conn)`` for the next group transaction; the future gets its result after the commit.
 
@@ -79,8 +84,12 @@ class Committer:
         thread) when the job fails, before its future gets the error. ``durable=False``: the job may be
         committed without syncing the index (a group of such jobs only), so a crash can take it back; it becomes
         durable with the next synced commit (the WAL is written in order), at the latest when the store closes.
+        ``prepare()`` runs in the writer thread before the group's transaction (a message file's write) and
+        returns a second step, run once every job of the group is prepared (its fsync). If either raises, the job
+        fails with that error (``on_failure`` is not called: the steps clean up after themselves); the rest of
+        the group goes on.
         """
-        job = _Job(apply, future or Future(), kind, True, sync_dir, on_failure, durable)
+        job = _Job(apply, future or Future(), kind, True, sync_dir, on_failure, durable, prepare)
         self._queue.put(job)
         return job.future
 
@@ -100,9 +109,12 @@ class Committer:
         return self._queue.qsize()
 
     def close(self) -> None:
-        """Finish every queued job, then stop the thread."""
+        """Finish every queued job, then stop the thread (the last lazy commits are synced)."""
         self._queue.put(None)
         self._thread.join()
+        if self._level != "FULL":
+            self._conn.execute("PRAGMA synchronous = FULL")
+            self._level = "FULL"
 
     def _run(self) -> None:
         stop = False
@@ -130,10 +142,32 @@ class Committer:
             if job.grouped:
                 group.append(job)
                 continue
-            self._commit_group(group)
+            self._commit_group(self._prepared(group))
             group = []
             self._run_alone(job)
-        self._commit_group(group)
+        self._commit_group(self._prepared(group))
+
+    def _prepared(self, group: list[_Job]) -> list[_Job]:
+        """Run the group's ``prepare`` steps, then their second steps; the jobs that got through."""
+        pending: list[tuple[_Job, Callable[[], None] | None]] = []
+        for job in group:
+            if job.prepare is None:
+                pending.append((job, None))
+                continue
+            try:
+                pending.append((job, job.prepare()))
+            except Exception as exc:
+                job.future.set_exception(self._error(exc, f"preparing {job.kind}"))
+        ready: list[_Job] = []
+        for job, then in pending:
+            if then is not None:
+                try:
+                    then()
+                except Exception as exc:
+                    job.future.set_exception(self._error(exc, f"preparing {job.kind}"))
+                    continue
+            ready.append(job)
+        return ready
 
     def _fail(self, job: _Job, exc: BaseException) -> None:
         if job.on_failure is not None:
@@ -164,15 +198,12 @@ class Committer:
                 return
         lazy = not any(job.durable for job in group)
         try:
-            if lazy:  # nothing here needs a sync of its own: the next synced commit covers it
-                self._conn.execute("PRAGMA synchronous = NORMAL")
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                results = [job.apply(self._conn) for job in group]
-                self._conn.execute("COMMIT")
-            finally:
-                if lazy:
-                    self._conn.execute("PRAGMA synchronous = FULL")
+            # Nothing in a lazy group needs a sync of its own: the next synced commit covers it. The level is
+            # switched only when it changes (a busy server commits lazy groups one after the other).
+            self._synchronous("NORMAL" if lazy else "FULL")
+            self._conn.execute("BEGIN IMMEDIATE")
+            results = [job.apply(self._conn) for job in group]
+            self._conn.execute("COMMIT")
         except Exception as exc:
             rollback(self._conn)
             if len(group) > 1:
@@ -188,7 +219,13 @@ class Committer:
         for job, result in zip(group, results, strict=True):
             job.future.set_result(result)
 
+    def _synchronous(self, level: str) -> None:
+        if level != self._level:
+            self._conn.execute(f"PRAGMA synchronous = {level}")
+            self._level = level
+
     def _run_alone(self, job: _Job) -> None:
+        self._synchronous("FULL")  # a job that runs alone manages its own transactions: every commit durable
         try:
             result = job.apply(self._conn)
         except Exception as exc:

@@ -1,4 +1,10 @@
-"""Message files: the on-disk format, the durable write (temp file, fsync, rename) and reading back.
+"""Message files: the on-disk format, the durable write and reading back.
+
+A message is written into a *spare*: an empty file created ahead of time under the next queue id, whose
+directory entry was made durable with a whole batch of others (:func:`create_spares`, then one directory fsync).
+Filling it (:func:`fill_message_file`: write, fsync) is then the only sync a message needs: no rename, no
+directory fsync per message. The older way (temp file, fsync, rename, directory fsync: :func:`write_message_file`)
+remains for tests and tools. Start-up recovery removes spares left empty by a crash.
 
 A message file is ``DIR/messages/<queue id>``::
 
@@ -27,12 +33,17 @@ __all__ = [
     "MAGIC",
     "TEMP_SUFFIX",
     "FileCorrupt",
+    "FileIncomplete",
     "QueueIds",
+    "create_spares",
     "encode_header",
+    "fill_message_file",
+    "finish_message_file",
     "fsync_directory",
     "is_queue_id",
     "open_directory",
     "read_message_file",
+    "start_message_file",
     "write_message_file",
 ]
 
@@ -46,6 +57,10 @@ _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 class FileCorrupt(Exception):  # noqa: N818 - internal signal, converted to a StoreError or a quarantine
     """A message file is not in the format above or its content does not match its header."""
+
+
+class FileIncomplete(FileCorrupt):
+    """A message file stops short: a fill that a crash interrupted (before its fsync returned, so before any 250)."""
 
 
 def is_queue_id(name: str) -> bool:
@@ -114,6 +129,55 @@ def write_message_file(directory: Path, queue_id: str, header: bytes, message: b
     return final
 
 
+def create_spares(directory: Path, queue_ids: list[str]) -> list[int]:
+    """Create an empty file per queue id and return them open for writing (their directory entries are durable
+    only once the caller fsyncs the directory). On an error the files created so far are closed and removed."""
+    fds: list[int] = []
+    try:
+        for queue_id in queue_ids:
+            fds.append(os.open(directory / queue_id, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o640))
+    except BaseException:
+        for queue_id, fd in zip(queue_ids, fds, strict=False):
+            os.close(fd)
+            (directory / queue_id).unlink(missing_ok=True)
+        raise
+    return fds
+
+
+def fill_message_file(directory: Path, queue_id: str, fd: int, header: bytes, message: bytes) -> Path:
+    """Write ``header + message`` into the spare ``<queue id>`` (open as ``fd``), fsync and close it: durable
+    when this returns (the spare's directory entry already is). On any error the file is closed and removed and
+    the ``OSError`` propagates."""
+    start_message_file(directory, queue_id, fd, header, message)
+    return finish_message_file(directory, queue_id, fd)
+
+
+def start_message_file(directory: Path, queue_id: str, fd: int, header: bytes, message: bytes) -> None:
+    """The first half of :func:`fill_message_file`: write, no fsync. Writing several files, then syncing them,
+    lets one journal commit of the file system cover them all."""
+    try:
+        _write_all(fd, header)
+        _write_all(fd, message)
+    except BaseException:
+        os.close(fd)
+        (directory / queue_id).unlink(missing_ok=True)
+        raise
+
+
+def finish_message_file(directory: Path, queue_id: str, fd: int) -> Path:
+    """The second half of :func:`fill_message_file`: fsync and close ``fd`` (the file is removed on error)."""
+    path = directory / queue_id
+    try:
+        try:
+            _sync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def open_directory(directory: Path) -> int:
     """A file descriptor on a directory, for ``fsync_directory``."""
     return os.open(directory, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
@@ -131,10 +195,12 @@ def read_message_file(path: Path) -> tuple[dict[str, Any], bytes]:
     """
     data = path.read_bytes()
     if not data.startswith(MAGIC):
+        if MAGIC.startswith(data):
+            raise FileIncomplete("the first line stops short")
         raise FileCorrupt("not a smtplens message file (bad first line)")
     end = data.find(b"\n", len(MAGIC), len(MAGIC) + _MAX_HEADER)
     if end < 0:
-        raise FileCorrupt("header line not terminated")
+        raise FileIncomplete("header line not terminated")
     try:
         meta = json.loads(data[len(MAGIC) : end])
     except ValueError as exc:
@@ -142,7 +208,10 @@ def read_message_file(path: Path) -> tuple[dict[str, Any], bytes]:
     if not isinstance(meta, dict):
         raise FileCorrupt("header is not a JSON object")
     body = data[end + 1 :]
-    if meta.get("size") != len(body):
+    size = meta.get("size")
+    if isinstance(size, int) and not isinstance(size, bool) and len(body) < size:
+        raise FileIncomplete(f"size {len(body)} is short of the header's {size}")
+    if size != len(body):
         raise FileCorrupt(f"size {len(body)} does not match the header's {meta.get('size')!r}")
     if meta.get("sha256") != hashlib.sha256(body).hexdigest():
         raise FileCorrupt("sha256 does not match the header's")

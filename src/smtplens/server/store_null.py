@@ -1,10 +1,12 @@
 """A store that keeps nothing: what the adapter needs from a store, and an implementation that drops it all.
 
 ``SmtpServer`` only ever calls ``store()`` (after DATA, before the 250) and ``record_session()`` (when a
-connection ends). :class:`MessageSink` names that contract; :class:`~smtplens.server.store.MessageStore` fulfils
-it durably and :class:`NullStore` by counting and forgetting. ``NullStore`` is for measuring the protocol side
-alone (``bench/server.py`` runs the server with and without the durable store) and for a sink that must never
-touch the disk; a 250 from a server running on it promises nothing.
+connection ends), or instead ``record_session_soon()`` when the store has it: the same without waiting for the
+record (such a store logs its own failures, and its ``settle()``, if any, waits for what is queued).
+:class:`MessageSink` names that contract; :class:`~smtplens.server.store.MessageStore` fulfils it durably and
+:class:`NullStore` by counting and forgetting. ``NullStore`` is for measuring the protocol side alone
+(``bench/server.py`` runs the server with and without the durable store) and for a sink that must never touch
+the disk; a 250 from a server running on it promises nothing.
 """
 
 from __future__ import annotations
@@ -65,6 +67,19 @@ class NullStore:
         outcome: str | None = None,
     ) -> None:
         """Count the session; the transcript is dropped."""
+        self.sessions += 1
+
+    def record_session_soon(
+        self,
+        session_id: str,
+        *,
+        client_address: str,
+        started_at: float,
+        ended_at: float | None = None,
+        transcript: Sequence[Sequence[str | None]] = (),
+        outcome: str | None = None,
+    ) -> None:
+        """:meth:`record_session` without a coroutine (the server's end of a connection)."""
         self.sessions += 1
 
     def close(self) -> None:

@@ -1,10 +1,12 @@
 """Start-up recovery: make the message files and the index agree again after a crash.
 
-The write order is: message file (temp, fsync, rename, directory fsync), then the index row. So a crash can
-leave a temp file (the sender got no 250: removed), a message file without a row (the sender may or may not
-have got its 250: indexed from the file's header), or, after a lost disk or a hand-deleted file, a row without
-a file (kept, marked ``missing``). Deletions mark their rows ``deleting`` before removing the file, so an
-interrupted deletion is finished rather than resurrected.
+The write order is: message file (a spare, created empty ahead of time, filled and fsynced), then the index row
+(committed without a sync of its own). So a crash can leave an empty spare (removed), a temp file of the older
+write path (the sender got no 250: removed), a partly written spare without a row (its fsync had not returned,
+so no 250 was sent: removed and counted with the temp files), a message file without a row (the sender may
+or may not have got its 250: indexed from the file's header), or, after a lost disk or a hand-deleted file, a
+row without a file (kept, marked ``missing``). Deletions mark their rows ``deleting`` before removing the file,
+so an interrupted deletion is finished rather than resurrected.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from smtplens.server.store_files import (
     TEMP_SUFFIX,
     FileCorrupt,
+    FileIncomplete,
     fsync_directory,
     is_queue_id,
     read_message_file,
@@ -29,16 +32,21 @@ __all__ = ["recover"]
 log = logging.getLogger("smtplens.server.store")
 
 
-def _scan(messages: Path) -> tuple[set[str], list[str]]:
+def _scan(messages: Path) -> tuple[set[str], list[str], list[str]]:
+    """Message files, temp files and empty files (spares never filled)."""
     files: set[str] = set()
     temps: list[str] = []
+    empty: list[str] = []
     with os.scandir(messages) as entries:
         for entry in entries:
             if entry.name.endswith(TEMP_SUFFIX):
                 temps.append(entry.name)
             elif is_queue_id(entry.name) and entry.is_file(follow_symlinks=False):
-                files.add(entry.name)
-    return files, sorted(temps)
+                if entry.stat(follow_symlinks=False).st_size == 0:
+                    empty.append(entry.name)
+                else:
+                    files.add(entry.name)
+    return files, sorted(temps), empty
 
 
 def _quarantine(messages: Path, quarantine: Path, name: str, reason: str) -> None:
@@ -49,10 +57,15 @@ def _quarantine(messages: Path, quarantine: Path, name: str, reason: str) -> Non
 
 def recover(conn: sqlite3.Connection, messages: Path, quarantine: Path, dir_fd: int) -> RecoveryReport:
     """Repair what a crash left and report it; runs before the store accepts any write."""
-    files, temps = _scan(messages)
+    files, temps, empty = _scan(messages)
+    rows = {str(r[0]): str(r[1]) for r in conn.execute("SELECT queue_id, state FROM messages")}
     for name in temps:
         (messages / name).unlink(missing_ok=True)
-    rows = {str(r[0]): str(r[1]) for r in conn.execute("SELECT queue_id, state FROM messages")}
+    for name in empty:
+        if name in rows:
+            files.add(name)  # an indexed message whose file is empty: reported as damaged below
+        else:
+            (messages / name).unlink(missing_ok=True)  # a spare nobody filled
     deleting = sorted(q for q, state in rows.items() if state == "deleting")
     for queue_id in deleting:
         (messages / queue_id).unlink(missing_ok=True)
@@ -67,6 +80,14 @@ def recover(conn: sqlite3.Connection, messages: Path, quarantine: Path, dir_fd: 
             continue
         try:
             meta, _ = read_message_file(messages / queue_id)
+        except FileIncomplete:
+            if state is not None:
+                _quarantine(messages, quarantine, queue_id, "incomplete, yet indexed")
+                quarantined.append(queue_id)
+                continue
+            (messages / queue_id).unlink()  # a fill the crash interrupted: its message never got a 250
+            temps.append(queue_id)
+            continue
         except FileCorrupt as exc:
             _quarantine(messages, quarantine, queue_id, str(exc))
             quarantined.append(queue_id)

@@ -33,6 +33,7 @@ class RelayPolicy:
         self.domains = frozenset(d.lower().rstrip(".") for d in domains)
         self.recipients = frozenset(r.lower() for r in recipients)
         self.reply = reply
+        self._accepted = Decision.accept(policy=name)  # made once: the answer to nearly every RCPT
 
     def accepts(self, address: str) -> bool:
         lowered = address.lower()
@@ -40,11 +41,15 @@ class RelayPolicy:
         return lowered in self.recipients or domain in self.domains or lowered == "postmaster"
 
     async def check(self, stage: Stage, context: Context) -> Decision | None:
+        return self.check_now(stage, context)
+
+    def check_now(self, stage: Stage, context: Context) -> Decision | None:
+        """:meth:`check` without awaiting (the pipeline's synchronous path)."""
         if stage is not Stage.RCPT or context.recipient is None:
             return None
         address = context.recipient.address
         if self.accepts(address):
-            return Decision.accept(policy=self.name)
+            return self._accepted
         if self.reply is not None:
             return self.reply
         return Decision.reject(code="554", enhanced="5.7.1", text=f"<{address}>: Relay access denied", policy=self.name)

@@ -6,7 +6,8 @@ over them) and assigns an id when the spec has none (the preset's name or a slug
 spec whose id is already in the book replaces that scenario in place and restarts its attempt counters. The
 scenarios are tried in the book's order. The book also keeps the attempt counters (at most ``max_keys`` keys per
 scenario, the oldest forgotten first) and the random generator of probabilistic triggers (inject a seeded
-``random.Random`` for repeatable runs).
+``random.Random`` for repeatable runs). ``stages`` is the set of stages its enabled scenarios are tried at, kept
+up to date on every change: the server does not ask the scenario policy about the other stages.
 
 Changes are made under a lock and publish a new tuple, so the server's event loop always reads a consistent list
 while another thread (a test, the HTTP API) edits the book. :func:`load_scenarios` reads the ``[[scenario]]``
@@ -23,6 +24,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 
+from smtplens.model import Stage
 from smtplens.server.scenarios.model import Scenario, ScenarioError
 from smtplens.server.scenarios.presets import preset_specs
 from smtplens.server.scenarios.spec import ID_PATTERN, merge_preset, parse_scenario
@@ -42,6 +44,7 @@ class ScenarioBook:
         self.max_keys = max_keys
         self._lock = threading.RLock()
         self._scenarios: tuple[Scenario, ...] = ()
+        self.stages: frozenset[Stage] = frozenset()  # the stages of the enabled scenarios, kept with every change
         self._counters: dict[str, dict[tuple[str, ...], int]] = {}
         self.version = 0  # goes up on every change
         for scenario in scenarios:
@@ -148,6 +151,7 @@ class ScenarioBook:
 
     def _publish(self, items: builtins.list[Scenario]) -> None:
         self._scenarios = tuple(items)
+        self.stages = frozenset(stage for item in items if item.enabled for stage in item.trigger.stages)
         self.version += 1
 
     def _new_id(self, spec: Mapping[str, object]) -> str:
