@@ -94,3 +94,79 @@ def test_a_charset_name_with_a_nul_byte_falls_back_instead_of_raising() -> None:
     )
     (r,) = decode_bounce(data).recipients
     assert r.recipient == "gina@example.net"
+
+
+def test_a_diagnostic_code_cut_to_the_first_line_is_completed_from_the_transcript() -> None:
+    """Sendmail writes only the first line of a multi-line reply into Diagnostic-Code; the transcript has all."""
+    from smtplens.bounce.decoders import rfc3464
+    from smtplens.bounce.mime import parse_mail
+
+    data = (FIXTURES / "sendmail-truncated-diagnostic.eml").read_bytes()
+    (f,) = rfc3464.decode(parse_mail(data))
+    assert f.diagnostic is not None
+    assert f.diagnostic.startswith("552-5.7.0 This message was blocked")
+    assert f.diagnostic.endswith("attachment content guidelines. x1si2 - gsmtp")
+    (r,) = decode_bounce(data).recipients
+    assert r.reason == "virus_detected"  # what the whole reply says; its first line alone said less
+    assert (r.status, r.reply_code) == ("5.7.0", "552")
+
+
+def test_a_first_line_without_a_transcript_is_kept() -> None:
+    from smtplens.bounce.decoders import rfc3464
+    from smtplens.bounce.mime import parse_mail
+
+    data = (FIXTURES / "sendmail-truncated-diagnostic.eml").read_bytes().replace(b"<<< ", b"")
+    (f,) = rfc3464.decode(parse_mail(data))
+    assert f.diagnostic == "552-5.7.0 This message was blocked because its content presents a potential"
+
+
+def test_a_deferral_in_a_sendmail_5_report_of_a_message_queued_too_long_is_expired() -> None:
+    data = (FIXTURES / "v5sendmail-expired.eml").read_bytes()
+    result = decode_bounce(data)
+    (r,) = result.recipients
+    assert (result.decoder, r.recipient, r.reply_code) == ("v5sendmail", "carol@quiet.example.com", "421")
+    assert r.reason == "expired"
+    assert not r.hard_bounce
+    (r,) = decode_bounce(data.replace(b"Cannot send message for 5 days", b"Warning: message delayed")).recipients
+    assert r.reason == "service_unavailable"  # a deferral alone says nothing of a queue lifetime
+
+
+def test_an_mbox_with_old_mac_line_ends_is_split_into_its_mails(tmp_path: Path) -> None:
+    first = (FIXTURES / "postfix-dsn.eml").read_bytes().rstrip(b"\n")
+    second = (FIXTURES / "postfix-expired-timeout.eml").read_bytes()
+    lf = b"From MAILER-DAEMON  Thu Jul  2 12:05:05 2020\n" + first + b"\n\n"
+    lf += b"From MAILER-DAEMON  Thu Jul  2 12:06:05 2020\n" + second
+    path = tmp_path / "cr.mbox"
+    path.write_bytes(lf.replace(b"\r\n", b"\n").replace(b"\n", b"\r"))
+    items = list(iter_mails([str(path)]))
+    assert [name.rsplit("#", 1)[1] for name, _ in items] == ["1", "2"]
+    assert all(isinstance(data, bytes) and decode_bounce(data).recipients for _, data in items)
+
+
+def test_a_plain_text_bounce_in_no_known_format_is_read_line_by_line() -> None:
+    """Smail's "Failed addresses follow:" list: each address with its reason; the returned message is not read."""
+    result = decode_bounce((FIXTURES / "plaintext-smail.eml").read_bytes())
+    assert result.decoder == "plaintext"
+    assert [(r.recipient, r.reason) for r in result.recipients] == [
+        ("bob@nowhere.example.com", "domain_invalid"),
+        ("carol@example.net", "user_unknown"),
+    ]
+    assert result.recipients[0].diagnostic == "bob@nowhere.example.com ... unknown host"
+
+
+def test_the_plain_text_reading_needs_the_signs_of_a_bounce() -> None:
+    data = (FIXTURES / "plaintext-smail.eml").read_bytes()
+    data = data.replace(b"<MAILER-DAEMON@relay.example.net>", b"<bob@relay.example.net>")
+    data = data.replace(b"mail failed, returning to sender", b"hello again")
+    result = decode_bounce(data)
+    assert result.kind.value == "not_bounce" and result.recipients == ()
+
+
+def test_an_address_alone_on_its_line_takes_the_next_line_as_its_reason() -> None:
+    data = (
+        b"From: Mail Delivery Subsystem <postmaster@mx.example.jp>\nTo: ann@example.org\n"
+        b"Subject: Returned mail\n\nThe following address failed:\n  <erin@example.jp>\n"
+        b"  mailbox is full\n"
+    )
+    (r,) = decode_bounce(data).recipients
+    assert (r.recipient, r.reason) == ("erin@example.jp", "mailbox_full")

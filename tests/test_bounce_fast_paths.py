@@ -3,7 +3,8 @@
 - An SMTP diagnostic that begins with a failure reply code is parsed as it stands, without its ``smtp;`` type
   in front (the reply parser's fast path); the reply read must be the one the typed text gives.
 - ``Mail.original_identity`` reads five fields of the returned message without splitting its whole header; they
-  must be what ``Mail.original`` gives.
+  must be what ``Mail.original`` gives, and the pattern that finds them after line breaks must find what the
+  multi-line pattern finds.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smtplens.bounce import _reply_text
 from smtplens.bounce.mime import parse_mail
@@ -52,3 +55,31 @@ def test_the_identity_of_the_returned_message_is_what_its_whole_header_says(path
     assert (fast is None) == (whole is None)
     if fast is not None and whole is not None:
         assert [fast.text(n) for n in IDENTITY] == [whole.text(n) for n in IDENTITY]
+
+
+_header_pieces = st.sampled_from(
+    [
+        "\n",
+        "From: a",
+        "from:b",
+        "Subject :x",
+        " cont",
+        "\tc",
+        "X-Y: z",
+        "message-id:<1>",
+        "List-Id: l",
+        ":",
+        "é",
+        "\n\n",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_header_pieces, max_size=20).map("".join), st.integers(0, 40), st.integers(0, 60))
+def test_identity_fields_after_a_line_break_are_those_of_the_multi_line_pattern(src: str, start: int, end: int) -> None:
+    from smtplens.bounce.mime import _IDENTITY_FIELDS, _identity_fields
+
+    start = min(start, len(src))
+    end = max(min(end, len(src)), start)
+    assert _identity_fields(src, start, end) == _IDENTITY_FIELDS.findall(src, start, end)

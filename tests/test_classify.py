@@ -149,12 +149,44 @@ def test_greeting_failures(text: str, reason: str) -> None:
     assert classify(text, stage="connect").reason == reason
 
 
+@pytest.mark.parametrize(
+    ("text", "at_rcpt"),
+    [
+        ("553 5.1.0 alice example.net does not exist", "user_unknown"),
+        ("550 5.7.1 Access denied", "policy_rejected"),
+        ("550 5.1.2 <x@nowhere.example>: Domain not found", "domain_invalid"),
+    ],
+)
+def test_a_refused_mail_from_is_about_the_sender(text: str, at_rcpt: str) -> None:
+    """At MAIL FROM no recipient is known yet (RFC 5321 section 3.3): words that would name a missing mailbox or a
+    local policy there refuse the envelope sender, and the recipient's address is not suppressed."""
+    assert classify(text, stage="rcpt").reason == at_rcpt
+    v = classify(text, stage="mail")
+    assert v.reason == "sender_rejected"
+    assert not v.hard_bounce
+    assert "MAIL FROM" in v.evidence[-1].detail
+    assert classify(f"{text} (in reply to MAIL FROM command)").reason == "sender_rejected"
+
+
+def test_client_reasons_at_mail_from_stay() -> None:
+    blocked = "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org"
+    assert classify(blocked, stage="mail").reason == "blocklisted"
+    text = "421 4.7.0 [TSS04] Messages from 192.0.2.25 temporarily deferred due to unexpected volume or user complaints"
+    assert classify(text, stage="mail").reason == "rate_limited"
+
+
 # The classifier remembers its decision per key (patterns found, codes, class, greeting or not, provider of the
 # host, language). If that key missed something a decision depends on, two replies sharing a key would get the
 # verdict of whichever came first: classifying the same replies in two orders, each time from an empty memory,
 # must give the same verdicts.
 
-_MEMO_CASES: list[dict[str, str]] = [{}, {"lang": "de"}, {"stage": "connect"}, {"remote_host": "mx.google.com"}]
+_MEMO_CASES: list[dict[str, str]] = [
+    {},
+    {"lang": "de"},
+    {"stage": "connect"},
+    {"stage": "mail"},
+    {"remote_host": "mx.google.com"},
+]
 
 
 def _verdicts_in_order(items: list[tuple[str | bytes, dict[str, str]]]) -> list[Verdict]:

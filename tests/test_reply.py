@@ -150,6 +150,28 @@ def test_inconsistent_multiline_codes() -> None:
         parse_reply("250-first\n251 second", strict=True)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "220-mx.example.fr 421 4.2.1 Service refuse. Veuillez essayer plus tard. LPN006_107",
+        "220-mx.example.fr ESMTP\n421 4.2.1 Service refused, please try later",
+        "smtp; 220-mx.example.fr 421 4.2.1 Service refused, please try later",
+    ],
+)
+def test_a_banner_line_caught_with_the_reply_after_it(text: str) -> None:
+    """The first banner line reported together with the refusal that followed: the refusal is the reply."""
+    r = parse_reply(text)
+    assert (r.basic, r.enhanced) == ("421", "4.2.1")
+    assert r.text[0].startswith("Service refus")
+    assert not any("220" in w for w in r.warnings)
+
+
+def test_a_multi_line_banner_alone_stays_a_banner() -> None:
+    r = parse_reply("220-mx.example.com ESMTP Postfix\n220 mx.example.com ready")
+    assert r.basic == "220"
+    assert r.text == ("mx.example.com ESMTP Postfix", "mx.example.com ready")
+
+
 def test_garbage() -> None:
     r = parse_reply("this is not a reply at all")
     assert (r.basic, r.enhanced, r.reply_class) == (None, None, None)

@@ -84,3 +84,24 @@ def test_fast_path_agrees_with_general_parser(text: str) -> None:
     from smtplens.reply import _parse_general
 
     assert parse_reply(text) == _parse_general(text)
+
+
+_split_pieces = st.sampled_from([" ", "\t", "\n", "\xa0", "\u2003", "-", "#", "(", "5", "550", "550-", "5.7.1", "x"])
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.lists(_split_pieces, max_size=30).map("".join),
+    st.sampled_from(["550", "421"]),
+    st.sampled_from([None, "5.7.1", "4.7.0"]),
+)
+def test_joined_lines_split_as_the_regular_expression_would(line: str, basic: str, enhanced: str | None) -> None:
+    """The split of log-joined reply lines (a search for the code, a look back for blanks) gives what splitting
+    at white space followed by the code gives."""
+    import re
+
+    from smtplens.reply import _line_prefix, _split_at_codes
+
+    enh = re.escape(enhanced) + r"\s" if enhanced else ""
+    reference = re.compile(rf"\s+{basic}(?:-[#(\[]?{enh}|-| {enh})" if enh else rf"\s+{basic}-")
+    assert _split_at_codes(line, _line_prefix(basic, enhanced)) == reference.split(line)

@@ -290,12 +290,51 @@ def _unfold_inline(basic: str | None, enhanced: str | None, lines: list[str]) ->
     line = lines[0]
     if f"{basic}-" not in line and (not enhanced or f" {basic} {enhanced}" not in line):
         return lines
-    enh = re.escape(enhanced) + r"\s" if enhanced else ""
-    splitter = re.compile(rf"\s+{basic}(?:-[#(\[]?{enh}|-| {enh})" if enh else rf"\s+{basic}-")
-    parts = [p.strip() for p in splitter.split(line)]
+    parts = [p.strip() for p in _split_at_codes(line, _line_prefix(basic, enhanced))]
     if len(parts) > 1:
         return [p for p in parts if p] or [""]
     return lines
+
+
+_PREFIXES: dict[tuple[str, str | None], re.Pattern[str]] = {}
+_PREFIXES_SIZE = 1024  # code pairs remembered; emptied when full (a stream has a few hundred)
+
+
+def _line_prefix(basic: str, enhanced: str | None) -> re.Pattern[str]:
+    """What opens a joined line of a reply with these codes (``550-5.7.1 ``, ``550-``, ``550 5.7.1 ``), compiled
+    once per pair of codes. It opens with the code itself, a literal that sre finds quickly; the white space that
+    must precede it is checked by :func:`_split_at_codes`."""
+    key = (basic, enhanced)
+    pattern = _PREFIXES.get(key)
+    if pattern is None:
+        enh = re.escape(enhanced) + r"\s" if enhanced else ""
+        pattern = re.compile(rf"{basic}(?:-[#(\[]?{enh}|-| {enh})" if enh else rf"{basic}-")
+        if len(_PREFIXES) >= _PREFIXES_SIZE:
+            _PREFIXES.clear()
+        _PREFIXES[key] = pattern
+    return pattern
+
+
+def _split_at_codes(line: str, prefix: re.Pattern[str]) -> list[str]:
+    r"""``re.split(r"\s+" + prefix.pattern, line)``: the pieces between the places where white space, then a
+    match of ``prefix``, stand. A pattern that opens with ``\s+`` is tried at every blank of the line; this
+    searches for the prefix and looks back for the blanks (the run of blanks right before it, from the end of the
+    last split on)."""
+    pieces = []
+    last = pos = 0
+    m = prefix.search(line, 1)
+    while m is not None:
+        at = blanks = m.start()
+        while blanks > last and line[blanks - 1].isspace():
+            blanks -= 1
+        if blanks < at:
+            pieces.append(line[last:blanks])
+            last = pos = m.end()
+        else:
+            pos = at + 1
+        m = prefix.search(line, pos)
+    pieces.append(line[last:])
+    return pieces
 
 
 def _search_anywhere(body: str, problems: list[str]) -> _Found:
@@ -470,8 +509,23 @@ def _parse_general(text: str | bytes, strict: bool = False) -> Reply:
     source = _normalise_input(text, problems)
     lower = source.lower()
     body, marked = _body(source, lower)
+    if body.startswith("220-"):
+        body = _after_banner(body)
     basic, enhanced, lines = _parse_lines(body, problems, notes, not marked) or _search_anywhere(body, problems)
     return _finish(source, lower, body, basic, enhanced, lines, problems, notes, strict)
+
+
+# A failure reply after a greeting line: a code of class 4 or 5 after white space, then a blank, "-" or the end.
+_FAILURE_AFTER_BANNER = re.compile(r"\s(?P<reply>[45]\d\d(?:[ \t-]|$))", re.MULTILINE)
+
+
+def _after_banner(body: str) -> str:
+    """The reply that follows a greeting line caught with it: some MTAs report the first line of the server's
+    banner together with the refusal that came after it (``220-laposte 421 4.2.1 Service refuse …``, or a
+    ``220-`` line above a ``421`` line). The banner is not the answer that failed; the reply after it is.
+    ``body`` starts with "220-"; it is returned unchanged when no failure reply follows."""
+    m = _FAILURE_AFTER_BANNER.search(body, 4)
+    return body[m.start("reply") :] if m else body
 
 
 def _is_plain_line(text: str) -> bool:

@@ -161,6 +161,8 @@ def _read_stream(
     if first is None:
         first = _read_upto(stream, min(_FIRST, limit))
     whole = len(first) < min(_FIRST, limit)  # less than asked for: the end of the file
+    if whole and first.startswith(b"From ") and b"\r" in first and b"\n" not in first:
+        first = first.replace(b"\r", b"\n")  # an mbox with old Mac line ends (CR alone): its lines as any mbox's
     if first.startswith(b"From ") and not (whole and b"\nFrom " not in first):
         if not isinstance(stream, io.BufferedIOBase):
             stream = io.BufferedReader(stream)  # type: ignore[type-var]  # mbox lines are read

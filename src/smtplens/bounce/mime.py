@@ -667,7 +667,7 @@ class Mail:
             end = part._end if part.ctype not in HEADERS_ONLY_TYPES else min(part._end, start + MAX_HEADER_PART)
             block = _HEADER_BLOCK.match(part._src, start, end)
             if block is not None and block.end() > start:
-                return Headers(_IDENTITY_FIELDS.findall(part._src, start, block.end()))
+                return Headers(_identity_fields(part._src, start, block.end()))
         return None
 
     def _find_original(self) -> Headers | None:
@@ -689,6 +689,20 @@ class Mail:
 _IDENTITY_FIELDS = re.compile(
     r"^(from|return-path|message-id|subject|list-id)[ \t]*+:[ \t]*+([^\n]*+(?:\n[ \t][^\n]*+)*+)", re.M | re.I
 )
+# The same fields after a line break: a pattern that opens with a literal is scanned for quickly, where the "^" of
+# a multi-line pattern is tried at every position.
+_IDENTITY_AFTER_BREAK = re.compile(
+    r"\n(from|return-path|message-id|subject|list-id)[ \t]*+:[ \t]*+([^\n]*+(?:\n[ \t][^\n]*+)*+)", re.I
+)
+
+
+def _identity_fields(src: str, start: int, end: int) -> list[tuple[str, str]]:
+    """``_IDENTITY_FIELDS.findall(src, start, end)``: a header block starts after a line break (except at the start
+    of the mail), so the fields are found after line breaks from the one before ``start`` on."""
+    if start > 0 and src[start - 1] == "\n":
+        fields: list[tuple[str, str]] = _IDENTITY_AFTER_BREAK.findall(src, start - 1, end)
+        return fields
+    return _IDENTITY_FIELDS.findall(src, start, end)
 
 
 def _transfer_encoded(part: Part) -> bool:

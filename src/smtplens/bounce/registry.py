@@ -3,8 +3,9 @@
 Explicit on purpose: no directory is scanned at run time, and a test checks that every module of
 ``smtplens.bounce.decoders`` is listed here. The order matters where formats overlap: decoders of one MTA or
 provider go first (they read more than the standard fields say), then the standard formats: feedback reports
-before delivery status notifications (both are ``multipart/report``), and automatic replies last (some MTAs mark
-their bounces ``Auto-Submitted: auto-replied`` too).
+before delivery status notifications (both are ``multipart/report``), then automatic replies (some MTAs mark
+their bounces ``Auto-Submitted: auto-replied`` too), and last the plain-text reading of a mail that looks like a
+bounce in no known format.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from smtplens.bounce.decoders import (
     notes,
     office365,
     opensmtpd,
+    plaintext,
     postfix,
     qmail,
     rfc3464,
@@ -104,6 +106,7 @@ DECODERS: tuple[Decoder, ...] = (
     arf,
     rfc3464,
     rfc3834,
+    plaintext,
 )
 
 

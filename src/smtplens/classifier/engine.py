@@ -21,10 +21,19 @@ from smtplens.reply import parse_reply
 __all__ = ["classify"]
 
 UNDEFINED = "undefined"
+EXPIRED, NETWORK_ERROR = "expired", "network_error"
+WEAK = -1  # the priority of weak phrases (rules/generic.toml)
 NOT_FAILURES = frozenset({"delivered", "auto_reply", "feedback"})
 RECIPIENT_REASONS = frozenset(
     {"user_unknown", "mailbox_disabled", "mailbox_full", "mailbox_moved", "too_many_recipients"}
 )
+# What a refusal of MAIL FROM means when its words name a recipient's or a local policy's reason: no recipient is
+# known yet at that stage (RFC 5321 section 3.3), so "does not exist", "access denied" or "domain not found" there
+# are about the envelope sender. Reasons about the client (blocklisted, rate_limited, auth_failed …) stay.
+SENDER_AT_MAIL = frozenset(
+    {"user_unknown", "mailbox_disabled", "mailbox_moved", "domain_invalid", "domain_no_mail", "policy_rejected"}
+)
+SENDER_REJECTED = "sender_rejected"
 DEFAULT_RETRY_AFTER = 1800  # RFC 5321 section 4.5.4.1: wait at least 30 minutes before retrying
 
 
@@ -108,6 +117,14 @@ def _decide(
     return True, False, None, ()
 
 
+def _gave_up(pattern: Pattern, code_rule: CodeRule) -> bool:
+    """A weak phrase saying the sending MTA gave up ("in the queue too long") outranks a code that names only a
+    network failure (X.4.1 no answer from host): the failure lasted until the message expired, which is the
+    more useful answer (the same reading as the bounce pipeline's for a ``failed`` 4.4.1 report). The lowest
+    tier ("timed out", priority -2) does not: one attempt that timed out is no expiry."""
+    return pattern.reason == EXPIRED and pattern.priority == WEAK and code_rule.reason == NETWORK_ERROR
+
+
 def _phrase_confidence(pattern: Pattern, provider: Provider | None) -> float:
     if pattern.priority < 0:
         return 0.6
@@ -131,7 +148,7 @@ def classify(
     Never raises for any reply content; unknown input gives the reason ``undefined``.
 
     Speed: the reply is parsed and its text scanned every time; what follows depends only on the patterns found,
-    the codes, the class, whether the stage is the greeting, the provider of the host and the language (the key
+    the codes, the class, the stage, the provider of the host and the language (the key
     of :func:`_decision`), so it is remembered per key: a pure function of a few small values, not a cache of
     texts.
     """
@@ -148,7 +165,7 @@ def classify(
         parsed.basic,
         parsed.enhanced,
         parsed.reply_class,
-        parsed.stage is Stage.CONNECT,
+        parsed.stage,
         lang,
     )
     memo = tab.decisions
@@ -166,9 +183,10 @@ _new_verdict = tuple.__new__  # Verdict(parsed, *decided) without the Python-lev
 
 def _decision(tab: Tables, key: DecisionKey) -> Decision:
     """Everything a verdict says beyond its reply, from the key that :func:`classify` builds: the patterns
-    found in the text, the provider id of the remote host, the basic and enhanced codes, the class, whether
-    the reply answers the greeting, the language."""
-    found, host_provider, basic, enhanced, reply_class, at_greeting, lang = key
+    found in the text, the provider id of the remote host, the basic and enhanced codes, the class, the SMTP
+    stage the reply answered, the language."""
+    found, host_provider, basic, enhanced, reply_class, stage, lang = key
+    at_greeting = stage is Stage.CONNECT
     hits, markers = tab.matcher.expand(found)
     provider = tab.provider_index[host_provider] if host_provider is not None else None
     if provider is None and markers:
@@ -186,12 +204,17 @@ def _decision(tab: Tables, key: DecisionKey) -> Decision:
         # What a failure reply at the greeting means when nothing more specific does (RFC 5321 section 3.1).
         code = basic or enhanced
         code_rule = (tab.greeting.get(code[0]) if code else None) or code_rule
-    if pattern is not None and (pattern.priority >= 0 or code_rule is None or not code_rule.strong):
+    if pattern is not None and (
+        pattern.priority >= 0 or code_rule is None or not code_rule.strong or _gave_up(pattern, code_rule)
+    ):
         reason_id, deciding, confidence = pattern.reason, pattern.evidence, _phrase_confidence(pattern, provider)
     elif code_rule is not None:
         reason_id, deciding, confidence = code_rule.reason, code_rule.evidence, 0.7 if code_rule.strong else 0.4
     else:
         reason_id, deciding, confidence = UNDEFINED, _NOTHING, 0.0
+    if stage is Stage.MAIL and reason_id in SENDER_AT_MAIL:
+        reason_id = SENDER_REJECTED
+        deciding = deciding._replace(reason=SENDER_REJECTED, detail=_AT_MAIL + deciding.detail)
     info = tab.english[reason_id] if lang == "en" else reason_table().info(reason_id, lang)
     code_text = f"{basic or ''} {enhanced or ''}".strip()
     permanent, retry, retry_after, notes = _decide(info.reason, reply_class, code_text, lang, info.title)
@@ -210,4 +233,5 @@ def _decision(tab: Tables, key: DecisionKey) -> Decision:
     )
 
 
+_AT_MAIL = "in reply to MAIL FROM, so about the sender: "  # RFC 5321 section 3.3
 _NOTHING = Evidence("none", "no phrase or code decided", UNDEFINED, "", "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from smtplens.knowledge.reasons import ReasonInfo
-from smtplens.model import Reply, ReplyClass
+from smtplens.model import Reply, ReplyClass, Stage
 
 __all__ = ["Decision", "DecisionKey", "Evidence", "Verdict"]
 
@@ -98,7 +98,7 @@ class Verdict(NamedTuple):
 Decision = tuple[ReasonInfo, bool, bool, int | None, str | None, tuple[Evidence, ...], float, tuple[str, ...]]
 """The fields of a :class:`Verdict` after its reply, in order."""
 
-DecisionKey = tuple[tuple[int, ...], str | None, str | None, str | None, ReplyClass | None, bool, str]
+DecisionKey = tuple[tuple[int, ...], str | None, str | None, str | None, ReplyClass | None, Stage | None, str]
 """What a :data:`Decision` depends on (see ``classifier.engine``): the patterns found in the text (a key of
-``Matcher.scan``), the provider id of the remote host, the basic and enhanced codes, the reply class, whether
-the reply answers the greeting, the language."""
+``Matcher.scan``), the provider id of the remote host, the basic and enhanced codes, the reply class, the SMTP
+stage the reply answered (the greeting and MAIL FROM change what a text means), the language."""

@@ -37,6 +37,9 @@ _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _TYPE = re.compile(r"^\s*([A-Za-z][\w.-]{0,30})\s*;")
 _REPLY_CODE = re.compile(r"\b[245]\d\d\b")
 _PARAGRAPH_END = re.compile(r"\n[ \t]*\n")
+_FIRST_OF_MANY = re.compile(r"[245]\d\d-")  # the first line of a multi-line reply (RFC 5321 section 4.2.1)
+_TRANSCRIPT_LINE = "<<< "  # Sendmail's session transcript: what the server answered
+MAX_REPLY_LINES = 40
 MAX_PARAGRAPH = 1000
 MAX_REPORT = 2_000_000  # characters of a delivery-status part read (a report of 1,000 recipients is ~300 KB)
 MAX_TEXT = 1_000_000  # characters of the human-readable part searched for a recipient's paragraph
@@ -189,6 +192,10 @@ def _complete_from_text(findings: list[Finding], text: str) -> None:
     """Where the DSN fields give no explanation or no SMTP command, read the human-readable part: the paragraph
     that names the recipient (``host mx said: 550 … (in reply to RCPT TO command)``)."""
     text = text[:MAX_TEXT]
+    if _TRANSCRIPT_LINE in text:
+        for f in findings:
+            if f.diagnostic and _FIRST_OF_MANY.match(f.diagnostic) and "\n" not in f.diagnostic:
+                f.diagnostic = _whole_reply(f.diagnostic, text) or f.diagnostic
     lower = text.lower()
     names_commands = "command" in lower or ">>>" in lower or " after " in lower
     for f in findings:
@@ -211,6 +218,26 @@ def _complete_from_text(findings: list[Finding], text: str) -> None:
             f.stage = reply.stage  # the same reply as the Diagnostic-Code, with the command it answered
             if f.remote_host is None:
                 f.remote_host = reply.remote_host
+
+
+def _whole_reply(first: str, text: str) -> str | None:
+    """The whole multi-line reply whose first line is ``first``, from the session transcript in ``text``.
+
+    Sendmail writes only the first line of a multi-line reply into ``Diagnostic-Code`` (``552-5.7.0 This message
+    was blocked because its content presents a potential``), which may leave out what the reply is about; its
+    transcript (``<<< `` lines) has every line. The lines are joined with blanks, as a log joins them."""
+    at = text.find(_TRANSCRIPT_LINE + first)
+    if at < 0:
+        return None
+    lines: list[str] = []
+    for line in text[at:].split("\n", MAX_REPLY_LINES)[:MAX_REPLY_LINES]:
+        if not line.startswith(_TRANSCRIPT_LINE):
+            break
+        reply_line = line[len(_TRANSCRIPT_LINE) :].strip()
+        lines.append(reply_line)
+        if not _FIRST_OF_MANY.match(reply_line):
+            break  # the final line, "CODE SP text"
+    return " ".join(lines) if len(lines) > 1 else None
 
 
 def _human_text(mail: Mail) -> str:

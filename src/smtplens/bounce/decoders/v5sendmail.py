@@ -6,7 +6,9 @@ body is "----- Transcript of session follows -----" with the SMTP dialogue (``Wh
 (``550 <address>... User unknown``) or about a whole host (``421 example.org (smtp)... Deferred: …``), then
 "----- Unsent message follows -----" and the returned message. A recipient's reason is the remote reply
 quoted before its verdict line, else the verdict itself. When only host lines are written, the recipients are
-the returned message's addresses at that host.
+the returned message's addresses at that host. A temporary error (``4xx``) on such a host line in a mail
+whose subject says "Cannot send message for 4 days" is the last deferral before Sendmail's queue lifetime ran
+out: the delivery expired.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ name = "v5sendmail"
 
 _UNSENT = re.compile(r"^[ \t]*-+[ \t]*Unsent message follows[ \t]*-+[ \t]*$", re.M | re.I)
 _HOST_VERDICT = re.compile(r"^([245]\d\d) ([\w.-]+) \(\w+\)\.\.\.[ \t]*(.*)$", re.M)
+# Sendmail's subject when a message stayed queued past its lifetime (Timeout.queuereturn)
+_TIMED_OUT = re.compile(r"cannot send (?:the )?message for \d+ (?:days?|hours?)")
 
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
@@ -53,6 +57,7 @@ def decode(mail: Mail) -> list[Finding]:
     original = parse_headers(text[unsent.end() :].lstrip("\n"))
     wanted = [a for field in ("to", "cc") for a in addresses(original.get(field))]
     timestamp = parse_date(mail.headers.get("date"))
+    expired = _TIMED_OUT.search(mail.lowered("subject")) is not None
     out: list[Finding] = []
     for m in _HOST_VERDICT.finditer(report):
         code, host, rest = m.groups()
@@ -63,5 +68,10 @@ def decode(mail: Mail) -> list[Finding]:
                 recipient = clean_address(address)
                 if recipient and all(f.recipient != recipient for f in out):
                     diagnostic = " ".join(f"{code} {rest}".split())
-                    out.append(Finding(recipient, action=Action.FAILED, diagnostic=diagnostic, timestamp=timestamp))
+                    reason = "expired" if expired and code[0] == "4" else None
+                    out.append(
+                        Finding(
+                            recipient, action=Action.FAILED, diagnostic=diagnostic, timestamp=timestamp, reason=reason
+                        )
+                    )
     return out
