@@ -168,9 +168,9 @@ class _Connection(asyncio.Protocol):
     """One client connection: feeds the session synchronously from ``data_received`` and performs its actions;
     a task is started only for what must be awaited (see the module docstring)."""
 
-    def __init__(self, server: SmtpServer) -> None:
+    def __init__(self, server: SmtpServer, loop: asyncio.AbstractEventLoop) -> None:
         self._server = server
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop  # the server's (asyncio.get_running_loop() costs a getpid() system call)
         self.transport: asyncio.Transport | None = None
         self.id = ""
         self.ip = "unknown"
@@ -200,7 +200,8 @@ class _Connection(asyncio.Protocol):
         self.id = f"{server._prefix}.{next(server._ids)}"
         self.started_at = time.time()
         server._connections[self] = None
-        server._notify(lambda observer: observer.connection_opened(self.id, ip))
+        if server.observer is not None:
+            server._notify(lambda observer: observer.connection_opened(self.id, ip))
         try:
             self._perform(self.session.start())
         except Exception:
@@ -213,8 +214,17 @@ class _Connection(asyncio.Protocol):
         try:
             if self.rate:
                 self._go(self._receive_slowly(data), deque())
-            else:
-                self._perform(self.session.receive(data))
+                return
+            actions = self.session.receive(data)
+            if len(actions) == 1 and type(actions[0]) is Send:  # the usual case: one reply, nothing to await
+                transport = self.transport
+                assert transport is not None
+                if not transport.is_closing():
+                    transport.write(actions[0].data)
+                if not self._lost:
+                    self._timer.arm(self.session.timeout)
+                return
+            self._perform(actions)
         except Exception:
             self._crashed()
 
@@ -513,7 +523,7 @@ class SmtpServer:
         if self._server is not None:
             raise RuntimeError("the server is already started")
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _Connection(self), host, port, backlog=1024)
+        self._server = await loop.create_server(lambda: _Connection(self, loop), host, port, backlog=1024)
         log.info("listening on %s:%d", *self.address)
 
     async def serve_forever(self) -> None:
@@ -590,8 +600,14 @@ class SmtpServer:
                 self._per_ip[ip] = left
             else:
                 del self._per_ip[ip]
-        duration = time.time() - connection.started_at
-        self._notify(lambda observer: observer.connection_closed(connection.id, ip, duration))
+        if self.observer is not None:
+            duration = time.time() - connection.started_at
+            self._notify(lambda observer: observer.connection_closed(connection.id, ip, duration))
+        soon = getattr(self.store, "record_session_soon", None)
+        if soon is not None:  # no need to wait: such a store logs its own failures
+            self._record_soon(connection, soon)
+            connection.set_done()
+            return
         try:
             recording = step(self._record(connection))
         except Exception:  # _record logs its own failures; this is a bug in it
@@ -661,7 +677,8 @@ class SmtpServer:
         return result if isinstance(result, Decision) else await result
 
     def _stored(self, connection: _Connection, action: Deliver) -> None:
-        self._notify(lambda observer: observer.message_stored(connection.id, len(action.message)))
+        if self.observer is not None:
+            self._notify(lambda observer: observer.message_stored(connection.id, len(action.message)))
 
     def _notify(self, event: Callable[[ServerObserver], object]) -> None:
         """Tell the observer, if any; an observer that raises is logged, never allowed to break the session."""
@@ -672,31 +689,37 @@ class SmtpServer:
         except Exception as exc:
             log.error("the server observer failed: %s: %s", type(exc).__name__, exc)
 
-    async def _record(self, connection: _Connection) -> None:
-        session = connection.session
-        transcript = session.transcript_rows()
+    def _transcript(self, connection: _Connection) -> list[tuple[str, str, str | None]]:
+        """The finished session's transcript rows, its replies reported to the observer."""
+        transcript = connection.session.transcript_rows()
         if self.observer is not None:
             self._notify(lambda observer: report_replies(observer, transcript))
-        ended_at = time.time()
-        soon = getattr(self.store, "record_session_soon", None)
+        return transcript
+
+    def _record_soon(self, connection: _Connection, soon: Callable[..., object]) -> None:
+        """Hand the transcript to a store's ``record_session_soon`` (no coroutine: the usual end of a connection)."""
         try:
-            if soon is not None:  # no need to wait: such a store logs its own failures
-                soon(
-                    connection.id,
-                    client_address=connection.ip,
-                    started_at=connection.started_at,
-                    ended_at=ended_at,
-                    transcript=transcript,
-                    outcome=session.last_reply_code,
-                )
-            else:
-                await self.store.record_session(
-                    connection.id,
-                    client_address=connection.ip,
-                    started_at=connection.started_at,
-                    ended_at=ended_at,
-                    transcript=transcript,
-                    outcome=session.last_reply_code,
-                )
+            soon(
+                connection.id,
+                client_address=connection.ip,
+                started_at=connection.started_at,
+                ended_at=time.time(),
+                transcript=self._transcript(connection),
+                outcome=connection.session.last_reply_code,
+            )
+        except Exception as exc:
+            log.error("session %s: recording the transcript failed: %s", connection.id, exc)
+
+    async def _record(self, connection: _Connection) -> None:
+        """Record the transcript in a store that has only ``record_session`` (awaited)."""
+        try:
+            await self.store.record_session(
+                connection.id,
+                client_address=connection.ip,
+                started_at=connection.started_at,
+                ended_at=time.time(),
+                transcript=self._transcript(connection),
+                outcome=connection.session.last_reply_code,
+            )
         except Exception as exc:
             log.error("session %s: recording the transcript failed: %s", connection.id, exc)

@@ -244,6 +244,33 @@ def _helo_reply(config: SessionConfig, extended: bool, tls: bool) -> Reply:
     return reply
 
 
+_GREETINGS: dict[int, tuple[SessionConfig, Reply]] = {}
+
+
+def _greeting(config: SessionConfig, text: str | None) -> Reply:
+    """The 220 greeting; the configuration's own (``text`` None) is made once per configuration (as the HELO
+    answer: keyed by identity, checked)."""
+    if text is not None:
+        return Replies.greeting(config.hostname, text)
+    found = _GREETINGS.get(id(config))
+    if found is not None and found[0] is config:
+        return found[1]
+    reply = Replies.greeting(config.hostname, config.banner)
+    if len(_GREETINGS) >= 64:
+        _GREETINGS.clear()
+    _GREETINGS[id(config)] = (config, reply)
+    return reply
+
+
+def _queued(queue_id: str) -> tuple[bytes, tuple[str, ...]]:
+    """``250 2.0.0 Ok: queued as <id>`` on the wire and as a transcript line, as ``_encoded`` would give it,
+    without making and encoding a reply value for every message (a queue id is unique: caching it is useless)."""
+    if queue_id.isascii() and queue_id.isalnum() and len(queue_id) <= 64:  # nothing for encode_reply to change
+        line = f"250 2.0.0 Ok: queued as {queue_id}"
+        return f"{line}\r\n".encode("ascii"), (line,)
+    return _encoded(Replies.queued(queue_id))
+
+
 _ENCODED: dict[Reply, tuple[bytes, tuple[str, ...]]] = {}
 _ENCODED_MAX = 4096  # replies with varying texts (queue ids) are encoded anew once the cache is full
 
@@ -317,11 +344,14 @@ class Session:
     @property
     def timeout(self) -> float | None:
         """Seconds of client silence allowed now (data or idle timeout), None while the adapter has the turn."""
-        if self.waiting or self._mode in (_Mode.NEW, _Mode.CLOSED):
-            return None
-        if self._mode in (_Mode.DATA, _Mode.BDAT):
+        if self._pending is not None:
+            return None  # the adapter has the turn
+        mode = self._mode
+        if mode is _Mode.COMMAND or mode is _Mode.AUTH:
+            return self.config.idle_timeout
+        if mode is _Mode.DATA or mode is _Mode.BDAT:
             return self.config.data_timeout
-        return self.config.idle_timeout
+        return None  # not started, closed, or waiting for the TLS handshake
 
     @property
     def transcript(self) -> tuple[TranscriptLine, ...]:
@@ -386,7 +416,10 @@ class Session:
         if self._pending is None or self._pending.stage is not None:
             raise SessionError("stored() without a pending Deliver")
         self._pending = None
-        self._send(Replies.queued(queue_id) if ok else Replies.STORE_FAILED)
+        if ok and queue_id:
+            self._send_encoded(*_queued(queue_id))
+        else:
+            self._send(Replies.queued(queue_id) if ok else Replies.STORE_FAILED)
         self._end_transaction()
         self._run()
         return self._finish()
@@ -515,17 +548,24 @@ class Session:
     def _send(self, reply: Reply, policy: str | None = None) -> None:
         if self._mode is _Mode.CLOSED:
             return
-        data, lines = _encoded(reply)
+        self._send_encoded(*_encoded(reply), policy)
+        if reply.basic == "421":
+            self._close()  # RFC 5321 3.8: after a 421 the server closes
+
+    def _send_encoded(self, data: bytes, lines: tuple[str, ...], policy: str | None = None) -> None:
+        """Send a reply already on the wire format (``data``) and note its ``lines`` in the transcript."""
+        if self._mode is _Mode.CLOSED:
+            return
         self._out.append(Send(data))
         self._last_code = lines[-1][:3]
         transcript = self._transcript
-        if len(transcript) + len(lines) < self._limits.transcript:  # the usual case: room for every line
+        if len(lines) == 1 and len(transcript) + 1 < self._limits.transcript:  # the usual case: one line, room
+            transcript.append(_line(TranscriptLine, (_SERVER, lines[0], policy)))
+        elif len(transcript) + len(lines) < self._limits.transcript:  # room for every line
             transcript += [_line(TranscriptLine, (_SERVER, line, policy)) for line in lines]
         else:
             for line in lines:
                 self._record(Direction.SERVER, line, policy)
-        if reply.basic == "421":
-            self._close()  # RFC 5321 3.8: after a 421 the server closes
 
     def _error(self, reply: Reply) -> None:
         """A protocol error: the reply, then 421 4.7.0 once the error budget is spent."""
@@ -608,7 +648,7 @@ class Session:
             self._record(Direction.NOTE, "connection dropped without a reply", decision.policy)
 
     def _accept_connect(self, payload: _Payload, decision: Decision) -> None:
-        self._send(Replies.greeting(self.config.hostname, decision.text or self.config.banner), decision.policy)
+        self._send(_greeting(self.config, decision.text or None), decision.policy)
 
     def _accept_helo(self, payload: _Payload, decision: Decision) -> None:
         assert isinstance(payload, _Helo)

@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import sys
 import threading
 import time
@@ -68,21 +67,32 @@ def is_queue_id(name: str) -> bool:
     return _QUEUE_ID.fullmatch(name) is not None
 
 
+_RANDOM_BLOCK = 1024  # ids per os.urandom call
+
+
 class QueueIds:
     """Queue ids: 14 hex digits of microseconds since the epoch (strictly increasing here) and 6 random ones.
 
-    Ids sort by arrival; the random tail keeps them unique across restarts even when the clock steps back.
+    Ids sort by arrival; the random tail keeps them unique across restarts even when the clock steps back. The
+    random octets come from ``os.urandom`` in blocks (one system call per ``_RANDOM_BLOCK`` ids, not one per id).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last = 0
+        self._random = b""
+        self._used = 0
 
     def next(self) -> str:
         with self._lock:
             now = max(time.time_ns() // 1000, self._last + 1)
             self._last = now
-        return f"{now:014X}{secrets.token_hex(3).upper()}"
+            used = self._used
+            if used >= len(self._random):
+                self._random, used = os.urandom(3 * _RANDOM_BLOCK), 0
+            tail = self._random[used : used + 3]
+            self._used = used + 3
+        return f"{now:014X}{tail.hex().upper()}"
 
 
 def encode_header(meta: dict[str, Any]) -> bytes:
