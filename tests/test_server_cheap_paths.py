@@ -41,7 +41,7 @@ def test_the_queued_reply_is_what_encoding_the_reply_gives(queue_id: str) -> Non
     assert actions == [Send(wire)]
     expected = wire.decode("ascii").split("\r\n")[:-1]
     assert [line.text for line in session.transcript[-len(expected) :]] == expected
-    assert session.last_reply_code == "250"
+    assert session.outcome == "250"
 
 
 def test_a_store_without_an_id_or_failing_gets_the_general_replies() -> None:

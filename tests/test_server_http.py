@@ -181,7 +181,7 @@ def test_sessions_list_and_transcript_with_the_policy_of_each_reply(lab: HttpLab
     assert listing["more"] is False
     summary = listing["sessions"][0]
     assert summary["client_address"] == "127.0.0.1"
-    assert summary["outcome"] == "221"
+    assert summary["outcome"] == "554"  # the refused recipient, not the 221 of QUIT
     assert summary["lines"] > 0
     assert "transcript" not in summary
 

@@ -926,3 +926,14 @@ def test_fuzz_never_raises_and_replies_are_well_formed(
         driver.handle(session.receive(chunk))
     assert driver.closed == session.closed
     assert PASSWORD not in "".join(line.text for line in session.transcript)
+
+
+def test_outcome_is_the_most_severe_reply_of_the_session() -> None:
+    session = greeted(decision_stages=frozenset({Stage.RCPT}))
+    session.receive(b"MAIL FROM:<a@sender.test>\r\n")
+    assert session.outcome == "250"
+    session.receive(b"RCPT TO:<c@rcpt.test>\r\n")
+    session.decided(Decision.reject(code="554", enhanced="5.7.1", text="Relay access denied"))
+    assert codes(session.receive(b"NOOP\r\n")) == ["250 2.0.0"]
+    session.receive(b"QUIT\r\n")
+    assert session.outcome == "554"

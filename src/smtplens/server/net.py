@@ -705,7 +705,7 @@ class SmtpServer:
                 started_at=connection.started_at,
                 ended_at=time.time(),
                 transcript=self._transcript(connection),
-                outcome=connection.session.last_reply_code,
+                outcome=connection.session.outcome,
             )
         except Exception as exc:
             log.error("session %s: recording the transcript failed: %s", connection.id, exc)
@@ -719,7 +719,7 @@ class SmtpServer:
                 started_at=connection.started_at,
                 ended_at=time.time(),
                 transcript=self._transcript(connection),
-                outcome=connection.session.last_reply_code,
+                outcome=connection.session.outcome,
             )
         except Exception as exc:
             log.error("session %s: recording the transcript failed: %s", connection.id, exc)

@@ -205,6 +205,7 @@ class _Sasl:
 
 
 _ACCEPT = Decision()
+_SEVERITY = {"5": 2, "4": 1}  # reply classes by how much they say about a session's outcome
 _PROMPTS = {"LOGIN": ("VXNlcm5hbWU6", "UGFzc3dvcmQ6")}  # "Username:", "Password:" (draft-murchison-sasl-login)
 
 
@@ -362,8 +363,9 @@ class Session:
         return list(self._transcript)  # a Direction is the str it stands for ("C", "S", "*")
 
     @property
-    def last_reply_code(self) -> str | None:
-        """The code of the last reply sent (the session's outcome), None before any."""
+    def outcome(self) -> str | None:
+        """The session's outcome: the code of its most severe reply (a 5yz over a 4yz over any other; the last
+        of equal severity), so a refused recipient still shows after the ``221`` of QUIT. None before any."""
         return self._last_code
 
     @property
@@ -557,7 +559,10 @@ class Session:
         if self._mode is _Mode.CLOSED:
             return
         self._out.append(Send(data))
-        self._last_code = lines[-1][:3]
+        code = lines[-1][:3]
+        last = self._last_code
+        if last is None or _SEVERITY.get(code[:1], 0) >= _SEVERITY.get(last[:1], 0):
+            self._last_code = code
         transcript = self._transcript
         if len(lines) == 1 and len(transcript) + 1 < self._limits.transcript:  # the usual case: one line, room
             transcript.append(_line(TranscriptLine, (_SERVER, lines[0], policy)))
