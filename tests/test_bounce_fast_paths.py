@@ -5,6 +5,10 @@
 - ``Mail.original_identity`` reads five fields of the returned message without splitting its whole header; they
   must be what ``Mail.original`` gives, and the pattern that finds them after line breaks must find what the
   multi-line pattern finds.
+- ``Part.text`` returns an ASCII body without transfer encoding as it stands; it must be what decoding its bytes
+  gives.
+- ``Mail.in_header`` looks for a word in the raw header; it must be found wherever the word stands in an unfolded
+  field value (DragonFly's ``detect`` asks it before unfolding the Received field).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smtplens.bounce import _reply_text
-from smtplens.bounce.mime import parse_mail
+from smtplens.bounce.mime import decode_bytes, parse_mail
 from smtplens.reply import parse_reply
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
@@ -83,3 +87,34 @@ def test_identity_fields_after_a_line_break_are_those_of_the_multi_line_pattern(
     start = min(start, len(src))
     end = max(min(end, len(src)), start)
     assert _identity_fields(src, start, end) == _IDENTITY_FIELDS.findall(src, start, end)
+
+
+_bodies = st.lists(st.sampled_from(["abc", "\n", " ", "=3D", "\x1b$B", "\xe9", "QUJD", "--b", "é"]), max_size=12)
+_encodings = st.sampled_from(["", "7bit", "8bit", "base64", " Quoted-Printable ", "binary"])
+_charsets = st.sampled_from(["", "us-ascii", "utf-8", "iso-2022-jp", "utf-16", "shift_jis"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(_bodies.map("".join), _encodings, _charsets, st.booleans())
+def test_part_text_is_its_decoded_payload(body: str, cte: str, charset: str, crlf: bool) -> None:
+    ctype = f"text/plain; charset={charset}" if charset else "text/plain"
+    head = f"Content-Type: {ctype}\nContent-Transfer-Encoding: {cte}\n" if cte else f"Content-Type: {ctype}\n"
+    mail = f"{head}\n{body}"
+    part = parse_mail(mail.replace("\n", "\r\n").encode() if crlf else mail.encode()).root
+    assert part.text() == decode_bytes(part.payload(), part.charset)
+
+
+@pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.eml")), ids=lambda p: p.name)
+def test_a_word_of_an_unfolded_field_is_in_the_raw_header(path: Path) -> None:
+    mail = parse_mail(path.read_bytes())
+    for _, value in mail.headers:
+        for word in value.split()[:20]:
+            assert mail.in_header(word)
+    assert not mail.in_header("\0not in any header")
+
+
+def test_a_folded_received_field_still_names_dragonfly() -> None:
+    mail = parse_mail(b"Received: by DragonFly\n  Mail Agent;\n  Mon, 1 Jan 2024\nFrom: MAILER-DAEMON\n\nbody\n")
+    assert mail.in_header("DragonFly")
+    assert "DragonFly Mail Agent" in (mail.headers.get("received") or "")
+    assert not mail.in_header("body")

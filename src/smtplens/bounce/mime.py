@@ -322,6 +322,7 @@ class Part:
         "_text",
         "ctype",
         "headers",
+        "maintype",
         "params",
     )
 
@@ -341,6 +342,7 @@ class Part:
         self._head, self._start, self._end = span if span is not None else (0, 0, len(source))
         raw_type = headers.get("content-type")
         self.ctype, self.params = content_type(raw_type) if raw_type else (default_type, {})
+        self.maintype = self.ctype.partition("/")[0]  # "multipart" of "multipart/report"
         self._children: list[Part] | None = None
         self._budget = budget or _Budget()
         self._depth = depth
@@ -368,10 +370,6 @@ class Part:
         return self._children
 
     @property
-    def maintype(self) -> str:
-        return self.ctype.partition("/")[0]
-
-    @property
     def charset(self) -> str | None:
         return self.params.get("charset")
 
@@ -395,8 +393,17 @@ class Part:
         ``MAX_TEXT_PART`` characters of a body as written are read: no report's text is longer, and what a decoder
         looks for stands at its start (a longer body is an attachment that was mislabelled, or a hostile mail)."""
         if self._text is None:
-            self._text = decode_bytes(self.payload(MAX_TEXT_PART), self.charset)
+            self._text = self._plain_ascii() or decode_bytes(self.payload(MAX_TEXT_PART), self.charset)
         return self._text
+
+    def _plain_ascii(self) -> str | None:
+        """The body as text where it needs no decoding (no transfer encoding, only ASCII without escape
+        sequences): what :meth:`text` would give, read without a round trip through bytes; else None."""
+        start, end = self._start, self._end
+        if end - start > MAX_TEXT_PART or _transfer_encoded(self):
+            return None
+        body = self._src[start:end]
+        return body if body.isascii() and "\x1b" not in body else None
 
     def walk(self) -> Iterator[Part]:
         """This part and every part below it, in order, including inside attached messages."""
@@ -582,6 +589,11 @@ class Mail:
         if value is None:
             value = self._heads[size] = self.text[:size].lower()
         return value
+
+    def in_header(self, piece: str) -> bool:
+        """Whether ``piece`` (text without white space, case as given) stands in the top-level header as written: a
+        necessary condition of its standing in an unfolded field value, checked without unfolding any."""
+        return self.raw.find(piece, 0, self.root._start) >= 0
 
     @property
     def headers(self) -> Headers:

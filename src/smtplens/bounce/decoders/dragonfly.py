@@ -22,6 +22,7 @@ __all__ = ["decode", "detect", "name"]
 name = "dragonfly"
 
 _MARK = "DragonFly Mail Agent"
+_MARK_WORD = "DragonFly"  # the mark's first word
 _INTRO = re.compile(r"^This is the DragonFly Mail Agent\b[^\n]*? at ([^\s]+?)\.?[ \t]*$", re.M)
 _RECIPIENT = re.compile(r"^There was an error delivering your mail to <([^<>\n]*)>", re.M)
 _END = re.compile(r"^(?:Message headers follow|Original message follows)\.?[ \t]*$", re.M)
@@ -49,8 +50,8 @@ GATE = (_MARK.lower(), "mailer-daemon")
 
 
 def detect(mail: Mail) -> bool:
-    received = mail.headers.get("received") or ""
-    if _MARK in received:
+    # (the mark's first word stands in the raw header if the mark stands in the unfolded Received field)
+    if mail.in_header(_MARK_WORD) and _MARK in (mail.headers.get("received") or ""):
         return True
     sender = mail.lowered("from")
     if "mailer-daemon" not in sender:
