@@ -210,3 +210,16 @@ def test_backquoted_reply_texts_become_code() -> None:
     assert "`421 4.3.2 All server ports are busy`" in md
     _, hostile, _ = run("parse", "550 <script>alert(1)</script>", "--json")
     assert "<script>" in hostile  # JSON keeps data as it is; HTML pages escape it (test_html_escapes)
+
+
+def test_a_missing_optional_package_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "dns.asyncresolver", None)
+    assert main(["check", "ip", "192.0.2.1", "--dns", "127.0.0.1:9"]) == 1
+    assert "pip install 'smtplens[diagnose]'" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    monkeypatch.delitem(sys.modules, "smtplens.server.http", raising=False)
+    monkeypatch.delitem(sys.modules, "smtplens.server.http.app", raising=False)
+    assert main(["serve", "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0"]) == 1
+    assert "pip install 'smtplens[server]'" in capsys.readouterr().err

@@ -23,6 +23,26 @@ EXIT_USAGE = 2
 EXIT_PROBLEMS = 3  # a check ran and found problems (check ip, check domain)
 EXIT_INTERNAL = 70  # EX_SOFTWARE
 
+# Optional packages and the extra that installs each (pyproject.toml): a command that needs one says so.
+OPTIONAL_PACKAGES = {
+    "dns": "diagnose",
+    "cryptography": "diagnose",
+    "starlette": "server",
+    "uvicorn": "server",
+    "prometheus_client": "server",
+    "dkim": "server",
+    "publicsuffixlist": "server",
+}
+
+
+def missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """The message for a missing optional package, or None when ``exc`` is not about one."""
+    package = (exc.name or "").partition(".")[0]
+    extra = OPTIONAL_PACKAGES.get(package)
+    if extra is None:
+        return None
+    return f"this needs the optional package {package!r}: pip install 'smtplens[{extra}]'"
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="smtplens")
@@ -70,14 +90,23 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         sys.stderr.close()
         return EXIT_OK
-    except Exception as exc:  # a bug: say so in one line; SMTPLENS_DEBUG=1 shows the traceback
-        if os.environ.get("SMTPLENS_DEBUG"):
-            raise
-        click.echo(
-            f"smtplens: internal error: {type(exc).__name__}: {exc} (set SMTPLENS_DEBUG=1 for details)", err=True
-        )
-        return EXIT_INTERNAL
+    except ModuleNotFoundError as exc:
+        message = missing_extra(exc)
+        if message is None:
+            return _internal(exc)
+        click.echo(f"smtplens: {message}", err=True)
+        return EXIT_NOT_FOUND
+    except Exception as exc:
+        return _internal(exc)
     return EXIT_OK
+
+
+def _internal(exc: Exception) -> int:
+    """A bug: say so in one line; SMTPLENS_DEBUG=1 shows the traceback."""
+    if os.environ.get("SMTPLENS_DEBUG"):
+        raise exc
+    click.echo(f"smtplens: internal error: {type(exc).__name__}: {exc} (set SMTPLENS_DEBUG=1 for details)", err=True)
+    return EXIT_INTERNAL
 
 
 def run() -> None:

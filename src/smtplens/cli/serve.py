@@ -180,8 +180,10 @@ def serve_cmd(*, config_file: Path | None, verbose: bool, **flags: Any) -> None:
     except ValueError as exc:
         flag, _, problem = str(exc).partition(": ")
         raise click.BadParameter(problem, param_hint=f"'{flag}'") from None
-    if settings.http.listen is not None and not settings.store.enabled:
-        raise click.UsageError("--http shows the stored messages: it cannot be used with --no-store")
+    if settings.http.listen is not None:
+        if not settings.store.enabled:
+            raise click.UsageError("--http shows the stored messages: it cannot be used with --no-store")
+        import smtplens.server.http  # noqa: F401 - before anything listens: a missing extra is said at once
     try:
         assembly = assemble(settings)
     except (ValueError, ConfigError) as exc:
