@@ -18,10 +18,9 @@ import base64
 import binascii
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import NamedTuple, TypeAlias
 
-from smtplens.errors import SmtplensError
 from smtplens.model import Reply, Stage
 from smtplens.server.decisions import Decision, Outcome, accepted_reply, reply_for
 from smtplens.server.protocol import (
@@ -43,6 +42,19 @@ from smtplens.server.protocol import (
     parse_mail,
     parse_rcpt,
 )
+from smtplens.server.session_model import (
+    Action,
+    Close,
+    Context,
+    Deliver,
+    Direction,
+    Envelope,
+    NeedDecision,
+    Send,
+    SessionError,
+    StartTls,
+    TranscriptLine,
+)
 
 __all__ = [
     "Action",
@@ -58,98 +70,6 @@ __all__ = [
     "StartTls",
     "TranscriptLine",
 ]
-
-
-class SessionError(SmtplensError, RuntimeError):
-    """The adapter called the session out of turn (``decided`` with no decision pending, ``start`` twice, …)."""
-
-
-# ------------------------------------------------------------------------------------------- values, actions
-
-
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """The transaction as the server knows it: who connected, what they said, how (TLS, AUTH identity)."""
-
-    client_address: str
-    helo: str | None = None
-    mail: MailFrom | None = None
-    recipients: tuple[RcptTo, ...] = ()
-    tls: bool = False
-    auth: str | None = None  # the identity AUTH verified
-
-    @property
-    def mail_from(self) -> str | None:
-        return self.mail.address if self.mail else None
-
-    @property
-    def body(self) -> BodyType:
-        return self.mail.body if self.mail else BodyType.SEVEN_BIT
-
-    @property
-    def smtputf8(self) -> bool:
-        return bool(self.mail and self.mail.smtputf8)
-
-    @property
-    def size(self) -> int | None:
-        """The SIZE the client declared (RFC 1870), if it did."""
-        return self.mail.size if self.mail else None
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    """What a policy sees. ``envelope`` is as it would be if the command were accepted (the HELO name at helo,
-    the sender at mail); at rcpt it holds the recipients accepted so far and ``recipient`` the one asked about;
-    at end of data ``message`` and ``facts`` describe the received message."""
-
-    envelope: Envelope
-    recipient: RcptTo | None = None
-    message: bytes | None = None
-    facts: BodyFacts | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class StartTls:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class NeedDecision:
-    stage: Stage
-    context: Context
-
-
-@dataclass(frozen=True, slots=True)
-class Deliver:
-    envelope: Envelope
-    message: bytes
-
-
-Action: TypeAlias = Send | Close | StartTls | NeedDecision | Deliver
-
-
-class Direction(StrEnum):
-    CLIENT = "C"
-    SERVER = "S"
-    NOTE = "*"
-
-
-class TranscriptLine(NamedTuple):
-    """One line of the session's transcript; ``policy`` names who decided a server reply. No AUTH secrets."""
-
-    direction: Direction
-    text: str
-    policy: str | None = None
 
 
 # ------------------------------------------------------------------------------------------------ internals
