@@ -46,7 +46,7 @@ from smtplens.model import Stage
 from smtplens.server.decisions import Decision
 from smtplens.server.net_timers import IdleTimer, Ready, bounded, step
 from smtplens.server.observer import ServerObserver, report_replies
-from smtplens.server.pipeline import Pipeline
+from smtplens.server.pipeline import Pipeline, policy_error
 from smtplens.server.policies.relay import RelayPolicy
 from smtplens.server.protocol import SessionConfig
 from smtplens.server.session import (
@@ -76,7 +76,6 @@ Decide = Callable[[Stage, Context], Awaitable[Decision]]
 """A policy hook: ``await decide(stage, context)`` gives the decision for that stage."""
 
 _ACCEPT = Decision.accept()
-_POLICY_ERROR_TEXT = "Error: policy failure, try again later"
 
 
 @dataclass(frozen=True, slots=True)
@@ -658,18 +657,9 @@ class SmtpServer:
             return self._decision_failed(connection, stage, exc)
 
     def _decision_failed(self, connection: _Connection, stage: Stage, exc: Exception) -> Decision:
-        hostname = self.config.session.hostname
         what = "timed out" if isinstance(exc, TimeoutError) else f"failed: {type(exc).__name__}: {exc}"
         log.error("session %s from %s: the %s decision %s", connection.id, connection.ip, stage.value, what)
-        if stage is Stage.CONNECT:  # a greeting may only be 220, 554 or 421 (and 421 closes)
-            return Decision.defer(
-                code="421",
-                enhanced="4.3.0",
-                text=f"{hostname} {_POLICY_ERROR_TEXT}",
-                disconnect=True,
-                policy="error",
-            )
-        return Decision.defer(code="451", enhanced="4.3.0", text=_POLICY_ERROR_TEXT, policy="error")
+        return policy_error(stage, self.config.session.hostname)  # 421 at connect: a greeting is 220, 554 or 421
 
     async def _decide_async(self, stage: Stage, context: Context) -> Decision:
         """The server's decision source as a plain ``Decide`` (policies and errors, not the adapter's checks)."""
