@@ -467,7 +467,7 @@ def dns_lab(lab_dir: Path, blocklists: BlocklistServer, dkim_public_key: str) ->
 
 # --- Postfix: the SMTP peer ------------------------------------------------------------------------------------
 
-_MASTER_SERVICES = """\
+POSTFIX_SERVICES = """\
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -578,7 +578,7 @@ def smtp_lab(lab_dir: Path) -> Iterator[SmtpLab]:
     _subdir(home, "data", owner="postfix")
     port = free_port()
     (conf / "main.cf").write_text(postfix_main_cf(home), encoding="utf-8")
-    (conf / "master.cf").write_text(f"127.0.0.1:{port} inet n - n - - smtpd\n{_MASTER_SERVICES}", encoding="utf-8")
+    (conf / "master.cf").write_text(f"127.0.0.1:{port} inet n - n - - smtpd\n{POSTFIX_SERVICES}", encoding="utf-8")
     for name, text in postfix_maps().items():
         (conf / name).write_text(text, encoding="utf-8")
     pid_file = home / "queue" / "pid" / "master.pid"

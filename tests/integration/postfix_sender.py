@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import IN_CI
-from tests.integration.conftest import Daemon, free_port, need, need_root, start, wait_until
+from tests.integration.conftest import POSTFIX_SERVICES, Daemon, free_port, need, need_root, start, wait_until
 
 __all__ = [
     "SENDER_DOMAIN",
@@ -46,29 +46,16 @@ SENDER_DOMAIN = "sender.lab.test"  # the instance's own domain: bounces to it ar
 SENDER_HOSTNAME = f"postfix.{SENDER_DOMAIN}"
 LOG_TIMEOUT = 30.0
 
-# The services a sending instance needs: its smtpd (added per instance), the queue, the smtp client, bounces.
-_SERVICES = """\
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
+# The services a sending instance needs: the lab's (queue, bounces, …), the smtp client and TLS; its smtpd is
+# added per instance.
+_SERVICES = (
+    POSTFIX_SERVICES
+    + """\
 smtp      unix  -       -       n       -       -       smtp
 relay     unix  -       -       n       -       -       smtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
 tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-postlog   unix-dgram n  -       n       -       1       postlogd
 """
+)
 
 
 def sender_main_cf(home: Path, relay_port: int, bind_address: str, extra: dict[str, str]) -> str:
