@@ -10,6 +10,7 @@ the text body when the MIME structure was lost, the reason only in the human-rea
 from __future__ import annotations
 
 import re
+from operator import itemgetter
 
 from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address, parse_date
 from smtplens.bounce.mime import Mail, field_lists
@@ -73,7 +74,7 @@ def _blocks_in_text(text: str) -> list[Block]:
     """The DSN field blocks of a report whose fields were written into the text (``text`` starts with them)."""
     blocks = []
     for block in field_lists(text):
-        if _DSN_FIELDS.isdisjoint([n for n, _ in block]):
+        if _DSN_FIELDS.isdisjoint(map(_NAME, block)):
             break  # the returned message's header follows the report
         blocks.append(block)
     return blocks
@@ -89,7 +90,7 @@ def _records(blocks: list[Block]) -> tuple[dict[str, str], list[dict[str, str]]]
     message: dict[str, str] = {}
     records: list[dict[str, str]] = []
     for block in blocks:
-        if _RECIPIENT_SET.isdisjoint([n for n, _ in block]):
+        if _RECIPIENT_SET.isdisjoint(map(_NAME, block)):
             _read_other_block(block, message, records)
             continue
         if len(records) > MAX_RECIPIENTS:
@@ -113,6 +114,7 @@ def _records(blocks: list[Block]) -> tuple[dict[str, str], list[dict[str, str]]]
 
 
 _RECIPIENT_SET = frozenset(_RECIPIENT_FIELDS)
+_NAME = itemgetter(0)  # the name of a (name, value) field
 
 
 def _read_other_block(block: Block, message: dict[str, str], records: list[dict[str, str]]) -> None:
@@ -134,7 +136,11 @@ def _read(blocks: list[Block]) -> list[Finding]:
     message, records = _records(blocks)
     reporting_mta = _host(message.get("reporting-mta"))
     arrival_field = message.get("arrival-date")
-    sender = next((clean_address(v) for n, v in message.items() if _is_sender_field(n)), None)
+    sender = None
+    for n, v in message.items():
+        if n.startswith("x-") and n.endswith("-sender"):  # _is_sender_field, inline: read for every report
+            sender = clean_address(v)
+            break
     findings = []
     for rec in records:
         final = clean_address(rec.get("final-recipient"))

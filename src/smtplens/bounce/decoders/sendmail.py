@@ -27,7 +27,10 @@ __all__ = ["Exchange", "decode", "detect", "name", "read_transcript"]
 name = "sendmail"
 
 _TRANSCRIPT = re.compile(r"^[ \t]*-+[ \t]*Transcript of session follows[ \t]*-+[ \t]*$", re.M | re.I)
-_SECTION_END = re.compile(r"^[ \t]*-{3,}[ \t]*\S|^--\S", re.M)
+# The same lines found after a line break: a pattern that opens with a literal is scanned for quickly, where "^" of a
+# case-insensitive multi-line pattern is tried at every position (several times slower on a page of text).
+_TRANSCRIPT_AFTER_BREAK = re.compile(r"\n[ \t]*-+[ \t]*Transcript of session follows[ \t]*-+[ \t]*$", re.M | re.I)
+_SECTION_END_AFTER_BREAK = re.compile(r"\n(?:[ \t]*-{3,}[ \t]*\S|--\S)")
 _TALKING = re.compile(r"^(?:\.\.\.[ \t]*)?while talking to ([^\s:]+?)\.?:[ \t]*$", re.I)
 _SENT = re.compile(r"^>>>[ \t]*(.*)$")
 _RECEIVED = re.compile(r"^<<<[ \t]?(.*)$")
@@ -62,6 +65,9 @@ class Exchange:
     replies: list[str] = field(default_factory=list)
     verdict: str | None = None  # Sendmail's own line about the recipient, after "<address>..."
     code: str | None = None
+    # What a local delivery program printed before Sendmail's verdict ("maildrop: maildir over quota."): the
+    # lines of a section without a remote dialogue that are neither a command, a reply nor a verdict
+    output: list[str] = field(default_factory=list)
 
     @property
     def stage(self) -> Stage | None:
@@ -89,7 +95,7 @@ def detect(mail: Mail) -> bool:
     if "mailer-daemon" not in sender and not subject.startswith("returned mail"):
         return False
     text = mail.text
-    return "Transcript of session follows" in text and _TRANSCRIPT.search(text) is not None
+    return "Transcript of session follows" in text and bool(_transcript_ends(text))
 
 
 def decode(mail: Mail) -> list[Finding]:
@@ -112,7 +118,11 @@ def decode(mail: Mail) -> list[Finding]:
 
 def _complete(f: Finding, e: Exchange) -> None:
     """The transcript's whole reply where the DSN kept only its first line, or none (then Sendmail's verdict line
-    will do); the command and host."""
+    will do); the command and host. For a local delivery program whose DSN gives only its exit status
+    (``Diagnostic-Code: X-Unix; 77``), what the program printed says why it failed."""
+    if e.output and f.diagnostic_type == "x-unix" and (f.diagnostic or "").isdigit():
+        f.diagnostic = " ".join(" ".join(e.output).split())
+        return
     whole = e.diagnostic if e.replies or not f.diagnostic else None
     if whole and (not f.diagnostic or _same_reply(f.diagnostic, whole)):
         f.diagnostic = whole
@@ -152,11 +162,22 @@ def _from_transcript(mail: Mail, exchanges: list[Exchange]) -> list[Finding]:
 def read_transcript(text: str) -> list[Exchange]:
     """The exchanges of every ``Transcript of session follows`` section of ``text``, in order."""
     out: list[Exchange] = []
-    for m in _TRANSCRIPT.finditer(text):
-        end = _SECTION_END.search(text, m.end())
-        section = text[m.end() : end.start() if end else m.end() + MAX_TRANSCRIPT]
+    for start in _transcript_ends(text):
+        end = _SECTION_END_AFTER_BREAK.search(text, start)  # the line after the break ends the section
+        section = text[start : end.start() + 1 if end else start + MAX_TRANSCRIPT]
         out += _read_section(section[:MAX_TRANSCRIPT])
     return out
+
+
+def _transcript_ends(text: str) -> list[int]:
+    """Where each ``Transcript of session follows`` heading line ends (``m.end()`` of each match of
+    ``_TRANSCRIPT.finditer(text)``): the first line is matched in place, the others after their line break."""
+    ends = []
+    first = _TRANSCRIPT.match(text)
+    if first is not None:
+        ends.append(first.end())
+    ends += [m.end() for m in _TRANSCRIPT_AFTER_BREAK.finditer(text, first.end() if first is not None else 0)]
+    return ends
 
 
 def _read_section(section: str) -> list[Exchange]:
@@ -195,6 +216,9 @@ def _read_section(section: str) -> list[Exchange]:
                 current = Exchange(address, host=current.host, command=current.command, code=code, verdict=rest)
             _keep(out, current)
             current = Exchange(None, host=current.host)
+            continue
+        if current.host is None and current.command is None and not current.replies:
+            current.output.append(line)  # a local delivery program's own words
     _keep(out, current)
     return out
 
