@@ -4,6 +4,9 @@ Usage: python bench/speed_classify.py [--count N] [--rounds R]
 The stream is made of the corpus replies with IP addresses, mail addresses and queue ids varied, so every
 reply is distinct. Both classifiers get the same replies; Perl start-up and input reading are not timed.
 
+The line "path:" says which code ran: the compiled accelerator (smtplens._accel, built at install time from the
+same modules) or the pure-Python modules (not built, stale, or ``SMTPLENS_PURE=1``).
+
 What is measured for smtplens: ``classify(text)`` once per reply, each parsed and scanned from its text. No
 text is cached: only the last step, from the patterns found and the codes to the verdict's fields, is
 remembered by its small key (see classifier/engine.py), as a pure function of that key. ``--runs`` repeats the
@@ -23,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import load_replies, sisimai_available, sisimai_time
 from smtplens import classify
+from smtplens._accel import status
 from streams import distinct_stream
 
 
@@ -47,6 +51,9 @@ def main() -> int:
         timings.append(time.perf_counter() - t0)
     ours = statistics.median(timings)
     ours_rate = args.rounds * len(stream) / ours
+    paths = status()
+    compiled = all(path == "compiled" for path in paths.values())
+    print("path: compiled accelerator" if compiled else f"path: pure Python or mixed {paths}")
     print(f"stream: {len(stream)} distinct replies from {len(templates)} corpus replies, {args.rounds} round(s)")
     per_reply = ours / (args.rounds * len(stream)) * 1e6
     print(f"smtplens.classify:       {ours_rate:>10,.0f} replies/s ({ours:.2f} s, {per_reply:.1f} µs a reply)")

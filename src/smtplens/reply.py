@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from smtplens._accel import install as install_accelerator
 from smtplens.errors import ParseError
 from smtplens.knowledge.load import canonical_key, knowledge
 from smtplens.model import Reply, ReplyClass, Stage
@@ -553,17 +554,8 @@ def _parse_simple(text: str, lower: str, m: re.Match[str], strict: bool) -> Repl
     host, ip = _find_host(text, lower)
     if strict and problems:
         raise ParseError(list(problems), text)
-    return Reply(
-        basic,
-        enhanced,
-        _CLASS_BY_DIGIT.get(basic[0]),
-        lines,
-        host,
-        ip,
-        stage,
-        problems + notes,
-        text,
-    )
+    reply_class = _CLASS_BY_DIGIT.get(basic[0])
+    return _new_reply(Reply, (basic, enhanced, reply_class, lines, host, ip, stage, problems + notes, text))
 
 
 def _finish(  # noqa: PLR0917 (see the docstring)
@@ -589,17 +581,16 @@ def _finish(  # noqa: PLR0917 (see the docstring)
     if strict and problems:
         raise ParseError(problems, source)
     code = basic or enhanced
-    return Reply(
-        basic,
-        enhanced,
-        _CLASS_BY_DIGIT.get(code[0]) if code else None,
-        tuple(lines),
-        host,
-        ip,
-        stage,
-        tuple(problems + notes) if problems or notes else (),
-        source,
-    )
+    warnings = tuple(problems + notes) if problems or notes else ()
+    reply_class = _CLASS_BY_DIGIT.get(code[0]) if code else None
+    return _new_reply(Reply, (basic, enhanced, reply_class, tuple(lines), host, ip, stage, warnings, source))
 
 
 _CLASS_BY_DIGIT = {d: c for d in "2345" if (c := ReplyClass.from_digit(d)) is not None}
+_new_reply = tuple.__new__  # Reply(...) without the Python-level __new__ of a NamedTuple (all nine fields given)
+
+
+# The compiled accelerator (smtplens._accel): a Cython build of this very file replaces these entry points when it
+# was built from this file as it is now; the interpreted ones stay reachable (tests compare both).
+_pure_parse_reply = parse_reply
+install_accelerator("reply", globals(), ("parse_reply",))

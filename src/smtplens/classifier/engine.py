@@ -9,6 +9,7 @@ one dictionary look-up and one tuple.
 
 from __future__ import annotations
 
+from smtplens._accel import install as install_accelerator
 from smtplens.classifier.matcher import Pattern, normalise
 from smtplens.classifier.tables import CodeRule, Provider, Tables, tables
 from smtplens.classifier.verdict import Decision, DecisionKey, Evidence, Verdict
@@ -235,3 +236,9 @@ def _decision(tab: Tables, key: DecisionKey) -> Decision:
 
 _AT_MAIL = "in reply to MAIL FROM, so about the sender: "  # RFC 5321 section 3.3
 _NOTHING = Evidence("none", "no phrase or code decided", UNDEFINED, "", "")
+
+
+# The compiled accelerator (smtplens._accel): a Cython build of this very file replaces these entry points when it
+# was built from this file as it is now; the interpreted ones stay reachable (tests compare both).
+_pure_classify = classify
+install_accelerator("engine", globals(), ("classify",))

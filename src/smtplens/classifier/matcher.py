@@ -14,6 +14,7 @@ from typing import ClassVar, NamedTuple
 
 import ahocorasick_rs
 
+from smtplens._accel import install as install_accelerator
 from smtplens.classifier.verdict import Evidence
 
 __all__ = ["Matcher", "Pattern", "normalise"]
@@ -165,3 +166,10 @@ def _pieces_follow(text: str, pieces: tuple[str, ...], pos: int) -> bool:
             return False
         pos = found + len(part)
     return True
+
+
+# The compiled accelerator (smtplens._accel): a Cython build of this very file replaces these entry points when it
+# was built from this file as it is now; the interpreted ones stay reachable (tests compare both).
+# The tables build their Matcher from this module, so the compiled class scans; Pattern stays this module's.
+_PureMatcher, _pure_normalise = Matcher, normalise
+install_accelerator("matcher", globals(), ("Matcher", "normalise"))
