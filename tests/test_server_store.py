@@ -25,9 +25,10 @@ from pathlib import Path
 import pytest
 
 from smtplens.errors import SmtplensError
-from smtplens.server import BodyType, Direction, Envelope, MailFrom, RcptTo, TranscriptLine, store_files
+from smtplens.server import BodyType, Direction, Envelope, MailFrom, RcptTo, TranscriptLine, store_segments
 from smtplens.server.retention import keep_retention
 from smtplens.server.store import MessageStore, StoreError
+from smtplens.server.store_records import encode_record, scan_records
 
 ROOT = Path(__file__).resolve().parents[1]
 MESSAGE = (
@@ -64,6 +65,34 @@ def put(store: MessageStore, message: bytes = MESSAGE, session_id: str | None = 
 @pytest.fixture
 def directory(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+def segment_files(directory: Path) -> list[Path]:
+    return sorted((directory / "segments").iterdir())
+
+
+def records(directory: Path) -> dict[str, bool]:
+    """Every record in the segments, by queue id: True when committed, False when void."""
+    found: dict[str, bool] = {}
+    for path in segment_files(directory):
+        for record in scan_records(path.read_bytes()).records:
+            found[record.queue_id] = not record.void
+    return found
+
+
+def sql(directory: Path, statement: str, *params: object) -> None:
+    """Change the index by hand, as a crash or an operator might have left it."""
+    conn = sqlite3.connect(directory / "index.sqlite")
+    with conn:
+        conn.execute(statement, params)
+    conn.close()
+
+
+def unindex_everything(directory: Path) -> None:
+    """What a crash that took back every row committed without a sync looks like (at its worst): no message
+    rows, no segment marked as indexed or sealed."""
+    sql(directory, "DELETE FROM messages")
+    sql(directory, "UPDATE segments SET indexed_end = 0, sealed = 0")
 
 
 # -- store, read, list, search ---------------------------------------------------------------------------------
@@ -132,15 +161,20 @@ def test_the_sessions_envelope_and_transcript_are_taken_as_they_are(directory: P
     assert session.transcript == (("C", "RCPT TO:<bob@example.net>", None), ("S", "250 2.1.5 Ok", "relay"))
 
 
-def test_message_file_is_named_by_queue_id_and_carries_a_header(directory: Path) -> None:
+def test_message_is_a_self_describing_record_in_a_segment(directory: Path) -> None:
     with MessageStore(directory) as store:
         queue_id = put(store)
-    data = (directory / "messages" / queue_id).read_bytes()
-    first, header, rest = data.split(b"\n", 2)
-    assert first == b"SMTPLENS-MESSAGE 1"
-    assert json.loads(header)["queue_id"] == queue_id
-    assert rest == MESSAGE
-    assert sorted(p.name for p in (directory / "messages").iterdir()) == [queue_id]
+        info = store.message(queue_id)
+    assert info is not None
+    [segment] = segment_files(directory)
+    assert segment.name == "000000000001.seg"
+    scan = scan_records(segment.read_bytes())
+    assert scan.torn is None  # zeros after the record
+    [record] = scan.records
+    assert (record.queue_id, record.body, record.void) == (queue_id, MESSAGE, False)
+    assert record.meta["sha256"] == info.info.sha256 == hashlib.sha256(MESSAGE).hexdigest()
+    assert record.meta["recipients"] == ["bob@example.net"]
+    assert not (directory / "messages").exists()
 
 
 def test_index_is_wal_with_the_documented_tables(directory: Path) -> None:
@@ -230,14 +264,33 @@ def test_bad_input_is_a_clear_store_error(directory: Path) -> None:
 # -- delete and purge -----------------------------------------------------------------------------------------
 
 
-def test_delete_removes_row_and_file(directory: Path) -> None:
+def test_delete_removes_the_row_and_a_deleted_message_stays_deleted(directory: Path) -> None:
     with MessageStore(directory) as store:
         keep, gone = put(store), put(store)
         assert store.delete(gone)
         assert not store.delete(gone)
         assert store.message(gone) is None
         assert [m.queue_id for m in store.messages()] == [keep]
-    assert sorted(p.name for p in (directory / "messages").iterdir()) == [keep]
+    assert set(records(directory)) == {keep, gone}  # the record stays until its segment is emptied...
+    sql(directory, "UPDATE segments SET sealed = 0")  # ...and is not indexed again, even by a full scan
+    with MessageStore(directory) as store:
+        assert store.recovery.clean
+        assert [m.queue_id for m in store.messages()] == [keep]
+
+
+def test_a_segment_is_removed_once_no_message_is_left_in_it(directory: Path) -> None:
+    big = b"Subject: big\r\n\r\n" + b"x" * 3000  # one per 4 KiB segment
+    with MessageStore(directory, segment_size=4096) as store:
+        first, second, third = put(store, big), put(store, big), put(store, big)
+        assert len(segment_files(directory)) >= 3
+        assert store.delete(first) and store.delete(second)
+        names = [path.name for path in segment_files(directory)]
+        assert "000000000001.seg" not in names and "000000000002.seg" not in names
+        assert store.delete(third)  # the segment being written stays...
+        assert "000000000003.seg" in [path.name for path in segment_files(directory)]
+    with MessageStore(directory, segment_size=4096) as store:  # ...until the next start
+        assert store.count() == 0
+        assert "000000000003.seg" not in [path.name for path in segment_files(directory)]
 
 
 def test_purge_by_count_keeps_the_newest(directory: Path) -> None:
@@ -250,7 +303,9 @@ def test_purge_by_count_keeps_the_newest(directory: Path) -> None:
         assert store.purge().messages == 2
         assert [m.queue_id for m in store.messages()] == ids[:1:-1]
         assert store.purge().messages == 0
-    assert len(list((directory / "messages").iterdir())) == 3
+    with MessageStore(directory, retention_count=3, clock=clock) as store:
+        assert store.recovery.clean
+        assert [m.queue_id for m in store.messages()] == ids[:1:-1]
 
 
 def test_purge_by_age_and_sessions(directory: Path) -> None:
@@ -402,21 +457,22 @@ def test_clean_reopen_has_nothing_to_recover(directory: Path) -> None:
         assert store.message(queue_id) is not None
 
 
-def test_file_without_index_row_is_indexed_from_its_header(directory: Path) -> None:
-    """A crash after the message file was durable and before its index row was committed."""
+def test_records_without_index_rows_are_indexed_from_their_metadata(directory: Path) -> None:
+    """A crash after the group's sync and before its rows were committed (or before the commit was synced)."""
     with MessageStore(directory) as store:
         queue_id = put(store, auth_identity="alice", mail_options=["SMTPUTF8"])
         before = store.message(queue_id)
-    conn = sqlite3.connect(directory / "index.sqlite")
-    with conn:
-        conn.execute("DELETE FROM messages WHERE queue_id = ?", (queue_id,))
-    conn.close()
-    # and one written by hand the way store() writes it, never indexed
-    meta = dict(json.loads((directory / "messages" / queue_id).read_bytes().split(b"\n")[1]))
-    other = store_files.QueueIds().next()
+    unindex_everything(directory)
+    # and one appended by hand the way store() appends it, never indexed
+    [segment] = segment_files(directory)
+    scan = scan_records(segment.read_bytes())
+    end, meta = scan.end, dict(scan.records[0].meta)
+    other = "0" * 14 + "ABCDEF"
     body = b"Subject: orphan\r\n\r\nlost row\r\n"
     meta.update(queue_id=other, size=len(body), sha256=hashlib.sha256(body).hexdigest(), subject="orphan")
-    store_files.write_message_file(directory / "messages", other, store_files.encode_header(meta), body)
+    with segment.open("r+b") as file:
+        file.seek(end)
+        file.write(encode_record(other, json.dumps(meta).encode(), body))
 
     with MessageStore(directory) as store:
         assert set(store.recovery.indexed_from_files) == {queue_id, other}
@@ -430,54 +486,68 @@ def test_file_without_index_row_is_indexed_from_its_header(directory: Path) -> N
     assert orphan.info.subject == "orphan"
 
 
-def test_index_row_without_file_is_marked_missing(directory: Path) -> None:
-    with MessageStore(directory) as store:
-        kept, lost = put(store), put(store)
-    saved = (directory / "messages" / lost).read_bytes()
-    (directory / "messages" / lost).unlink()
-    with MessageStore(directory) as store:
+def test_index_row_without_segment_is_marked_missing(directory: Path) -> None:
+    big = b"Subject: big\r\n\r\n" + b"x" * 3000  # one per 4 KiB segment
+    with MessageStore(directory, segment_size=4096) as store:
+        kept, lost = put(store, big), put(store, big)
+    path = directory / "segments" / "000000000002.seg"
+    saved = path.read_bytes()
+    path.unlink()
+    with MessageStore(directory, segment_size=4096) as store:
         assert store.recovery.marked_missing == (lost,)
         missing = store.message(lost)
         assert missing is not None and missing.raw is None and missing.info.state == "missing"
         assert {m.queue_id: m.state for m in store.messages()} == {kept: "stored", lost: "missing"}
-    (directory / "messages" / lost).write_bytes(saved)
-    with MessageStore(directory) as store:
+    path.write_bytes(saved)
+    with MessageStore(directory, segment_size=4096) as store:
         assert store.recovery.restored == (lost,)
         back = store.message(lost)
-        assert back is not None and back.raw == MESSAGE
+        assert back is not None and back.raw == big
 
 
-def test_temp_files_and_interrupted_deletions_are_cleaned_up(directory: Path) -> None:
+def test_interrupted_deletions_are_finished(directory: Path) -> None:
     with MessageStore(directory) as store:
         kept, deleting = put(store), put(store)
-    messages = directory / "messages"
-    (messages / (store_files.QueueIds().next() + ".tmp")).write_bytes(b"SMTPLENS-MESSAGE 1\n{half")
-    conn = sqlite3.connect(directory / "index.sqlite")
-    with conn:
-        conn.execute("UPDATE messages SET state = 'deleting' WHERE queue_id = ?", (deleting,))
-    conn.close()
+    sql(directory, "UPDATE messages SET state = 'deleting' WHERE queue_id = ?", deleting)
     with MessageStore(directory) as store:
-        assert len(store.recovery.temp_files_removed) == 1
         assert store.recovery.deletions_finished == (deleting,)
         assert [m.queue_id for m in store.messages()] == [kept]
-    assert sorted(p.name for p in messages.iterdir()) == [kept]
-
-
-def test_damaged_files_are_quarantined(directory: Path) -> None:
-    MessageStore(directory).close()
-    bad = store_files.QueueIds().next()
-    (directory / "messages" / bad).write_bytes(b"SMTPLENS-MESSAGE 1\n" + b'{"size": 3, "sha256": "00"}\nabc')
+    sql(directory, "UPDATE segments SET sealed = 0")
     with MessageStore(directory) as store:
-        assert store.recovery.quarantined == (bad,)
-        assert store.count() == 0
-    assert (directory / "quarantine" / bad).exists()
+        assert store.recovery.clean  # not indexed again from its record
+        assert [m.queue_id for m in store.messages()] == [kept]
 
 
-def test_damaged_file_of_an_indexed_message_is_reported(directory: Path) -> None:
+def test_a_torn_tail_is_ignored_reported_once_and_never_written_after(directory: Path) -> None:
+    """A crash in the middle of a group's write: the record cut short never got its sync, hence no 250."""
+    with MessageStore(directory) as store:
+        kept = put(store)
+    [segment] = segment_files(directory)
+    end = scan_records(segment.read_bytes()).end
+    torn = encode_record("0" * 14 + "ABCDEF", b'{"queue_id": "00000000000000ABCDEF"}', MESSAGE)
+    with segment.open("r+b") as file:
+        file.seek(end)
+        file.write(torn[: len(torn) // 2])
+    sql(directory, "UPDATE segments SET sealed = 0")
+    with MessageStore(directory) as store:
+        assert store.recovery.torn_records == (f"{segment.name}@{end}",)
+        assert [m.queue_id for m in store.messages()] == [kept]
+        assert not store.recovery.indexed_from_files
+        newer = put(store)
+    assert records(directory) == {kept: True, newer: True}
+    assert [path.name for path in segment_files(directory)] == [segment.name, "000000000002.seg"]
+    with MessageStore(directory) as store:
+        assert store.recovery.clean
+        assert {m.queue_id for m in store.messages()} == {kept, newer}
+
+
+def test_a_damaged_record_of_an_indexed_message_is_reported(directory: Path) -> None:
     with MessageStore(directory) as store:
         queue_id = put(store)
-        path = directory / "messages" / queue_id
-        path.write_bytes(path.read_bytes()[:-3] + b"XYZ")
+        segment = directory / "segments" / "000000000001.seg"  # (the next one is made ahead, empty)
+        data = bytearray(segment.read_bytes())
+        data[data.index(b"Hello.")] ^= 0x20
+        segment.write_bytes(bytes(data))
         with pytest.raises(StoreError, match="damaged"):
             store.message(queue_id)
 
@@ -485,40 +555,45 @@ def test_damaged_file_of_an_indexed_message_is_reported(directory: Path) -> None
 # -- full disk and corrupt index -------------------------------------------------------------------------------
 
 
-def message_files(directory: Path) -> list[Path]:
-    """The files in ``messages/`` other than the empty spares an open store keeps ready for the next messages."""
-    return [path for path in (directory / "messages").iterdir() if path.stat().st_size]
+def test_disk_full_while_writing_the_record(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = store_segments._write_at
 
-
-def test_disk_full_while_writing_the_file(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def full(fd: int, data: bytes) -> None:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    def full(fd: int, data: bytes, offset: int) -> None:
+        if len(data) < 65536:  # a record, not the zeros of a segment being made
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(fd, data, offset)
 
     with MessageStore(directory) as store:
-        monkeypatch.setattr(store_files, "_write_all", full)
+        monkeypatch.setattr(store_segments, "_write_at", full)
         with pytest.raises(StoreError, match="disk full"):
             put(store)
         monkeypatch.undo()
-        assert message_files(directory) == []  # no temp file and no half-written message left behind
         queue_id = put(store)
         assert store.message(queue_id) is not None
+    assert records(directory) == {queue_id: True}  # nothing of the failed message
 
 
-def test_index_full_fails_the_store_and_leaves_no_orphan(directory: Path) -> None:
+def test_index_full_fails_the_store_and_its_record_is_void(directory: Path) -> None:
     """A real SQLITE_FULL: the index may not grow beyond its current pages."""
     with MessageStore(directory) as store:
-        put(store)
+        first = put(store)
         pages = store._writer.execute("PRAGMA page_count").fetchone()[0]
         store._writer.execute(f"PRAGMA max_page_count = {pages}")
         many = [f"recipient{n}@example.net" for n in range(3000)]
         with pytest.raises(StoreError, match="disk full") as caught:
             put(store, recipients=many)
         assert "index.sqlite" in str(caught.value)
-        assert len(message_files(directory)) == 1  # the failed message's file was removed
         store._writer.execute("PRAGMA max_page_count = 1073741823")
         queue_id = put(store, recipients=many)
         stored = store.message(queue_id)
         assert stored is not None and len(stored.info.recipients) == 3000
+    found = records(directory)
+    assert [found[first], found[queue_id]] == [True, True]
+    assert sorted(found.values()) == [False, True, True]  # the failed message's record is void
+    unindex_everything(directory)
+    with MessageStore(directory) as store:  # so even a scan from the start does not bring it back
+        assert set(store.recovery.indexed_from_files) == {first, queue_id}
+        assert store.count() == 2
 
 
 def test_corrupt_index_is_a_clear_error(directory: Path) -> None:
@@ -600,9 +675,9 @@ def test_sigkill_loses_no_message_whose_store_returned(directory: Path, tmp_path
                 assert stored is not None, f"seed {seed}: {queue_id} got its queue id and is gone"
                 assert stored.raw is not None
                 assert hashlib.sha256(stored.raw).hexdigest() == digest, f"seed {seed}: {queue_id} damaged"
-            files = {p.name for p in (directory / "messages").iterdir()}
+            written = {queue_id for queue_id, committed in records(directory).items() if committed}
             rows = {m.queue_id for m in store.messages(limit=1_000_000)}
-            assert files == rows, f"seed {seed}"
+            assert written == rows, f"seed {seed}"
             assert set(printed) <= rows
 
 

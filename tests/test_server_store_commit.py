@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -62,6 +63,46 @@ def test_a_group_with_one_durable_job_is_synced(tmp_path: Path) -> None:
         first.result(10)
         assert [job.result(10) for job in jobs] == [FULL, FULL, FULL]
         assert committer.snapshot()[2] == 3  # one group of three
+    finally:
+        committer.close()
+    conn.close()
+
+
+def test_a_transcript_nobody_waits_for_shares_the_next_jobs_transaction(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "index.sqlite", isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE t (v TEXT)")
+    committer = Committer(conn, tmp_path / "index.sqlite", lambda: None, linger=60.0)
+    errors: list[BaseException] = []
+    try:
+        assert committer.submit(_insert("first"), kind="message", durable=False).result(10) == NORMAL
+        # the writer has just worked: the transcript does not wake it, it goes with the next message
+        committer.submit_quiet(_insert("transcript"), kind="session", on_error=errors.append)
+        assert committer.submit(_insert("second"), kind="message", durable=False).result(10) == NORMAL
+        assert committer.snapshot() == ({"message": 2, "session": 1}, 2, 2)
+        committer.submit_quiet(_insert("last"), kind="session", on_error=errors.append)
+    finally:
+        committer.close()  # does not wait out the linger: closing wakes the writer, which commits what is left
+    assert sorted(row[0] for row in conn.execute("SELECT v FROM t")) == ["first", "last", "second", "transcript"]
+    assert errors == []
+    conn.close()
+
+
+def test_a_transcript_reaches_an_idle_writer_at_once(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "index.sqlite", isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE t (v TEXT)")
+    committer = Committer(conn, tmp_path / "index.sqlite", lambda: None, linger=0.01)
+    try:
+        committer.submit(_insert("first"), kind="message", durable=False).result(10)
+        deadline = time.monotonic() + 30
+        while not committer._asleep and time.monotonic() < deadline:  # past the linger, asleep for good
+            time.sleep(0.01)
+        assert committer._asleep
+        committer.submit_quiet(_insert("transcript"), kind="session", on_error=lambda error: None)
+        while committer.snapshot()[0].get("session") != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert committer.snapshot()[0].get("session") == 1
     finally:
         committer.close()
     conn.close()

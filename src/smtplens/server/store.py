@@ -1,22 +1,31 @@
-"""The durable message store: one file per message plus an SQLite index, both durable before the 250.
+"""The durable message store: messages appended to segment files plus an SQLite index, both before the 250.
 
 Layout of the data directory ``DIR``::
 
-    DIR/lock            held (flock) while a store is open: one server per directory
-    DIR/index.sqlite    the index (WAL journal): messages and sessions tables
-    DIR/messages/<id>   one file per message (``store_files``: a JSON header line, then the bytes)
-    DIR/quarantine/     files recovery could not make sense of
+    DIR/lock              held (flock) while a store is open: one server per directory
+    DIR/index.sqlite      the index (WAL journal): messages, sessions and segments tables
+    DIR/segments/<n>.seg  the messages, one record each (``store_records``: metadata, bytes, checksum, mark)
+    DIR/messages/<id>     a data directory of the version-1 layout: one file per message, still read
+    DIR/quarantine/       version-1 message files recovery could not make sense of
 
-``store()`` writes the message into a spare file (``store_spares``: created empty under the next queue id, its
-directory entry made durable with a batch of others, ahead of time) and fsyncs it, in the writer thread: from
-then on the message survives a crash, because its file carries everything its index row holds and start-up
-recovery indexes a file that has no row. Then the same thread commits the rows of every store waiting at that
-moment in one transaction (``store_commit``), without an fsync of its own (the WAL is synced by the next
-durable commit, a checkpoint or closing). Only then does ``store()`` return the queue id, so the session's 250
-after DATA promises only what a crash cannot take back, at the price of one fsync per message (plus one
-directory fsync per batch of spares, made ahead of time). Opening the store repairs what a crash left
-(``store_recovery``). Reads are synchronous and thread-safe; from an event loop, call the slow ones
-(``purge``, ``delete``) through ``asyncio.to_thread``.
+``store()`` hands the message to the writer thread (``store_commit``), which takes every store waiting at that
+moment as a group: it appends their records to the active segment (``store_segments``: zero-filled ahead of
+time, so writing it changes no file-system metadata), syncs the segment once for the whole group
+(``fdatasync``), then inserts their index rows in one transaction and commits it without an fsync of its own
+(the WAL is synced by the next durable commit, a checkpoint or closing). Once the sync returned, the message
+survives a crash: its record carries everything its row holds and start-up recovery indexes the records a crash
+left without a row (``store_recovery``). ``store()`` returns the queue id once the sync returned and the row is
+in the transaction (an error there, such as a full index, still fails the store and voids the record): the
+session's 250 after DATA promises only what a crash cannot take back. The COMMIT itself runs while the 250 goes
+out; the reads wait for it, so the HTTP API lists every message that got a 250. Should that COMMIT fail, the
+message is logged and indexed from its record at the next start (the segment's ``indexed_end`` stays before it).
+Transcripts recorded without waiting (``record_session_soon``) go with the next message's transaction (or within
+50 ms), without a wake-up of the writer thread of their own.
+
+Deleting a message removes its row; the space of a segment is given back when no row points into it any more
+and it is not the one being written (the file is removed on ``delete()``, ``purge()`` and at start-up).
+Reads are synchronous and thread-safe; from an event loop, call the slow ones (``purge``, ``delete``) through
+``asyncio.to_thread``.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import json
 import logging
 import os
 import sqlite3
@@ -31,7 +41,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -42,13 +51,10 @@ from smtplens.server.store_envelope import EnvelopeLike, complete_metadata, norm
 from smtplens.server.store_files import (
     FileCorrupt,
     QueueIds,
-    encode_header,
-    finish_message_file,
     fsync_directory,
     is_queue_id,
     open_directory,
     read_message_file,
-    start_message_file,
 )
 from smtplens.server.store_index import (
     connect,
@@ -56,6 +62,7 @@ from smtplens.server.store_index import (
     insert_message,
     like_pattern,
     mark_deleting,
+    note_segment,
     row_to_message,
     row_to_session,
     transaction,
@@ -73,8 +80,16 @@ from smtplens.server.store_model import (
     StoreStats,
     TranscriptEntry,
 )
-from smtplens.server.store_recovery import recover
-from smtplens.server.store_spares import Spares
+from smtplens.server.store_records import RecordDamaged, encode_record
+from smtplens.server.store_recovery import reclaim_segments, recover
+from smtplens.server.store_segments import (
+    SegmentMaker,
+    SegmentWriter,
+    read_record,
+    segment_name,
+    segment_number,
+    void_record,
+)
 
 __all__ = [
     "MessageInfo",
@@ -93,7 +108,8 @@ T = TypeVar("T")
 
 log = logging.getLogger("smtplens.server.store")
 
-_SPARES = 64  # spare message files created at a time (one directory fsync for all of them)
+_SEGMENT_SIZE = 8 << 20  # the largest segment made ahead (a message larger than that gets one of its own)
+_FIRST_SEGMENT_SIZE = 256 << 10  # the first segment of a run; each next one is twice as large, up to the above
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _MESSAGE_SEARCH = ("queue_id", "mail_from", "recipients", "subject", "client_address", "helo", "session_id")
 _SESSION_SEARCH = ("id", "client_address", "outcome", "transcript")
@@ -135,45 +151,58 @@ def _page(limit: int, offset: int) -> None:
 
 
 class _MessageWrite:
-    """One message on its way through the writer thread: prepare (spare file, metadata, write), the fsync, the
-    index row; ``undo`` removes the file when the row fails."""
+    """One message on its way through the writer thread: prepare (metadata, its record appended to a segment),
+    the group's sync, the index row; ``undo`` voids the record when the row fails."""
 
-    __slots__ = ("message", "meta", "partial", "queue_id", "store")
+    __slots__ = ("location", "message", "meta", "partial", "store")
 
     def __init__(self, store: MessageStore, partial: dict[str, Any], message: bytes) -> None:
         self.store = store
         self.partial = partial
         self.message = message
-        self.queue_id = ""
         self.meta: dict[str, Any] = {}
+        self.location = (0, 0, 0)
 
     def prepare(self) -> Callable[[], None]:
         store = self.store
+        queue_id = store._ids.next()
+        self.meta = meta = complete_metadata(self.partial, queue_id, self.message)
+        meta_json = json.dumps(meta, ensure_ascii=True, separators=(",", ":"), sort_keys=True).encode()
+        record = encode_record(queue_id, meta_json, self.message)
         try:
-            self.queue_id, fd = store._spares.take()
-            queue_id = self.queue_id
-        except OSError as exc:
-            raise _file_error(exc, "creating message files") from exc
-        self.meta = complete_metadata(self.partial, queue_id, self.message)
-        try:
-            start_message_file(store._messages, queue_id, fd, encode_header(self.meta), self.message)
+            segment, offset, token = store._segments.append(record)
         except OSError as exc:
             raise _file_error(exc, f"writing message {queue_id}") from exc
+        self.location = (segment, offset, len(record))
 
         def sync() -> None:
             try:
-                finish_message_file(store._messages, queue_id, fd)
+                store._segments.sync(token)
             except OSError as exc:
                 raise _file_error(exc, f"writing message {queue_id}") from exc
 
         return sync
 
     def apply(self, conn: sqlite3.Connection) -> str:
-        insert_message(conn, self.meta)
-        return self.queue_id
+        segment, offset, length = self.location
+        insert_message(conn, self.meta, location=self.location)
+        # Not past a record whose row was lost since start-up: recovery then indexes it from its record.
+        note_segment(conn, segment, min(offset + length, self.store._unindexed.get(segment, offset + length)))
+        return str(self.meta["queue_id"])
+
+    def uncommitted(self, error: BaseException) -> None:
+        """The row's COMMIT failed after the 250 went out: the message is durable in its record; keep the segment's
+        ``indexed_end`` before it, so that the next start indexes it."""
+        segment, offset, _ = self.location
+        self.store._unindexed[segment] = min(offset, self.store._unindexed.get(segment, offset))
+        log.error(
+            "message %s: its index row was not committed (%s); it is indexed at the next start",
+            self.meta.get("queue_id"),
+            error,
+        )
 
     def undo(self) -> None:
-        (self.store._messages / self.queue_id).unlink(missing_ok=True)
+        void_record(self.store._segment_dir, *self.location)
 
 
 class MessageStore:
@@ -191,29 +220,35 @@ class MessageStore:
         retention_count: int | None = None,
         retention_seconds: float | None = None,
         clock: Callable[[], float] = time.time,
+        segment_size: int = _SEGMENT_SIZE,
     ) -> None:
         if retention_count is not None and retention_count < 0:
             raise StoreError(f"retention_count must not be negative (got {retention_count})")
         if retention_seconds is not None and retention_seconds < 0:
             raise StoreError(f"retention_seconds must not be negative (got {retention_seconds})")
+        if segment_size < 4096:
+            raise StoreError(f"segment_size must be at least 4096 octets (got {segment_size})")
         self.directory = Path(directory)
         self.retention_count = retention_count
         self.retention_seconds = retention_seconds
         self._clock = clock
-        self._messages = self.directory / "messages"
+        self._segment_dir = self.directory / "segments"
+        self._messages = self.directory / "messages"  # version-1 layout
         self._index_path = self.directory / "index.sqlite"
         self._ids = QueueIds()
+        self._unindexed: dict[int, int] = {}  # segment -> offset of its first record whose row was lost (writer)
         self._state_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._closed = False
         with contextlib.ExitStack() as undo:
             try:
                 created = not self.directory.exists()
-                self._messages.mkdir(parents=True, exist_ok=True)
+                self._segment_dir.mkdir(parents=True, exist_ok=True)
                 self._lock_fd = _lock(self.directory / "lock")
                 undo.callback(os.close, self._lock_fd)
-                self._dir_fd = open_directory(self._messages)
+                self._dir_fd = open_directory(self._segment_dir)
                 undo.callback(os.close, self._dir_fd)
+                legacy = self._messages if self._messages.is_dir() else None
             except OSError as exc:
                 raise _file_error(exc, "opening the store directory") from exc
             self._writer = connect(self._index_path)
@@ -222,18 +257,34 @@ class MessageStore:
             with translate_errors(self._index_path, "recovering the store"):
                 try:
                     self.recovery: RecoveryReport = recover(
-                        self._writer, self._messages, self.directory / "quarantine", self._dir_fd
+                        self._writer, self._segment_dir, self._dir_fd, legacy, self.directory / "quarantine"
                     )
+                    first = self._first_segment()
                 except OSError as exc:
                     raise _file_error(exc, "recovering the store") from exc
             self._reader = connect(self._index_path, readonly=True)
             undo.callback(self._reader.close)
-            self._spares = Spares(self._messages, self._dir_fd, self._ids, batch=_SPARES, low=_SPARES // 2)
-            self._committer = Committer(self._writer, self._index_path, self._sync_messages)
+            self._maker = SegmentMaker(
+                self._segment_dir,
+                self._dir_fd,
+                first,
+                smallest=min(_FIRST_SEGMENT_SIZE, segment_size),
+                largest=segment_size,
+            )
+            self._maker.prepare()
+            undo.callback(self._maker.close)
+            self._segments = SegmentWriter(self._maker)
+            self._committer = Committer(self._writer, self._index_path, self._sync_segments)
             undo.pop_all()
 
+    def _first_segment(self) -> int:
+        """The number of the next segment: above every segment file and row (after recovery)."""
+        files = [n for n in (segment_number(name) for name in os.listdir(self._segment_dir)) if n is not None]
+        rows = [int(r[0]) for r in self._writer.execute("SELECT id FROM segments")]
+        return max([0, *files, *rows]) + 1
+
     def _sync_top(self, created: bool) -> None:
-        """Make ``messages/`` and ``index.sqlite`` (and ``DIR`` itself, when new) durable."""
+        """Make ``segments/`` and ``index.sqlite`` (and ``DIR`` itself, when new) durable."""
         try:
             for directory in (self.directory, self.directory.parent) if created else (self.directory,):
                 fd = open_directory(directory)
@@ -244,7 +295,7 @@ class MessageStore:
         except OSError as exc:
             raise _file_error(exc, "syncing the store directory") from exc
 
-    def _sync_messages(self) -> None:
+    def _sync_segments(self) -> None:
         fsync_directory(self._dir_fd)
 
     def _check_open(self) -> None:
@@ -254,7 +305,8 @@ class MessageStore:
     # -- writing -----------------------------------------------------------------------------------------
 
     async def store(self, envelope: EnvelopeLike, message: bytes, session_id: str | None = None) -> str:
-        """Store an accepted message; returns its queue id once the file and the index row are durable.
+        """Store an accepted message; returns its queue id once its record is durable and its index row is in
+        the transaction being committed (see the module docstring).
 
         ``envelope`` names ``mail_from`` and ``recipients`` (required), ``client_address``, ``helo``, ``tls``,
         ``auth_identity`` and ``received_at`` (see ``store_envelope.ENVELOPE_KEYS``); other keys are kept as
@@ -268,12 +320,17 @@ class MessageStore:
         meta = normalize_envelope(envelope, session_id, self._clock())
         write = _MessageWrite(self, meta, bytes(message))
         try:
-            future = self._committer.submit(
-                write.apply, kind="message", on_failure=write.undo, durable=False, prepare=write.prepare
+            waiter = self._committer.submit_waiting(
+                write.apply,
+                kind="message",
+                on_failure=write.undo,
+                durable=False,
+                prepare=write.prepare,
+                on_uncommitted=write.uncommitted,
             )
         except RuntimeError as exc:
             raise StoreError("the store is closed", path=str(self.directory)) from exc
-        result: str = await asyncio.wrap_future(future)
+        result: str = await waiter
         return result
 
     async def record_session(
@@ -293,16 +350,15 @@ class MessageStore:
         (the next message's commit, or closing the store, makes it durable): a crash may take back the last
         transcripts, never a message that got its 250.
         """
-        await asyncio.wrap_future(
-            self._submit_session(
-                session_id,
-                client_address=client_address,
-                started_at=started_at,
-                ended_at=ended_at,
-                transcript=transcript,
-                outcome=outcome,
-            )
+        apply = self._session_job(
+            session_id,
+            client_address=client_address,
+            started_at=started_at,
+            ended_at=ended_at,
+            transcript=transcript,
+            outcome=outcome,
         )
+        await self._committer.submit_waiting(apply, kind="session", durable=False)
 
     def record_session_soon(
         self,
@@ -316,7 +372,7 @@ class MessageStore:
     ) -> None:
         """:meth:`record_session` without waiting for it (the server's end of a connection): the record is
         queued for the writer thread, which logs a failure; ``close()`` finishes every queued record."""
-        future = self._submit_session(
+        apply = self._session_job(
             session_id,
             client_address=client_address,
             started_at=started_at,
@@ -325,19 +381,17 @@ class MessageStore:
             outcome=outcome,
         )
 
-        def logged(done: Future[Any]) -> None:
-            error = done.exception()
-            if error is not None:
-                log.error("session %s: recording the transcript failed: %s", session_id, error)
+        def logged(error: BaseException) -> None:
+            log.error("session %s: recording the transcript failed: %s", session_id, error)
 
-        future.add_done_callback(logged)
+        self._committer.submit_quiet(apply, kind="session", on_error=logged)
 
     async def settle(self) -> None:
         """Wait until every write queued so far (``record_session_soon`` included) is committed."""
         self._check_open()
-        await asyncio.wrap_future(self._committer.submit(lambda conn: None, kind="settle", durable=False))
+        await self._committer.submit_waiting(lambda conn: None, kind="settle", durable=False)
 
-    def _submit_session(
+    def _session_job(
         self,
         session_id: str,
         *,
@@ -346,7 +400,8 @@ class MessageStore:
         ended_at: float | None,
         transcript: Sequence[Sequence[str | None]],
         outcome: str | None,
-    ) -> Future[Any]:
+    ) -> Callable[[sqlite3.Connection], None]:
+        """The writer thread's part of recording a session (the transcript checked here, in the caller's)."""
         self._check_open()
         entries: list[TranscriptEntry] = []
         for entry in transcript:
@@ -365,7 +420,7 @@ class MessageStore:
                 outcome=outcome,
             )
 
-        return self._committer.submit(apply, kind="session", durable=False)
+        return apply
 
     def delete(self, queue_id: str) -> bool:
         """Delete a message (row and file); False when there is no such message. Blocks until durable."""
@@ -421,21 +476,30 @@ class MessageStore:
         return Purged(messages=len(doomed), sessions=sessions)
 
     def _remove(self, conn: sqlite3.Connection, queue_ids: Sequence[str]) -> None:
-        """Writer thread: mark rows ``deleting`` (durable), remove the files (durable), drop the rows."""
+        """Writer thread: mark rows ``deleting`` (durable), remove version-1 files (durable), drop the rows,
+        then remove the segments no row points into any more (but the one being written)."""
         if not queue_ids:
             return
         with transaction(conn):
             mark_deleting(conn, queue_ids)
-        for queue_id in queue_ids:
-            (self._messages / queue_id).unlink(missing_ok=True)
-        fsync_directory(self._dir_fd)
+        legacy = [q for q in queue_ids if (self._messages / q).exists()] if self._messages.is_dir() else []
+        if legacy:
+            for queue_id in legacy:
+                (self._messages / queue_id).unlink(missing_ok=True)
+            fd = open_directory(self._messages)
+            try:
+                fsync_directory(fd)
+            finally:
+                os.close(fd)
         with transaction(conn):
             delete_messages(conn, queue_ids)
+        reclaim_segments(conn, self._segment_dir, self._dir_fd, keep=self._segments.active)
 
     # -- reading -----------------------------------------------------------------------------------------
 
     def _read(self, doing: str, query: Callable[[sqlite3.Connection], T]) -> T:
         self._check_open()
+        self._committer.wait_committed()  # a message whose 250 went out is listed (its COMMIT may be running)
         with self._read_lock, translate_errors(self._index_path, doing):
             return query(self._reader)
 
@@ -468,7 +532,25 @@ class MessageStore:
         info = row_to_message(row)
         if info.state == "missing":
             return StoredMessage(info, None)
-        path = self._messages / queue_id
+        if row["segment"] is None:
+            return self._legacy_message(info)
+        segment, offset, length = int(row["segment"]), int(row["seg_offset"]), int(row["seg_length"])
+        where = f"{self._segment_dir / segment_name(segment)}@{offset}"
+        try:
+            record = read_record(self._segment_dir, segment, offset, length)
+        except FileNotFoundError:
+            return StoredMessage(replace(info, state="missing"), None)
+        except RecordDamaged as exc:
+            raise StoreError(f"the message record is damaged: {exc}", path=where) from exc
+        except OSError as exc:
+            raise _file_error(exc, f"reading message {queue_id}") from exc
+        if record.void or record.queue_id != queue_id or record.meta.get("sha256") != info.sha256:
+            raise StoreError("the message record is damaged: it does not match its index row", path=where)
+        return StoredMessage(info, record.body)
+
+    def _legacy_message(self, info: MessageInfo) -> StoredMessage:
+        """A message of the version-1 layout: its own file in ``messages/``."""
+        path = self._messages / info.queue_id
         try:
             meta, raw = read_message_file(path)
         except FileNotFoundError:
@@ -476,7 +558,7 @@ class MessageStore:
         except FileCorrupt as exc:
             raise StoreError(f"the message file is damaged: {exc}", path=str(path)) from exc
         except OSError as exc:
-            raise _file_error(exc, f"reading message {queue_id}") from exc
+            raise _file_error(exc, f"reading message {info.queue_id}") from exc
         if meta.get("sha256") != info.sha256:
             raise StoreError("the message file does not match its index row (sha256 differs)", path=str(path))
         return StoredMessage(info, raw)
@@ -514,7 +596,8 @@ class MessageStore:
                 return
             self._closed = True
         self._committer.close()  # every queued store and record is finished first
-        self._spares.close()
+        self._segments.close()
+        self._maker.close()
         with self._read_lock:
             self._reader.close()
         self._writer.close()

@@ -9,14 +9,24 @@ and session transcripts: the next synced commit makes them durable, the WAL bein
 thread works, the next group gathers, so the busier the server, the bigger the groups. A job whose apply fails
 does not sink its group: the group is rolled back and every job retried alone. Jobs that must commit in several
 steps (deletions) run alone, in queue order.
+
+A job's result goes to a ``concurrent.futures.Future`` (``submit``, ``submit_alone``), to an asyncio future
+(``submit_waiting``: the results of a group are handed to each event loop in one call, one wake-up of the loop
+for the whole group rather than one per job), or nowhere (``submit_quiet``: a failure goes to a callback).
+A quiet job does not wake a writer that has just worked: it goes with the next job, or after ``linger`` seconds.
+*Early* jobs (lazy ones with ``on_uncommitted``: message rows, whose records are already durable) get their
+results once their rows are in the transaction, while the COMMIT runs; ``wait_committed`` lets readers wait for
+it, and a failed COMMIT is reported to ``on_uncommitted``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -34,25 +44,57 @@ Apply = Callable[[sqlite3.Connection], object]
 @dataclass(slots=True)
 class _Job:
     apply: Apply
-    future: Future[Any]
+    future: Future[Any] | None
     kind: str
     grouped: bool
     sync_dir: bool
     on_failure: Callable[[], None] | None
     durable: bool = True
     prepare: Callable[[], Callable[[], None]] | None = None
+    waiter: asyncio.Future[Any] | None = None
+    on_error: Callable[[BaseException], None] | None = None
+    early: bool = False
+    on_uncommitted: Callable[[BaseException], None] | None = None
+
+    @property
+    def quiet(self) -> bool:
+        """Nobody waits for this job's result (a transcript from ``record_session_soon``)."""
+        return self.future is None and self.waiter is None
 
 
-def _claim(future: Future[Any]) -> bool:
-    """Mark a future running; False when its waiter cancelled it before the job started."""
-    return future.running() or future.set_running_or_notify_cancel()
+_WAKE = _Job(lambda conn: None, None, "wake", True, False, None)  # wakes the writer for the quiet jobs
+
+
+def _claim(job: _Job) -> bool:
+    """Mark a job's future running; False when its waiter cancelled it before the job started."""
+    if job.waiter is not None:
+        return not job.waiter.cancelled()  # read from this thread: at worst a late cancel stores regardless
+    future = job.future
+    return future is None or future.running() or future.set_running_or_notify_cancel()
+
+
+def _hand_over(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    """In the event loop: give every waiting future of a group its result."""
+    for waiter, result, error in results:
+        if waiter.cancelled():
+            continue
+        if error is None:
+            waiter.set_result(result)
+        else:
+            waiter.set_exception(error)
 
 
 class Committer:
     """The writer thread. ``submit`` and ``submit_alone`` are safe from any thread; results come as futures."""
 
     def __init__(
-        self, conn: sqlite3.Connection, index_path: Path, sync_dir: Callable[[], None], *, max_batch: int = 512
+        self,
+        conn: sqlite3.Connection,
+        index_path: Path,
+        sync_dir: Callable[[], None],
+        *,
+        max_batch: int = 512,
+        linger: float = 0.05,
     ) -> None:
         self._conn = conn
         self._path = index_path
@@ -64,6 +106,14 @@ class Committer:
         self.committed: Counter[str] = Counter()
         self.commits = 0
         self.largest_batch = 0
+        self._results: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]]
+        self._results = {}
+        self._linger = linger
+        self._quiet: deque[_Job] = deque()  # jobs that do not wake the writer (``submit_quiet``)
+        self._wake_lock = threading.Lock()
+        self._asleep = False  # the writer waits without a time limit: a quiet job must wake it
+        self._committing = False  # results handed out early, their COMMIT not done yet
+        self._committed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="smtplens-store-commit", daemon=True)
         self._thread.start()
 
@@ -89,18 +139,61 @@ class Committer:
         fails with that error (``on_failure`` is not called: the steps clean up after themselves); the rest of
         the group goes on.
         """
-        job = _Job(apply, future or Future(), kind, True, sync_dir, on_failure, durable, prepare)
+        future = future or Future()
+        self._queue.put(_Job(apply, future, kind, True, sync_dir, on_failure, durable, prepare))
+        return future
+
+    def submit_waiting(
+        self,
+        apply: Apply,
+        *,
+        kind: str,
+        on_failure: Callable[[], None] | None = None,
+        durable: bool = True,
+        prepare: Callable[[], Callable[[], None]] | None = None,
+        on_uncommitted: Callable[[BaseException], None] | None = None,
+    ) -> asyncio.Future[Any]:
+        """``submit`` from a running event loop: the result comes as a future of that loop.
+
+        ``on_uncommitted`` makes the job *early* (with ``durable=False`` only): its result is handed out once its
+        ``prepare`` steps and ``apply`` succeeded, before the group's COMMIT (which writes the WAL) is done; if
+        that COMMIT fails, ``on_uncommitted`` is told (in the writer thread). Readers that must see such a result
+        call :meth:`wait_committed` first.
+        """
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        early = on_uncommitted is not None and not durable
+        job = _Job(apply, None, kind, True, False, on_failure, durable, prepare, waiter, None, early, on_uncommitted)
         self._queue.put(job)
-        return job.future
+        return waiter
+
+    def submit_quiet(self, apply: Apply, *, kind: str, on_error: Callable[[BaseException], None]) -> None:
+        """``submit`` without a result: a lazy job whose failure is given to ``on_error`` (in the writer thread).
+
+        It does not wake the writer thread when that thread has just done some work: it goes with the next job,
+        or after ``linger`` seconds at the latest (one wake-up per message with one client at a time, not two).
+        """
+        with self._wake_lock:
+            self._quiet.append(_Job(apply, None, kind, True, False, None, False, None, None, on_error))
+            wake, self._asleep = self._asleep, False
+        if wake:
+            self._queue.put(_WAKE)
 
     def submit_alone(self, run: Apply, *, kind: str) -> Future[Any]:
         """Queue ``run(conn)``, which manages its own transactions, to run between groups."""
-        job = _Job(run, Future(), kind, False, False, None)
-        self._queue.put(job)
-        return job.future
+        future: Future[Any] = Future()
+        self._queue.put(_Job(run, future, kind, False, False, None))
+        return future
+
+    def wait_committed(self, timeout: float = 30.0) -> None:
+        """Return once results handed out early are committed (at once, usually)."""
+        if self._committing:
+            with self._committed:
+                self._committed.wait_for(lambda: not self._committing, timeout)
 
     def snapshot(self) -> tuple[dict[str, int], int, int]:
-        """Jobs committed by kind, commits, largest group: consistent with each other."""
+        """Jobs committed by kind, commits, largest group: consistent with each other (and with every result
+        handed out: a COMMIT in flight is waited for)."""
+        self.wait_committed()
         with self._lock:
             return dict(self.committed), self.commits, self.largest_batch
 
@@ -117,27 +210,73 @@ class Committer:
             self._level = "FULL"
 
     def _run(self) -> None:
+        busy = False  # work was done: wait at most ``linger`` (a quiet job may come that does not wake us)
         stop = False
         while not stop:
-            first = self._queue.get()
+            with self._wake_lock:
+                self._asleep = not busy and not self._quiet
+                forever = self._asleep
+            try:
+                first = self._queue.get(timeout=None if forever else self._linger)
+            except queue.Empty:
+                first = _WAKE
+            with self._wake_lock:
+                self._asleep = False
+            batch: list[_Job] = []
             if first is None:
-                break
-            batch = [first]
-            while len(batch) < self._max_batch:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    stop = True
-                    break
+                stop = True
+            elif first is not _WAKE:
+                batch.append(first)
+                stop = self._drain(batch)
+            quiet = self._take_quiet()
+            batch = quiet + batch  # queued before the jobs that woke us, or at the same time
+            busy = bool(batch)
+            if batch:
+                self._process(batch)
+                self._deliver()
+
+    def _take_quiet(self) -> list[_Job]:
+        with self._wake_lock:
+            quiet = list(self._quiet)
+            self._quiet.clear()
+        return quiet
+
+    def _drain(self, batch: list[_Job]) -> bool:
+        """Add the jobs waiting now to ``batch``; True when ``close()`` was asked for meanwhile."""
+        while len(batch) < self._max_batch:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if job is None:
+                return True
+            if job is not _WAKE:
                 batch.append(job)
-            self._process(batch)
+        return False
+
+    def _done(self, job: _Job, result: Any = None, error: BaseException | None = None) -> None:
+        """Give a job its result or error (asyncio futures: gathered per loop, handed over by ``_deliver``)."""
+        if job.waiter is not None:
+            loop = job.waiter.get_loop()
+            self._results.setdefault(loop, []).append((job.waiter, result, error))
+        elif job.future is not None:
+            if error is None:
+                job.future.set_result(result)
+            else:
+                job.future.set_exception(error)
+        elif error is not None and job.on_error is not None:
+            job.on_error(error)
+
+    def _deliver(self) -> None:
+        results, self._results = self._results, {}
+        for loop, items in results.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_hand_over, items)
 
     def _process(self, batch: list[_Job]) -> None:
         group: list[_Job] = []
         for job in batch:
-            if not _claim(job.future):
+            if not _claim(job):
                 continue
             if job.grouped:
                 group.append(job)
@@ -157,14 +296,14 @@ class Committer:
             try:
                 pending.append((job, job.prepare()))
             except Exception as exc:
-                job.future.set_exception(self._error(exc, f"preparing {job.kind}"))
+                self._done(job, error=self._error(exc, f"preparing {job.kind}"))
         ready: list[_Job] = []
         for job, then in pending:
             if then is not None:
                 try:
                     then()
                 except Exception as exc:
-                    job.future.set_exception(self._error(exc, f"preparing {job.kind}"))
+                    self._done(job, error=self._error(exc, f"preparing {job.kind}"))
                     continue
             ready.append(job)
         return ready
@@ -175,7 +314,7 @@ class Committer:
                 job.on_failure()
             except Exception as cleanup:  # the job's own error is the one to report
                 exc.add_note(f"and cleaning up failed: {cleanup!r}")
-        job.future.set_exception(exc)
+        self._done(job, error=exc)
 
     def _error(self, exc: Exception, doing: str) -> BaseException:
         if isinstance(exc, sqlite3.Error):
@@ -197,27 +336,83 @@ class Committer:
                     self._fail(job, self._error(exc, "syncing the messages directory"))
                 return
         lazy = not any(job.durable for job in group)
+        early = lazy and any(job.early for job in group)
+        if early:  # their rows first, so that their results go out as soon as they are in the transaction
+            group = [job for job in group if job.early] + [job for job in group if not job.early]
+        handed = False  # the early jobs have their results
         try:
             # Nothing in a lazy group needs a sync of its own: the next synced commit covers it. The level is
             # switched only when it changes (a busy server commits lazy groups one after the other).
             self._synchronous("NORMAL" if lazy else "FULL")
             self._conn.execute("BEGIN IMMEDIATE")
-            results = [job.apply(self._conn) for job in group]
+            results: list[object] = []
+            for job in group:
+                if early and not handed and not job.early:
+                    handed = True
+                    self._hand_out_early(group, results)
+                results.append(job.apply(self._conn))
+            if early and not handed:
+                handed = True
+                self._hand_out_early(group, results)
             self._conn.execute("COMMIT")
+            self._count(group)
         except Exception as exc:
             rollback(self._conn)
-            if len(group) > 1:
+            if handed:
+                self._uncommitted(group, exc)
+            elif len(group) > 1:
                 for job in group:
                     self._commit_group([job], dir_synced=True)
             else:
                 self._fail(group[0], self._error(exc, "committing to the index"))
             return
+        finally:
+            if handed:
+                with self._committed:
+                    self._committing = False
+                    self._committed.notify_all()
+        for job, result in zip(group, results, strict=True):
+            if not (handed and job.early):
+                self._done(job, result)
+
+    def _count(self, group: list[_Job]) -> None:
         with self._lock:
             self.commits += 1
             self.largest_batch = max(self.largest_batch, len(group))
             self.committed.update(job.kind for job in group)
-        for job, result in zip(group, results, strict=True):
-            job.future.set_result(result)
+
+    def _hand_out_early(self, group: list[_Job], results: list[object]) -> None:
+        """The early jobs' rows are in the transaction: give them their results before the COMMIT."""
+        with self._committed:
+            self._committing = True
+        for job, result in zip(group, results, strict=False):
+            if job.early:
+                self._done(job, result)
+        self._deliver()
+
+    def _uncommitted(self, group: list[_Job], exc: Exception) -> None:
+        """The transaction of a group whose early jobs already have their results failed: their rows are tried
+        again on their own (then, failing that, ``on_uncommitted``); the other jobs are retried one by one."""
+        early = [job for job in group if job.early]
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            for job in early:
+                job.apply(self._conn)
+            self._conn.execute("COMMIT")
+            self._count(early)
+        except Exception as again:
+            rollback(self._conn)
+            error = self._error(again, "committing to the index")
+            error.__context__ = exc
+            for job in early:
+                if job.on_uncommitted is not None:
+                    try:
+                        job.on_uncommitted(error)
+                    except Exception as cleanup:  # pragma: no cover - a logging hook
+                        error.add_note(f"and reporting it failed: {cleanup!r}")
+        for job in group:
+            if not job.early:
+                self._commit_group([job], dir_synced=True)
 
     def _synchronous(self, level: str) -> None:
         if level != self._level:
@@ -232,4 +427,4 @@ class Committer:
             rollback(self._conn)
             self._fail(job, self._error(exc, f"running {job.kind}"))
             return
-        job.future.set_result(result)
+        self._done(job, result)

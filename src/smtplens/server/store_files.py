@@ -1,19 +1,15 @@
-"""Message files: the on-disk format, the durable write and reading back.
+"""Version-1 message files (one file per message), read and repaired still; queue ids; directory syncs.
 
-A message is written into a *spare*: an empty file created ahead of time under the next queue id, whose
-directory entry was made durable with a whole batch of others (:func:`create_spares`, then one directory fsync).
-Filling it (:func:`fill_message_file`: write, fsync) is then the only sync a message needs: no rename, no
-directory fsync per message. The older way (temp file, fsync, rename, directory fsync: :func:`write_message_file`)
-remains for tests and tools. Start-up recovery removes spares left empty by a crash.
-
-A message file is ``DIR/messages/<queue id>``::
+Before segments (``store_segments``), the store wrote each message into a file of its own,
+``DIR/messages/<queue id>``::
 
     SMTPLENS-MESSAGE 1\\n
     {"queue_id": ..., "sha256": ..., ...}\\n     one line of JSON: everything the index row holds
     <the message bytes, exactly as received after dot-unstuffing>
 
-The header line lets start-up recovery rebuild a lost index row from the file alone, and the SHA-256 in it
-tells an intact file from a damaged one.
+Data directories written that way keep working: their messages are read from these files, start-up recovery
+still checks them (``store_recovery.recover_files``) and deleting one removes its file. ``write_message_file``
+writes one the old way (for tests and tools); new messages go to segments.
 """
 
 from __future__ import annotations
@@ -34,15 +30,11 @@ __all__ = [
     "FileCorrupt",
     "FileIncomplete",
     "QueueIds",
-    "create_spares",
     "encode_header",
-    "fill_message_file",
-    "finish_message_file",
     "fsync_directory",
     "is_queue_id",
     "open_directory",
     "read_message_file",
-    "start_message_file",
     "write_message_file",
 ]
 
@@ -137,55 +129,6 @@ def write_message_file(directory: Path, queue_id: str, header: bytes, message: b
         temp.unlink(missing_ok=True)
         raise
     return final
-
-
-def create_spares(directory: Path, queue_ids: list[str]) -> list[int]:
-    """Create an empty file per queue id and return them open for writing (their directory entries are durable
-    only once the caller fsyncs the directory). On an error the files created so far are closed and removed."""
-    fds: list[int] = []
-    try:
-        for queue_id in queue_ids:
-            fds.append(os.open(directory / queue_id, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o640))
-    except BaseException:
-        for queue_id, fd in zip(queue_ids, fds, strict=False):
-            os.close(fd)
-            (directory / queue_id).unlink(missing_ok=True)
-        raise
-    return fds
-
-
-def fill_message_file(directory: Path, queue_id: str, fd: int, header: bytes, message: bytes) -> Path:
-    """Write ``header + message`` into the spare ``<queue id>`` (open as ``fd``), fsync and close it: durable
-    when this returns (the spare's directory entry already is). On any error the file is closed and removed and
-    the ``OSError`` propagates."""
-    start_message_file(directory, queue_id, fd, header, message)
-    return finish_message_file(directory, queue_id, fd)
-
-
-def start_message_file(directory: Path, queue_id: str, fd: int, header: bytes, message: bytes) -> None:
-    """The first half of :func:`fill_message_file`: write, no fsync. Writing several files, then syncing them,
-    lets one journal commit of the file system cover them all."""
-    try:
-        _write_all(fd, header)
-        _write_all(fd, message)
-    except BaseException:
-        os.close(fd)
-        (directory / queue_id).unlink(missing_ok=True)
-        raise
-
-
-def finish_message_file(directory: Path, queue_id: str, fd: int) -> Path:
-    """The second half of :func:`fill_message_file`: fsync and close ``fd`` (the file is removed on error)."""
-    path = directory / queue_id
-    try:
-        try:
-            _sync(fd)
-        finally:
-            os.close(fd)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def open_directory(directory: Path) -> int:

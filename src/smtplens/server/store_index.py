@@ -1,4 +1,11 @@
-"""The SQLite index: schema, connections (WAL, synchronous=FULL), rows to values, SQLite errors to StoreError."""
+"""The SQLite index: schema, connections (WAL, synchronous=FULL), rows to values, SQLite errors to StoreError.
+
+Schema version 2 (segments): a message row names where its record is (``segment``, ``seg_offset``,
+``seg_length``); rows of the version-1 layout (one file per message in ``messages/``) have them NULL and stay
+readable. The ``segments`` table holds, per segment, how far its records are indexed (``indexed_end``, moved in
+the same transaction as the rows, so a deleted message is never indexed again from its record) and whether
+recovery is done with it (``sealed``: it is written no more).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ __all__ = [
     "insert_message",
     "like_pattern",
     "mark_deleting",
+    "note_segment",
     "rollback",
     "row_to_message",
     "row_to_session",
@@ -29,7 +37,7 @@ __all__ = [
     "upsert_session",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MESSAGE_COLUMNS = (
     "queue_id",
@@ -64,10 +72,19 @@ CREATE TABLE IF NOT EXISTS messages (
     subject        TEXT,
     envelope       TEXT NOT NULL,            -- JSON object: the other envelope fields
     state          TEXT NOT NULL DEFAULT 'stored',   -- stored | missing | deleting
-    recovered      INTEGER NOT NULL DEFAULT 0
+    recovered      INTEGER NOT NULL DEFAULT 0,
+    segment        INTEGER,                  -- where the record is (NULL: a version-1 file in messages/)
+    seg_offset     INTEGER,
+    seg_length     INTEGER
 );
 CREATE INDEX IF NOT EXISTS messages_by_received ON messages (received_at);
 CREATE INDEX IF NOT EXISTS messages_by_session ON messages (session_id);
+CREATE INDEX IF NOT EXISTS messages_by_segment ON messages (segment);
+CREATE TABLE IF NOT EXISTS segments (
+    id             INTEGER PRIMARY KEY,
+    indexed_end    INTEGER NOT NULL,         -- the records before this offset have (or had) their rows
+    sealed         INTEGER NOT NULL DEFAULT 0   -- 1: written no more, recovery has nothing left to scan
+);
 CREATE TABLE IF NOT EXISTS sessions (
     id             TEXT PRIMARY KEY,
     client_address TEXT NOT NULL,
@@ -78,6 +95,14 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_by_started ON sessions (started_at);
 """
+
+_SEGMENT_COLUMNS = ("segment", "seg_offset", "seg_length")
+_INSERT_MESSAGE = (
+    f"INSERT INTO messages ({', '.join((*MESSAGE_COLUMNS, 'state', 'recovered', *_SEGMENT_COLUMNS))}) "
+    f"VALUES ({', '.join('?' * (len(MESSAGE_COLUMNS) + 2 + len(_SEGMENT_COLUMNS)))})"
+)
+_RECIPIENTS = MESSAGE_COLUMNS.index("recipients")
+_ENVELOPE = MESSAGE_COLUMNS.index("envelope")
 
 # SQLite primary result codes (https://www.sqlite.org/rescode.html).
 _SQLITE_CORRUPT = 11
@@ -91,7 +116,8 @@ def store_error(exc: sqlite3.Error, path: Path, doing: str) -> StoreError:
     if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
         problem = (
             f"the index is corrupt ({exc}) while {doing}; stop the server, move the index away and start again: "
-            "the messages are re-indexed from their files (sessions are lost)"
+            "the messages are re-indexed from their records (sessions are lost; a deleted message whose segment "
+            "still holds others may come back)"
         )
     elif code == _SQLITE_FULL:
         problem = f"disk full while {doing} ({exc})"
@@ -142,6 +168,9 @@ def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
             path=str(path),
         )
     with transaction(conn):
+        if version == 1:  # the one-file-per-message layout: its rows stay, with no segment
+            for column in _SEGMENT_COLUMNS:
+                conn.execute(f"ALTER TABLE messages ADD COLUMN {column} INTEGER")
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
@@ -167,14 +196,28 @@ def rollback(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
 
 
-def insert_message(conn: sqlite3.Connection, meta: Mapping[str, Any], *, recovered: bool = False) -> None:
-    """Insert one message row from the metadata written into the file header."""
+def insert_message(
+    conn: sqlite3.Connection,
+    meta: Mapping[str, Any],
+    *,
+    recovered: bool = False,
+    location: tuple[int, int, int] | None = None,
+) -> None:
+    """Insert one message row from the metadata its record (or version-1 file) holds; ``location``: the
+    segment, offset and length of its record."""
     values = [meta.get(column) for column in MESSAGE_COLUMNS]
-    values[MESSAGE_COLUMNS.index("recipients")] = json.dumps(list(meta["recipients"]))
-    values[MESSAGE_COLUMNS.index("envelope")] = json.dumps(meta.get("envelope") or {}, sort_keys=True)
-    names = ", ".join((*MESSAGE_COLUMNS, "state", "recovered"))
-    marks = ", ".join("?" * (len(MESSAGE_COLUMNS) + 2))
-    conn.execute(f"INSERT INTO messages ({names}) VALUES ({marks})", (*values, "stored", int(recovered)))
+    values[_RECIPIENTS] = json.dumps(list(meta["recipients"]))
+    values[_ENVELOPE] = json.dumps(meta.get("envelope") or {}, sort_keys=True)
+    conn.execute(_INSERT_MESSAGE, (*values, "stored", int(recovered), *(location or (None, None, None))))
+
+
+def note_segment(conn: sqlite3.Connection, segment: int, indexed_end: int) -> None:
+    """Record that the records of ``segment`` up to ``indexed_end`` are indexed (it only ever grows)."""
+    conn.execute(
+        "INSERT INTO segments (id, indexed_end) VALUES (?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET indexed_end = max(indexed_end, excluded.indexed_end)",
+        (segment, indexed_end),
+    )
 
 
 def upsert_session(

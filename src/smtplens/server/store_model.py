@@ -126,9 +126,10 @@ class RecoveryReport:
     """What opening the store repaired after an unclean stop (all empty after a clean one)."""
 
     temp_files_removed: tuple[str, ...] = ()
-    """Half-written message files (a crash before their rename); their senders never got a 250."""
+    """Half-written message files of the version-1 layout; their senders never got a 250."""
     indexed_from_files: tuple[str, ...] = ()
-    """Message files without an index row (a crash between the file and the row), indexed from their header."""
+    """Records (or version-1 message files) without an index row (a crash between the sync and the row's
+    commit), indexed from the metadata they carry."""
     marked_missing: tuple[str, ...] = ()
     """Index rows whose file is gone; kept, with state ``missing``."""
     restored: tuple[str, ...] = ()
@@ -136,7 +137,10 @@ class RecoveryReport:
     deletions_finished: tuple[str, ...] = ()
     """Deletions a crash interrupted, completed."""
     quarantined: tuple[str, ...] = ()
-    """Unreadable or inconsistent message files, moved to ``DIR/quarantine/``."""
+    """Unreadable or inconsistent message files (version-1 layout), moved to ``DIR/quarantine/``."""
+    torn_records: tuple[str, ...] = ()
+    """Segments whose records a crash cut short, as ``<segment file>@<offset>``: the tail from there on was
+    being written when the crash came (its sync had not returned, so no 250 was sent); it is ignored."""
 
     @property
     def clean(self) -> bool:
@@ -148,6 +152,7 @@ class RecoveryReport:
             or self.restored
             or self.deletions_finished
             or self.quarantined
+            or self.torn_records
         )
 
 
