@@ -1,28 +1,22 @@
 """The server's hot path: stages nobody wants are not asked about, synchronous decisions need no task, one
-timer per connection, and the store's one fsync per message (spare files, lazy index rows)."""
+timer per connection (the store's one data sync per group of messages: tests/test_server_store_segments.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import sqlite3
+import gc
+import weakref
 from collections.abc import Awaitable
-from pathlib import Path
-
-import pytest
 
 from smtplens.model import Stage
-from smtplens.server import store_files
-from smtplens.server.decisions import Decision, Outcome
+from smtplens.server.decisions import ACCEPTED, Decision, Outcome
+from smtplens.server.net import ServerConfig, SmtpServer, new_event_loop
 from smtplens.server.pipeline import Pipeline
 from smtplens.server.policies import RelayPolicy
 from smtplens.server.protocol import MailFrom, RcptTo, SessionConfig
 from smtplens.server.scenarios import ScenarioBook, ScenarioPolicy
 from smtplens.server.session import Context, Envelope, NeedDecision, Send, Session
-from smtplens.server.store import MessageStore
-from smtplens.server.store_files import QueueIds
-from smtplens.server.store_model import StoreError
-from smtplens.server.store_spares import Spares
+from smtplens.server.store_null import NullStore
 
 MESSAGE = b"From: a@sender.test\r\nSubject: hot path\r\n\r\nHello.\r\n"
 
@@ -153,107 +147,70 @@ def test_not_implemented_falls_back_to_check_and_a_crash_is_a_policy_error() -> 
     assert isinstance(broken, Decision) and (broken.code, broken.enhanced) == ("451", "4.3.0")
 
 
-# --- the store: spares, one fsync per message ----------------------------------------------------------------------
-
-
-def counting_syncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count every fsync the store's files module makes (files and directories), still syncing."""
-    calls: list[int] = []
-    real = store_files._sync
-
-    def sync(fd: int) -> None:
-        calls.append(fd)
-        real(fd)
-
-    monkeypatch.setattr(store_files, "_sync", sync)
-    return calls
-
-
-def envelope() -> dict[str, object]:
-    return {"mail_from": "a@sender.test", "recipients": ["bob@lab.test"], "client_address": "192.0.2.1"}
-
-
-def test_a_message_costs_one_fsync_and_its_row_needs_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with MessageStore(tmp_path / "data") as store:
-
-        async def put(count: int) -> list[str]:
-            return [await store.store(envelope(), MESSAGE) for _ in range(count)]
-
-        asyncio.run(put(1))  # the first batch of spares: created, then their directory synced once
-        syncs = counting_syncs(monkeypatch)
-        ids = asyncio.run(put(20))
-        assert len(syncs) <= 20 + 1  # one per message, and at most one directory sync for a new batch of spares
-        assert [store.message(queue_id) is not None for queue_id in ids] == [True] * 20
-
-
-def test_spares_left_empty_or_half_filled_by_a_crash_are_removed(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    with MessageStore(data) as store:
-        kept = asyncio.run(store.store(envelope(), MESSAGE))
-    messages = data / "messages"
-    ids = QueueIds()
-    empty, half = ids.next(), ids.next()
-    (messages / empty).write_bytes(b"")
-    (messages / half).write_bytes(store_files.MAGIC + b'{"queue_id": "' + half.encode())  # header cut short
-    with MessageStore(data) as store:
-        report = store.recovery
-        assert half in report.temp_files_removed and not report.quarantined
-        assert [info.queue_id for info in store.messages()] == [kept]
-    assert sorted(path.name for path in messages.iterdir()) == [kept]
-
-
-def test_a_message_whose_row_was_lost_is_indexed_again_from_its_file(tmp_path: Path) -> None:
-    """The index row is committed without a sync: a crash may take it back, never the message."""
-    data = tmp_path / "data"
-    with MessageStore(data) as store:
-        queue_id = asyncio.run(store.store(envelope(), MESSAGE))
-    conn = sqlite3.connect(data / "index.sqlite")
-    with conn:
-        conn.execute("DELETE FROM messages WHERE queue_id = ?", (queue_id,))
-    conn.close()
-    with MessageStore(data) as store:
-        assert store.recovery.indexed_from_files == (queue_id,)
-        stored = store.message(queue_id)
-        assert stored is not None and stored.raw == MESSAGE
-
-
-def test_spares_are_made_ahead_in_batches_and_removed_on_close(tmp_path: Path) -> None:
-    directory = tmp_path / "messages"
-    directory.mkdir()
-    dir_fd = store_files.open_directory(directory)
-    try:
-        spares = Spares(directory, dir_fd, QueueIds(), batch=4, low=2)
-        taken = [spares.take() for _ in range(10)]
-        names = [queue_id for queue_id, _ in taken]
-        assert len(set(names)) == 10 and names == sorted(names)  # queue ids in order of use
-        for queue_id, fd in taken:
-            assert (directory / queue_id).stat().st_size == 0
-            os.write(fd, b"x")
-            os.close(fd)
-        spares.close()
-        assert sorted(path.name for path in directory.iterdir()) == names  # the unused ones are gone
-        with pytest.raises(OSError, match="closed"):
-            spares.take()
-    finally:
-        os.close(dir_fd)
-
-
-def test_a_full_disk_while_making_spares_fails_that_message_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def full(directory: Path, queue_ids: list[str]) -> list[int]:
-        raise OSError(28, "No space left on device")
-
-    with MessageStore(tmp_path / "data") as store:
-        monkeypatch.setattr("smtplens.server.store_spares.create_spares", full)
-        with pytest.raises(StoreError, match="disk full"):
-            asyncio.run(store.store(envelope(), MESSAGE))
-        monkeypatch.undo()
-        assert asyncio.run(store.store(envelope(), MESSAGE))
-
-
 def test_sends_are_joined_once_per_call() -> None:
     session = Session(SessionConfig(hostname="mx.test", decision_stages=frozenset()))
     session.start()
     actions = session.receive(b"EHLO c.test\r\nNOOP\r\nNOOP\r\n")
     assert len(actions) == 1 and isinstance(actions[0], Send)
+
+
+# --- no garbage for the collector, shared values --------------------------------------------------------------
+
+
+def test_a_finished_connection_is_freed_without_the_garbage_collector() -> None:
+    """The connection, its session and its timer hold each other (the ``wants`` hook, the timer's callback);
+    at the end of the connection those references are let go, so reference counting frees it all and the
+    garbage collector has nothing to do for it."""
+
+    async def session() -> weakref.ref[object]:
+        server = SmtpServer(ServerConfig(accepted_domains=frozenset({"lab.test"})), NullStore())
+        await server.start("127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection(*server.address)
+        await reader.readline()
+        connection: weakref.ref[object] = weakref.ref(next(iter(server._connections)))
+        for command in (b"EHLO c.test", b"MAIL FROM:<a@c.test>", b"RCPT TO:<b@lab.test>", b"DATA"):
+            writer.write(command + b"\r\n")
+            while (await reader.readline())[3:4] == b"-":
+                pass
+        writer.write(MESSAGE + b".\r\nQUIT\r\n")
+        assert (await reader.readline()).startswith(b"250 ")
+        assert (await reader.readline()).startswith(b"221 ")
+        writer.close()
+        deadline = asyncio.get_running_loop().time() + 5
+        while server.connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        for _ in range(3):  # the transport lets go of its protocol in a callback of its own
+            await asyncio.sleep(0)
+        await server.shutdown(1)
+        return connection
+
+    gc.collect()
+    gc.disable()
+    try:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            connection = runner.run(session())
+        assert connection() is None
+    finally:
+        gc.enable()
+
+
+def test_an_acceptance_equal_to_the_shared_one_is_handled_alike() -> None:
+    """The session knows the shared plain acceptance by identity (a shortcut); any other acceptance, equal or
+    not, takes the general path and gives the same replies and transcript."""
+    assert ACCEPTED == Decision() == Decision.accept()
+    script = b"EHLO c.test\r\nMAIL FROM:<a@c.test>\r\nRCPT TO:<b@lab.test>\r\n"
+    results = []
+    for decision in (ACCEPTED, Decision.accept(), Decision(Outcome.ACCEPT)):
+        session = Session(SessionConfig(hostname="mx.test"))
+        actions = session.start()
+        while isinstance(actions[-1], NeedDecision):
+            actions = session.decided(decision)
+        wire = [action for action in actions if isinstance(action, Send)]
+        actions = session.receive(script)
+        while isinstance(actions[-1], NeedDecision):
+            wire += [action for action in actions if isinstance(action, Send)]
+            actions = session.decided(decision)
+        wire += [action for action in actions if isinstance(action, Send)]
+        results.append((wire, session.transcript, session.outcome))
+    assert results[0] == results[1] == results[2]
+    assert [send.data[:3] for send in results[0][0]] == [b"220", b"250", b"250", b"250"]

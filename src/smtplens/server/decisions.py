@@ -27,7 +27,7 @@ from smtplens.errors import SmtplensError
 from smtplens.model import Reply, Stage
 from smtplens.server.protocol import make_reply
 
-__all__ = ["Decision", "DecisionError", "Outcome", "accepted_reply", "combine_accepted", "reply_for"]
+__all__ = ["ACCEPTED", "Decision", "DecisionError", "Outcome", "accepted_reply", "combine_accepted", "reply_for"]
 
 
 class DecisionError(SmtplensError, ValueError):
@@ -132,6 +132,11 @@ class Decision:
     def dropped(cls, *, delay: float = 0.0, policy: str | None = None) -> Decision:
         """Close the connection without any reply (after ``delay`` seconds)."""
         return cls(Outcome.DEFER, True, policy=policy, delay=delay, drop=True)
+
+
+ACCEPTED = Decision()
+"""The plain acceptance (no text, no header fields, no effects), shared: the session recognises it by identity and
+skips the general handling of a decision."""
 
 
 def combine_accepted(first: Decision, then: Decision) -> Decision:

@@ -78,7 +78,8 @@ class MessageBuffer:
 
     def facts(self) -> BodyFacts:
         bare_cr = self._bare_cr or self._pending_cr
-        return BodyFacts(self._size, self._too_big, self.long_line, self._eight_bit, self._nul, self._bare_lf, bare_cr)
+        facts = (self._size, self._too_big, self.long_line, self._eight_bit, self._nul, self._bare_lf, bare_cr)
+        return tuple.__new__(BodyFacts, facts)  # BodyFacts(*facts) without its Python __new__
 
 
 class DataReader:

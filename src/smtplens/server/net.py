@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from smtplens.model import Stage
-from smtplens.server.decisions import Decision
+from smtplens.server.decisions import ACCEPTED, Decision
 from smtplens.server.net_timers import IdleTimer, Ready, bounded, step
 from smtplens.server.observer import ServerObserver, report_replies
 from smtplens.server.pipeline import Pipeline, policy_error
@@ -75,7 +75,7 @@ log = logging.getLogger("smtplens.server")
 Decide = Callable[[Stage, Context], Awaitable[Decision]]
 """A policy hook: ``await decide(stage, context)`` gives the decision for that stage."""
 
-_ACCEPT = Decision.accept()
+_ACCEPT = ACCEPTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +195,10 @@ class _Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.ip = ip = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
         self.counted = server._admit(ip)
-        self.session = Session(server.config.session, ip, wants=self._wants)
+        # The session asks about the connect stage only in start(), just below: when the adapter need not answer
+        # it (the usual case), the policies' own ``wants`` serves every stage (one call less per stage).
+        answers_connect = not self.counted or server.maintenance or server._stopping
+        self.session = Session(server.config.session, ip, wants=self._wants if answers_connect else server._wants)
         self.id = f"{server._prefix}.{next(server._ids)}"
         self.started_at = time.time()
         server._connections[self] = None
@@ -215,14 +218,16 @@ class _Connection(asyncio.Protocol):
                 self._go(self._receive_slowly(data), deque())
                 return
             actions = self.session.receive(data)
-            if len(actions) == 1 and type(actions[0]) is Send:  # the usual case: one reply, nothing to await
-                transport = self.transport
-                assert transport is not None
-                if not transport.is_closing():
-                    transport.write(actions[0].data)
-                if not self._lost:
-                    self._timer.arm(self.session.timeout)
-                return
+            if len(actions) == 1:
+                send = actions[0]
+                if type(send) is Send:  # the usual case: one reply, nothing to await
+                    transport = self.transport
+                    assert transport is not None
+                    if not transport.is_closing():
+                        transport.write(send.data)
+                    if not self._lost:
+                        self._timer.arm(self.session.timeout)
+                    return
             self._perform(actions)
         except Exception:
             self._crashed()
@@ -256,6 +261,16 @@ class _Connection(asyncio.Protocol):
     # --- performing the session's actions -----------------------------------------------------------------------
 
     def _perform(self, actions: list[Action]) -> None:
+        if len(actions) == 1 and not self.rate:
+            send = actions[0]
+            if type(send) is Send:  # one reply (the greeting): no queue of actions needed
+                transport = self.transport
+                assert transport is not None
+                if not transport.is_closing():
+                    transport.write(send.data)
+                if not self._lost:
+                    self._timer.arm(self.session.timeout)
+                return
         todo = deque(actions)
         pending = self._run(todo)
         if pending is not None:
@@ -271,23 +286,19 @@ class _Connection(asyncio.Protocol):
         assert transport is not None
         while todo:
             action = todo.popleft()
-            kind = type(action)
-            if kind is Send:
-                assert isinstance(action, Send)
+            if isinstance(action, Send):
                 if self.rate:
                     return self._send_slowly(action.data)
                 if not transport.is_closing():
                     transport.write(action.data)
-            elif kind is Close:
+            elif isinstance(action, Close):
                 transport.close()  # what is written is still sent
-            elif kind is NeedDecision:
-                assert isinstance(action, NeedDecision)
+            elif isinstance(action, NeedDecision):
                 decision = self._server._decision_now(self, action.stage, action.context)
-                if not isinstance(decision, Decision) or decision.delay or decision.slow:
+                if decision is not _ACCEPT and (not isinstance(decision, Decision) or decision.delay or decision.slow):
                     return self._decide_later(action.stage, decision)
                 todo.extend(session.decided(decision))
-            elif kind is Deliver:
-                assert isinstance(action, Deliver)
+            elif isinstance(action, Deliver):
                 try:
                     stored = step(self._server.store.store(action.envelope, action.message, self.id))
                 except Exception as exc:
@@ -296,7 +307,8 @@ class _Connection(asyncio.Protocol):
                     continue
                 if not isinstance(stored, Ready):
                     return self._stored_later(action, stored)
-                self._server._stored(self, action)
+                if self._server.observer is not None:
+                    self._server._stored(self, action)
                 todo.extend(session.stored(True, stored.value))
             else:
                 return self._start_tls()
@@ -453,6 +465,7 @@ class _Connection(asyncio.Protocol):
             return
         self._ended = True
         self._server._ended(self)
+        self.session.release()  # no reference cycle left: the connection is freed as soon as uvloop drops it
 
 
 async def _ready(actions: list[Action]) -> list[Action]:
@@ -476,6 +489,7 @@ class SmtpServer:
         if decide is None:
             decide = accept_domains(config.accepted_domains, config.accepted_recipients)
         self._decider = _decider(decide)
+        self._wants = self._decider.wants
         self.decide: Decide = self._decide_async
         self.maintenance = config.maintenance  # switchable at runtime
         self._ssl = config.ssl_context()

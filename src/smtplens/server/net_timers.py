@@ -70,7 +70,7 @@ def step(awaitable: Awaitable[T]) -> Ready[T] | Awaitable[T]:
     try:
         first = coro.send(None)
     except StopIteration as done:
-        return Ready(done.value)
+        return tuple.__new__(Ready, (done.value,))  # Ready(done.value) without its Python __new__
     return _Resumed(coro, first)
 
 
@@ -125,9 +125,15 @@ class IdleTimer:
         self._expired()
 
     def cancel(self) -> None:
-        """Stop for good (the connection is over)."""
+        """Stop for good (the connection is over). The callback is let go: it is usually a method of the
+        connection that owns this timer, a reference cycle that only the garbage collector would break."""
         self._deadline = math.inf
         self._when = math.inf
+        self._expired = _never
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def _never() -> None:
+    """The callback of a cancelled :class:`IdleTimer` (it never runs)."""

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Collection, Iterable
 from typing import Any, Protocol
 
 from smtplens.model import Stage
-from smtplens.server.decisions import Decision, Outcome, combine_accepted
+from smtplens.server.decisions import ACCEPTED, Decision, Outcome, combine_accepted
 from smtplens.server.net_timers import bounded
 from smtplens.server.session import Context
 
@@ -70,7 +70,7 @@ def policy_error(stage: Stage, hostname: str = "localhost") -> Decision:
     return Decision.defer(code="451", enhanced="4.3.0", text=POLICY_ERROR_TEXT, policy="error")
 
 
-_ACCEPT = Decision.accept()
+_ACCEPT = ACCEPTED
 
 
 class Pipeline:

@@ -272,6 +272,9 @@ class Command(NamedTuple):
     argument: str
 
 
+_tuple = tuple.__new__
+
+
 def parse_command(line: bytes) -> Command | Reply:
     """A command line without its line ending → the verb and its argument, or the 500 reply it deserves."""
     try:
@@ -284,7 +287,7 @@ def parse_command(line: bytes) -> Command | Reply:
     verb = _VERBS.get(word.upper()) if word.isascii() else None
     if verb is None:
         return Replies.UNKNOWN_COMMAND
-    return Command(verb, argument.strip(" \t"))
+    return _tuple(Command, (verb, argument.strip(" \t")))  # Command(verb, ...) without its Python __new__
 
 
 # ------------------------------------------------------------------------------------- MAIL FROM and RCPT TO
@@ -432,7 +435,7 @@ def _check_path(path: str, *, smtputf8: bool, null_ok: bool) -> str | Reply | No
         return None
     domain = match["domain"]
     if domain is not None:
-        if len(domain) > _MAX_DOMAIN or any(len(label) > _MAX_LABEL for label in domain.split(".")):
+        if len(domain) > _MAX_DOMAIN or max(map(len, domain.split("."))) > _MAX_LABEL:
             return None
     elif not _valid_literal(match["literal"]):
         return None
@@ -472,9 +475,12 @@ def _parse_params(text: str, *, extended: bool) -> dict[str, str | None] | Reply
     return params
 
 
+_NO_PARAMETERS = MailFrom("")
+
+
 def _mail_params(params: dict[str, str | None], config: SessionConfig) -> MailFrom | Reply:
     """The parameters of MAIL, checked one by one; the result's address is filled in by the caller."""
-    mail = MailFrom("")
+    mail = _NO_PARAMETERS
     for key, value in params.items():
         parser = _MAIL_PARAMETERS.get(key)
         if parser is None:

@@ -22,7 +22,7 @@ from enum import Enum
 from typing import NamedTuple, TypeAlias
 
 from smtplens.model import Reply, Stage
-from smtplens.server.decisions import Decision, Outcome, accepted_reply, reply_for
+from smtplens.server.decisions import ACCEPTED, Decision, Outcome, accepted_reply, reply_for
 from smtplens.server.protocol import (
     DECISION_STAGES,
     BodyFacts,
@@ -85,6 +85,29 @@ class _Mode(Enum):
     CLOSED = "closed"
 
 
+# Enum members as plain globals: on Python 3.11 naming a member through its class goes through
+# EnumType.__getattr__ and costs about as much as a function call, and the session names them on every command.
+_NEW, _COMMAND, _AUTH, _DATA, _BDAT, _TLS, _CLOSED = (
+    _Mode.NEW,
+    _Mode.COMMAND,
+    _Mode.AUTH,
+    _Mode.DATA,
+    _Mode.BDAT,
+    _Mode.TLS,
+    _Mode.CLOSED,
+)
+_AT_CONNECT, _AT_HELO, _AT_MAIL, _AT_RCPT, _AT_DATA, _AT_END_OF_DATA = (
+    Stage.CONNECT,
+    Stage.HELO,
+    Stage.MAIL,
+    Stage.RCPT,
+    Stage.DATA,
+    Stage.END_OF_DATA,
+)
+_CLIENT, _SERVER, _NOTE = Direction.CLIENT, Direction.SERVER, Direction.NOTE
+_VERB_AUTH, _VERB_QUIT = Verb.AUTH, Verb.QUIT
+
+
 class _Helo(NamedTuple):
     name: str
     extended: bool
@@ -124,7 +147,8 @@ class _Sasl:
     username: str | None = None
 
 
-_ACCEPT = Decision()
+_ACCEPT = ACCEPTED
+_CLOSE = Close()  # a value without fields: one is enough
 _SEVERITY = {"5": 2, "4": 1}  # reply classes by how much they say about a session's outcome
 _PROMPTS = {"LOGIN": ("VXNlcm5hbWU6", "UGFzc3dvcmQ6")}  # "Username:", "Password:" (draft-murchison-sasl-login)
 
@@ -143,8 +167,15 @@ class _TooLong:
 _TOO_LONG = _TooLong()
 
 
-_line = tuple.__new__
-_SERVER = Direction.SERVER
+_tuple = _line = tuple.__new__  # a NamedTuple made without its __new__ (a Python function): same value, faster
+_STORING = _Pending(None, None)
+
+
+def _joined(sends: list[Send]) -> Send:
+    """Consecutive sends as one (the action itself when there is one)."""
+    return sends[0] if len(sends) == 1 else Send(b"".join(send.data for send in sends))
+
+
 _HELO_REPLIES: dict[tuple[int, bool, bool], tuple[SessionConfig, Reply]] = {}
 
 
@@ -183,26 +214,45 @@ def _greeting(config: SessionConfig, text: str | None) -> Reply:
     return reply
 
 
-def _queued(queue_id: str) -> tuple[bytes, tuple[str, ...]]:
-    """``250 2.0.0 Ok: queued as <id>`` on the wire and as a transcript line, as ``_encoded`` would give it,
-    without making and encoding a reply value for every message (a queue id is unique: caching it is useless)."""
+class _Wire(NamedTuple):
+    """A reply ready to go: the ``Send`` action with its octets, its transcript lines (as text, and as transcript
+    lines of no policy), its code and how much that code says about the session's outcome (``_SEVERITY``)."""
+
+    send: Send
+    lines: tuple[str, ...]
+    rows: tuple[TranscriptLine, ...]
+    code: str
+    severity: int
+
+
+def _wire(data: bytes) -> _Wire:
+    lines = tuple(data.decode("ascii").split("\r\n")[:-1])
+    code = lines[-1][:3]
+    rows = tuple(TranscriptLine(Direction.SERVER, line) for line in lines)
+    return _Wire(Send(data), lines, rows, code, _SEVERITY.get(code[:1], 0))
+
+
+def _queued(queue_id: str) -> _Wire:
+    """``250 2.0.0 Ok: queued as <id>`` as ``_encoded`` would give it, without making and encoding a reply value
+    for every message (a queue id is unique: caching it is useless)."""
     if queue_id.isascii() and queue_id.isalnum() and len(queue_id) <= 64:  # nothing for encode_reply to change
         line = f"250 2.0.0 Ok: queued as {queue_id}"
-        return f"{line}\r\n".encode("ascii"), (line,)
+        return _Wire(
+            Send(f"{line}\r\n".encode("ascii")), (line,), (_line(TranscriptLine, (_SERVER, line, None)),), "250", 0
+        )
     return _encoded(Replies.queued(queue_id))
 
 
-_ENCODED: dict[Reply, tuple[bytes, tuple[str, ...]]] = {}
+_ENCODED: dict[Reply, _Wire] = {}
 _ENCODED_MAX = 4096  # replies with varying texts (queue ids) are encoded anew once the cache is full
 
 
-def _encoded(reply: Reply) -> tuple[bytes, tuple[str, ...]]:
-    """A reply on the wire and as transcript lines; the common (constant) replies are encoded once."""
+def _encoded(reply: Reply) -> _Wire:
+    """A reply ready to go; the common (constant) replies are encoded once, their ``Send`` action made once."""
     found = _ENCODED.get(reply)
     if found is not None:
         return found
-    data = encode_reply(reply)
-    found = data, tuple(data.decode("ascii").split("\r\n")[:-1])
+    found = _wire(encode_reply(reply))
     if len(_ENCODED) < _ENCODED_MAX:
         _ENCODED[reply] = found
     return found
@@ -232,7 +282,7 @@ class Session:
         self._short_line = min(self._limits.command_line, self._limits.auth_line)  # a line this short is never too long
         self._buffer = bytearray()
         self._out: list[Action] = []
-        self._mode = _Mode.NEW
+        self._mode = _NEW
         self._refused = False  # a 554 greeting was sent: only QUIT is answered normally (RFC 5321 3.1)
         self._discarding = False  # the rest of an over-long command line is being dropped
         self._helo_name: str | None = None
@@ -250,17 +300,18 @@ class Session:
         self._transcript: list[TranscriptLine] = []
         self._cut: _Cut | None = None  # a decision asked to close after so many octets of message data
         self._last_code: str | None = None
+        self._severity = -1  # _SEVERITY of _last_code (-1: no reply yet)
 
     # ---------------------------------------------------------------------------------- the adapter's calls
 
     @property
     def closed(self) -> bool:
-        return self._mode is _Mode.CLOSED
+        return self._mode is _CLOSED
 
     @property
     def waiting(self) -> bool:
         """True while the session waits for the adapter (a decision, the store, the TLS handshake)."""
-        return self._pending is not None or self._mode is _Mode.TLS
+        return self._pending is not None or self._mode is _TLS
 
     @property
     def timeout(self) -> float | None:
@@ -268,9 +319,9 @@ class Session:
         if self._pending is not None:
             return None  # the adapter has the turn
         mode = self._mode
-        if mode is _Mode.COMMAND or mode is _Mode.AUTH:
+        if mode is _COMMAND or mode is _AUTH:
             return self.config.idle_timeout
-        if mode is _Mode.DATA or mode is _Mode.BDAT:
+        if mode is _DATA or mode is _BDAT:
             return self.config.data_timeout
         return None  # not started, closed, or waiting for the TLS handshake
 
@@ -302,26 +353,32 @@ class Session:
 
     def start(self) -> list[Action]:
         """The connection is open: asks the connect decision (or greets at once)."""
-        if self._mode is not _Mode.NEW:
+        if self._mode is not _NEW:
             raise SessionError("start() was already called")
-        self._mode = _Mode.COMMAND
-        self._ask(Stage.CONNECT, None)
+        self._mode = _COMMAND
+        self._ask(_AT_CONNECT, None)
         self._run()
         return self._finish()
 
     def receive(self, data: bytes) -> list[Action]:
         """Bytes from the client; any amount, any split. Never raises for any input."""
-        if self._mode in (_Mode.CLOSED, _Mode.TLS):
+        mode = self._mode
+        if mode is _CLOSED or mode is _TLS:
             return []  # plaintext after STARTTLS is dropped (RFC 3207 section 6: no command injection)
-        self._buffer += data
+        buffer = self._buffer
+        buffer += data
         self._run()
-        if len(self._buffer) > self._limits.buffer:
+        if len(buffer) > self._limits.buffer:
             self._send(Replies.overflow(self.config.hostname))
+        out = self._out
+        if len(out) == 1:  # the usual case: one reply (what _finish gives, without the call)
+            self._out = []
+            return out
         return self._finish()
 
     def decided(self, decision: Decision) -> list[Action]:
         """The answer to the last ``NeedDecision``."""
-        if self._mode is _Mode.CLOSED:
+        if self._mode is _CLOSED:
             return []
         pending = self._pending
         if pending is None or pending.stage is None:
@@ -333,13 +390,13 @@ class Session:
 
     def stored(self, ok: bool, queue_id: str | None = None) -> list[Action]:
         """The answer to ``Deliver``: the 250 is sent only now, once the store said the message is durable."""
-        if self._mode is _Mode.CLOSED:
+        if self._mode is _CLOSED:
             return []
         if self._pending is None or self._pending.stage is not None:
             raise SessionError("stored() without a pending Deliver")
         self._pending = None
         if ok and queue_id:
-            self._send_encoded(*_queued(queue_id))
+            self._send_wire(_queued(queue_id))
         else:
             self._send(Replies.queued(queue_id) if ok else Replies.STORE_FAILED)
         self._end_transaction()
@@ -348,33 +405,39 @@ class Session:
 
     def tls_started(self, description: str = "") -> list[Action]:
         """The TLS handshake succeeded. Everything learnt before is forgotten; the client sends EHLO again."""
-        if self._mode is _Mode.CLOSED:
+        if self._mode is _CLOSED:
             return []
-        if self._mode is not _Mode.TLS:
+        if self._mode is not _TLS:
             raise SessionError("tls_started() without a pending StartTls")
-        self._mode = _Mode.COMMAND
+        self._mode = _COMMAND
         self._tls = True
         self._helo_name = None  # RFC 3207 section 4.2: discard the knowledge obtained before TLS
         self._extended = False
         self._auth = None
         self._tx = None
         self._buffer.clear()
-        self._record(Direction.NOTE, f"TLS started {description}".rstrip())
+        self._record(_NOTE, f"TLS started {description}".rstrip())
         self._run()
         return self._finish()
 
     def timed_out(self) -> list[Action]:
         """The adapter's timer ran out (idle or data timeout): 421 4.4.2 and close (RFC 5321 4.5.3.2)."""
-        if self._mode is not _Mode.CLOSED:
+        if self._mode is not _CLOSED:
             self._send(Replies.timeout(self.config.hostname))
         return self._finish()
+
+    def release(self) -> None:
+        """The adapter is done with the session (its connection is over): the ``wants`` hook is let go. It is
+        usually a method of the adapter's connection, which holds the session: a reference cycle that only the
+        garbage collector would break, and a collection per few dozen connections costs more than this."""
+        self._wants = self.config.decision_stages.__contains__
 
     def shutdown(self) -> list[Action]:
         """Graceful shutdown: 421 at once when idle, else after the current command (a message being received
         is finished, decided and stored first, so nothing that got 250 is lost)."""
-        if self._mode is not _Mode.CLOSED:
+        if self._mode is not _CLOSED:
             self._shutdown = True
-            if self._pending is None and self._mode in (_Mode.NEW, _Mode.COMMAND, _Mode.AUTH):
+            if self._pending is None and self._mode in (_NEW, _COMMAND, _AUTH):
                 self._send(Replies.shutting_down(self.config.hostname))
         return self._finish()
 
@@ -383,28 +446,32 @@ class Session:
     def _run(self) -> None:
         while self._pending is None:
             mode = self._mode
-            if mode is _Mode.DATA:
-                if not self._read_data():
-                    return
-            elif mode is _Mode.BDAT:
-                if not self._read_chunk():
-                    return
-            elif mode in (_Mode.COMMAND, _Mode.AUTH):
+            if mode is _COMMAND or mode is _AUTH:
                 if self._shutdown:
                     self._send(Replies.shutting_down(self.config.hostname))
                     return
+                if not self._buffer:
+                    return  # all read: the usual end of a call
                 line = self._take_line()
                 if line is None:
                     return
-                if isinstance(line, _TooLong):
-                    self._record(Direction.NOTE, "line too long, discarded")
+                if line is _TOO_LONG:
+                    self._record(_NOTE, "line too long, discarded")
                     self._sasl = None
-                    self._mode = _Mode.COMMAND
+                    self._mode = _COMMAND
                     self._error(Replies.LINE_TOO_LONG)
-                elif mode is _Mode.AUTH:
+                elif mode is _AUTH:
+                    assert isinstance(line, bytes)
                     self._sasl_response(line)
                 else:
+                    assert isinstance(line, bytes)
                     self._command(line)
+            elif mode is _DATA:
+                if not self._read_data():
+                    return
+            elif mode is _BDAT:
+                if not self._read_chunk():
+                    return
             else:
                 return
 
@@ -435,12 +502,12 @@ class Session:
                     return None
                 del buffer[: end + 1]
                 return _TOO_LONG
-        line = bytes(buffer[:end])
+        line = bytes(buffer[: end - 1 if end and buffer[end - 1] == 13 else end])  # without a CR before the LF
         del buffer[: end + 1]
-        return line[:-1] if line.endswith(b"\r") else line
+        return line
 
     def _line_limit(self) -> int:
-        if self._mode is _Mode.AUTH or self._buffer[:5].upper() == b"AUTH ":
+        if self._mode is _AUTH or self._buffer[:5].upper() == b"AUTH ":
             return self._limits.auth_line  # RFC 4954 section 4
         return self._limits.command_line  # RFC 5321 section 4.5.3.1.4
 
@@ -451,46 +518,48 @@ class Session:
             self._out = []
             return out
         actions: list[Action] = []
-        sends: list[bytes] = []
-        for action in self._out:
+        sends: list[Send] = []
+        for action in out:
             if isinstance(action, Send):
-                sends.append(action.data)
+                sends.append(action)
                 continue
             if sends:
-                actions.append(Send(b"".join(sends)))
+                actions.append(_joined(sends))
                 sends = []
             actions.append(action)
         if sends:
-            actions.append(Send(b"".join(sends)))
+            actions.append(_joined(sends))
         self._out = []
         return actions
 
     # -------------------------------------------------------------------------------------- replies, close
 
     def _send(self, reply: Reply, policy: str | None = None) -> None:
-        if self._mode is _Mode.CLOSED:
+        if self._mode is _CLOSED:
             return
-        self._send_encoded(*_encoded(reply), policy)
+        wire = _ENCODED.get(reply) or _encoded(reply)
+        self._send_wire(wire, policy)
         if reply.basic == "421":
             self._close()  # RFC 5321 3.8: after a 421 the server closes
 
-    def _send_encoded(self, data: bytes, lines: tuple[str, ...], policy: str | None = None) -> None:
-        """Send a reply already on the wire format (``data``) and note its ``lines`` in the transcript."""
-        if self._mode is _Mode.CLOSED:
+    def _send_wire(self, wire: _Wire, policy: str | None = None) -> None:
+        """Send a reply ready to go and note its lines in the transcript."""
+        if self._mode is _CLOSED:
             return
-        self._out.append(Send(data))
-        code = lines[-1][:3]
-        last = self._last_code
-        if last is None or _SEVERITY.get(code[:1], 0) >= _SEVERITY.get(last[:1], 0):
-            self._last_code = code
+        self._out.append(wire.send)
+        if wire.severity >= self._severity:
+            self._severity = wire.severity
+            self._last_code = wire.code
         transcript = self._transcript
-        if len(lines) == 1 and len(transcript) + 1 < self._limits.transcript:  # the usual case: one line, room
-            transcript.append(_line(TranscriptLine, (_SERVER, lines[0], policy)))
-        elif len(transcript) + len(lines) < self._limits.transcript:  # room for every line
-            transcript += [_line(TranscriptLine, (_SERVER, line, policy)) for line in lines]
+        lines = wire.lines
+        if len(transcript) + len(lines) < self._limits.transcript:  # room for every line: the usual case
+            if policy is None:
+                transcript += wire.rows
+            else:
+                transcript += [_line(TranscriptLine, (_SERVER, line, policy)) for line in lines]
         else:
             for line in lines:
-                self._record(Direction.SERVER, line, policy)
+                self._record(_SERVER, line, policy)
 
     def _error(self, reply: Reply) -> None:
         """A protocol error: the reply, then 421 4.7.0 once the error budget is spent."""
@@ -500,8 +569,8 @@ class Session:
             self._send(Replies.too_many_errors(self.config.hostname))
 
     def _close(self) -> None:
-        self._mode = _Mode.CLOSED
-        self._out.append(Close())
+        self._mode = _CLOSED
+        self._out.append(_CLOSE)
         self._buffer.clear()
         self._pending = None
         self._tx = None
@@ -510,11 +579,12 @@ class Session:
         self._cut = None
 
     def _record(self, direction: Direction, text: str, policy: str | None = None) -> None:
-        kept = len(self._transcript)
+        transcript = self._transcript
+        kept = len(transcript)
         if kept < self._limits.transcript:
-            self._transcript.append(_line(TranscriptLine, (direction, text, policy)))  # TranscriptLine(...), faster
+            transcript.append(_line(TranscriptLine, (direction, text, policy)))  # TranscriptLine(...), faster
         elif kept == self._limits.transcript:
-            self._transcript.append(TranscriptLine(Direction.NOTE, "transcript truncated"))
+            transcript.append(TranscriptLine(_NOTE, "transcript truncated"))
 
     # -------------------------------------------------------------------------------------------- decisions
 
@@ -542,6 +612,9 @@ class Session:
         return envelope
 
     def _resolve(self, stage: Stage, payload: _Payload, decision: Decision) -> None:
+        if decision is _ACCEPT:  # nobody asked, or a plain acceptance: the usual case
+            _ACCEPTED[stage](self, payload, decision)
+            return
         if decision.effects:
             self._note_effects(decision)
             if decision.drop:
@@ -552,9 +625,9 @@ class Session:
             _ACCEPTED[stage](self, payload, decision)
             return
         self._send(refusal, decision.policy)
-        if stage is Stage.CONNECT:
+        if stage is _AT_CONNECT:
             self._refused = decision.outcome is Outcome.REJECT
-        elif stage is Stage.END_OF_DATA:
+        elif stage is _AT_END_OF_DATA:
             self._end_transaction()
         elif isinstance(payload, _Chunk) and self._tx is not None:
             self._tx.failed = True
@@ -566,11 +639,11 @@ class Session:
     def _note_effects(self, decision: Decision) -> None:
         """Transcript notes for what the adapter did (delay, slow link) or the session does (drop, cut)."""
         if decision.delay:
-            self._record(Direction.NOTE, f"reply delayed {decision.delay:g} s", decision.policy)
+            self._record(_NOTE, f"reply delayed {decision.delay:g} s", decision.policy)
         if decision.slow:
-            self._record(Direction.NOTE, f"slow link: {decision.slow:g} octets/s from now on", decision.policy)
+            self._record(_NOTE, f"slow link: {decision.slow:g} octets/s from now on", decision.policy)
         if decision.drop:
-            self._record(Direction.NOTE, "connection dropped without a reply", decision.policy)
+            self._record(_NOTE, "connection dropped without a reply", decision.policy)
 
     def _accept_connect(self, payload: _Payload, decision: Decision) -> None:
         self._send(_greeting(self.config, decision.text or None), decision.policy)
@@ -596,13 +669,13 @@ class Session:
         if isinstance(payload, _Chunk):
             assert self._tx is not None
             if decision.cut_after is not None:  # the first chunk is already read: cut now
-                self._record(Direction.NOTE, f"connection cut after {payload.size} octets of BDAT", decision.policy)
+                self._record(_NOTE, f"connection cut after {payload.size} octets of BDAT", decision.policy)
                 self._close()
                 return
             self._tx.data_accepted = True
             self._chunk_done(payload)
             return
-        self._mode = _Mode.DATA
+        self._mode = _DATA
         self._reader = DataReader(self._limits)
         self._send(Replies.START_DATA, decision.policy)
         if decision.cut_after is not None:
@@ -614,28 +687,33 @@ class Session:
         if decision.headers:
             data = "".join(f"{header}\r\n" for header in decision.headers).encode("utf-8") + data
         self._out.append(Deliver(self.envelope, data))
-        self._pending = _Pending(None, None)
+        self._pending = _STORING
 
     def _end_transaction(self) -> None:
         self._tx = None
         self._reader = None
-        if self._mode is not _Mode.CLOSED:
-            self._mode = _Mode.COMMAND
+        if self._mode is not _CLOSED:
+            self._mode = _COMMAND
 
     # --------------------------------------------------------------------------------------------- commands
 
     def _command(self, line: bytes) -> None:
         parsed = parse_command(line)
-        if not isinstance(parsed, Reply) and parsed.verb is Verb.AUTH and " " in parsed.argument:
-            self._record(Direction.CLIENT, f"AUTH {parsed.argument.split(' ')[0]} ****")  # no secrets kept
-        else:
-            self._record(Direction.CLIENT, line.decode("utf-8", "replace"))
         if isinstance(parsed, Reply):
+            self._record(_CLIENT, line.decode("utf-8", "replace"))
             self._error(parsed)
-        elif self._refused and parsed.verb is not Verb.QUIT:
+            return
+        verb, argument = parsed
+        if verb is _VERB_AUTH and " " in argument:
+            self._record(_CLIENT, f"AUTH {argument.split(' ')[0]} ****")  # no secrets kept
+        elif len(self._transcript) < self._limits.transcript:  # what _record does, without the call
+            self._transcript.append(_line(TranscriptLine, (_CLIENT, line.decode("utf-8", "replace"), None)))
+        else:
+            self._record(_CLIENT, line.decode("utf-8", "replace"))
+        if self._refused and verb is not _VERB_QUIT:
             self._error(Replies.REFUSED)
         else:
-            _COMMANDS[parsed.verb](self, parsed.argument)
+            _COMMANDS[verb](self, argument)
 
     def _helo(self, argument: str) -> None:
         self._greet(argument, extended=False)
@@ -647,7 +725,7 @@ class Session:
         if not argument:
             self._error(Replies.usage("EHLO hostname" if extended else "HELO hostname"))
         else:
-            self._ask(Stage.HELO, _Helo(argument, extended))
+            self._ask(_AT_HELO, _tuple(_Helo, (argument, extended)))  # _Helo(argument, extended), faster
 
     def _mail(self, argument: str) -> None:
         refusal = self._mail_refusal()
@@ -655,7 +733,7 @@ class Session:
         if isinstance(mail, Reply):
             self._error(mail)
         else:
-            self._ask(Stage.MAIL, mail)
+            self._ask(_AT_MAIL, mail)
 
     def _mail_refusal(self) -> Reply | None:
         if self._helo_name is None:
@@ -680,7 +758,7 @@ class Session:
         if isinstance(rcpt, Reply):
             self._error(rcpt)
         else:
-            self._ask(Stage.RCPT, rcpt, recipient=rcpt)
+            self._ask(_AT_RCPT, rcpt, recipient=rcpt)
 
     def _data(self, argument: str) -> None:
         tx = self._tx
@@ -695,7 +773,7 @@ class Session:
         elif tx.mail.body is BodyType.BINARY_MIME:
             self._error(Replies.BINARY_NEEDS_BDAT)
         else:
-            self._ask(Stage.DATA, None)
+            self._ask(_AT_DATA, None)
 
     def _read_data(self) -> bool:
         reader = self._reader
@@ -705,7 +783,7 @@ class Session:
         if not reader.feed(self._buffer):
             return False
         self._reader = None
-        self._mode = _Mode.COMMAND
+        self._mode = _COMMAND
         self._end_of_data(reader.body)
         return True
 
@@ -717,13 +795,13 @@ class Session:
         cut.left -= before - len(self._buffer)
         if done or cut.left <= 0:
             received = cut.after - cut.left
-            self._record(Direction.NOTE, f"connection cut after {received} octets of message data", cut.policy)
+            self._record(_NOTE, f"connection cut after {received} octets of message data", cut.policy)
             self._close()
         return False
 
     def _end_of_data(self, body: MessageBuffer) -> None:
         facts = body.facts()
-        self._record(Direction.NOTE, f"message of {facts.size} octets")
+        self._record(_NOTE, f"message of {facts.size} octets")
         refusal = None
         if facts.too_big:
             refusal = Replies.SIZE_EXCEEDED
@@ -735,8 +813,8 @@ class Session:
             self._send(refusal)
             self._end_transaction()
             return
-        message = _Message(body.message(), facts)
-        self._ask(Stage.END_OF_DATA, message, message=message)
+        message = _tuple(_Message, (body.message(), facts))  # _Message(...), faster
+        self._ask(_AT_END_OF_DATA, message, message=message)
 
     def _bdat(self, argument: str) -> None:
         if not self.config.chunking:
@@ -760,7 +838,7 @@ class Session:
             tx.chunks = MessageBuffer(self._limits.message_size)
         self._chunk = _Chunk(int(words[0]), len(words) == 2, refusal)
         self._chunk_left = self._chunk.size
-        self._mode = _Mode.BDAT  # the chunk is read even when it is refused (RFC 3030 section 2)
+        self._mode = _BDAT  # the chunk is read even when it is refused (RFC 3030 section 2)
 
     def _read_chunk(self) -> bool:
         chunk = self._chunk
@@ -774,8 +852,8 @@ class Session:
         if self._chunk_left:
             return False
         self._chunk = None
-        self._mode = _Mode.COMMAND
-        self._record(Direction.NOTE, f"chunk of {chunk.size} octets")
+        self._mode = _COMMAND
+        self._record(_NOTE, f"chunk of {chunk.size} octets")
         tx = self._tx
         if chunk.refusal is Replies.BDAT_FAILED:
             self._send(chunk.refusal)  # the client pipelined the rest of a refused message: not its error
@@ -791,7 +869,7 @@ class Session:
             if chunk.last:
                 self._end_transaction()
         elif not tx.data_accepted:
-            self._ask(Stage.DATA, chunk)
+            self._ask(_AT_DATA, chunk)
         else:
             self._chunk_done(chunk)
         return True
@@ -843,7 +921,7 @@ class Session:
             self._send(Replies.START_TLS)
             self._buffer.clear()  # RFC 3207 section 6: nothing sent before the handshake counts
             self._discarding = False
-            self._mode = _Mode.TLS
+            self._mode = _TLS
             self._out.append(StartTls())
 
     # ------------------------------------------------------------------------------------------------- AUTH
@@ -883,16 +961,16 @@ class Session:
         assert sasl is not None
         prompts = _PROMPTS.get(sasl.mechanism, ("", ""))
         self._send(make_reply("334", None, prompts[0] if sasl.username is None else prompts[1]))
-        self._mode = _Mode.AUTH
+        self._mode = _AUTH
 
     def _sasl_response(self, line: bytes) -> None:
-        self._record(Direction.CLIENT, "****")
+        self._record(_CLIENT, "****")
         self._sasl_step(line.decode("ascii", "replace").strip())
 
     def _sasl_step(self, response: str) -> None:
         sasl = self._sasl
         assert sasl is not None
-        self._mode = _Mode.COMMAND
+        self._mode = _COMMAND
         if response == "*":
             self._sasl = None
             self._error(Replies.AUTH_ABORTED)  # RFC 4954 section 4
