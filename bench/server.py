@@ -13,8 +13,9 @@ Every server runs as a subprocess on a free 127.0.0.1 port; Postfix's ``smtp-sou
   machine it is the steadier figure. One message per connection (smtp-source's default; ``--reuse`` sends them
   all over S connections: ``-d``). Without a store: ``smtplens serve --no-store``, aiosmtpd dropping the message
   (``bench/aiosmtpd_sink.py``), Postfix ``smtp-sink``. With a store: ``smtplens serve --data DIR`` (the message
-  appended as a record to a segment file zero-filled ahead of time, one fdatasync for every message waiting at
-  that moment, its SQLite index row written, both before the 250; the transcript recorded after the session) and the aiosmtpd sink writing, fsyncing and renaming a file per message and fsyncing the directory
+  appended as a record to a segment file zero-filled ahead of time, one fdatasync for every message
+  waiting at that moment, its SQLite index row written, both before the 250; the transcript recorded after
+  the session) and the aiosmtpd sink writing, fsyncing and renaming a file per message and fsyncing the directory
   before its 250 (no index, no transcript). Both Python servers run on the same event loop (uvloop when
   installed; ``--aiosmtpd-asyncio``: aiosmtpd on asyncio's, its default). After each store-on run the bench
   checks that every message is in the store. Ratios are smtplens / aiosmtpd.
