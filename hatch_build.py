@@ -1,4 +1,5 @@
-"""Hatchling build hook: compile the classifier's hot modules with Cython into ``smtplens._accel`` (optional).
+"""Hatchling build hook: compile the classifier's and the bounce decoder's hot modules with Cython into
+``smtplens._accel`` (optional).
 
 Each module of ``smtplens._accel.MODULES`` is copied with its augmenting ``.pxd`` into ``build/accel`` under its
 compiled name, the digest of the sources is appended to the copy, and the copy is compiled. A wheel gets the
@@ -24,6 +25,9 @@ SOURCES = {  # compiled name -> source, below the project root
     "reply": Path("src/smtplens/reply.py"),
     "matcher": Path("src/smtplens/classifier/matcher.py"),
     "engine": Path("src/smtplens/classifier/engine.py"),
+    "mime": Path("src/smtplens/bounce/mime.py"),
+    "rfc3464": Path("src/smtplens/bounce/decoders/rfc3464.py"),
+    "bounce": Path("src/smtplens/bounce/__init__.py"),
 }
 DIRECTIVES = {"language_level": 3, "annotation_typing": False}  # the C types come from the .pxd files only
 

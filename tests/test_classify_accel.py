@@ -4,6 +4,10 @@ Every reply of tests/fixtures and of ../shared/corpus/replies (when present), va
 text from hypothesis go through both paths: the parser, the normaliser, the matcher's scan and the classifier;
 one test runs the whole pipeline in a process with ``SMTPLENS_PURE=1`` and compares its verdicts. Outside CI the
 tests of the compiled modules are skipped when they are not built (no C compiler); in CI they must be built.
+
+The ways taken only by the compiled build (character loops: the matcher's transition table, the parser's signs
+of guard words and places of codes, the normaliser's test) are also checked here, interpreted, against the ways
+the pure modules take, so that they are tested wherever the tests run.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 
@@ -20,7 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smtplens import _accel
+from smtplens import _accel, reply
 from smtplens.classifier import engine, matcher
 from smtplens.classifier.tables import tables
 from smtplens.errors import ParseError
@@ -185,14 +190,20 @@ def test_the_parser_agrees_on_any_text(text: str) -> None:
     _same_parse(_compiled("reply"), text)
 
 
+@cache
+def _matchers() -> tuple[object, matcher.Matcher]:
+    """The compiled and the pure matcher of the shipped tables, built once (the compiled one builds its table)."""
+    patterns = tables().matcher._patterns
+    return _compiled("matcher").Matcher(patterns), matcher._PureMatcher(patterns)
+
+
 @settings(max_examples=300, deadline=None)
 @given(REPLY_LIKE)
 def test_the_matcher_agrees_on_any_text(text: str) -> None:
-    compiled = _compiled("matcher")
     normal = matcher._pure_normalise(text)
-    assert compiled.normalise(text) == normal
-    patterns = tables().matcher._patterns
-    assert compiled.Matcher(patterns).scan(normal) == matcher._PureMatcher(patterns).scan(normal)
+    assert _compiled("matcher").normalise(text) == normal
+    fast, pure = _matchers()
+    assert fast.scan(normal) == pure.scan(normal)  # type: ignore[attr-defined]
 
 
 @settings(max_examples=300, deadline=None)
@@ -229,3 +240,82 @@ def test_a_pure_process_gives_the_same_verdicts() -> None:
     assert len(pure) == len(here)
     for text, theirs, ours in zip(SAMPLES, pure, here, strict=True):
         assert ours == theirs, text
+
+
+# The compiled build's own ways, run interpreted against the pure ones.
+
+_KEYS = list(dict.fromkeys(p.parts[0] for p in tables().matcher._patterns))
+_ASCII = st.characters(max_codepoint=127)
+ASCII_REPLY_LIKE = st.lists(
+    st.one_of(st.sampled_from([k for k in _KEYS if k.isascii()]), st.text(_ASCII, max_size=6)), max_size=12
+).map("".join)
+
+
+@cache
+def _table_and_automaton() -> tuple[matcher._Table, matcher.Matcher]:
+    table = matcher._Table.build(_KEYS)
+    assert table is not None
+    return table, matcher._PureMatcher(tables().matcher._patterns)
+
+
+def _same_matches(text: str) -> None:
+    table, pure = _table_and_automaton()
+    assert pure._automaton is not None
+    assert table.matches(text) == pure._automaton.find_matches_as_indexes(text, overlapping=True), text
+
+
+def test_the_transition_table_finds_what_the_automaton_finds_in_every_sample() -> None:
+    for text in SAMPLES:
+        normal = matcher._pure_normalise(text)
+        if normal.isascii():
+            _same_matches(normal)
+            _same_matches(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ASCII_REPLY_LIKE)
+def test_the_transition_table_finds_what_the_automaton_finds_in_any_text(text: str) -> None:
+    _same_matches(text)
+    _same_matches(text.lower())
+
+
+def _guards_seen(text: str) -> None:
+    """No guard word in the lower-cased text without its bit among the signs (a bit without its word is allowed)."""
+    lower = text.lower()
+    if not lower.isascii():
+        return
+    signs = reply._sign_scan(lower)
+    for word, bit in reply._SIGN.items():
+        if word in lower:
+            assert signs & bit, (word, text)
+
+
+def test_the_signs_never_miss_a_guard_word_in_a_sample() -> None:
+    for text in SAMPLES:
+        _guards_seen(text)
+    _guards_seen(" ".join(reply._SIGN_PAIRS))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(list(reply._SIGN_PAIRS)), st.text(_ASCII, max_size=4)), max_size=10))
+def test_the_signs_never_miss_a_guard_word_in_any_text(pieces: list[str]) -> None:
+    _guards_seen("".join(pieces))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(REPLY_LIKE, st.text(st.sampled_from("2345 ._a9\u0663\u00b2\u2165é-:"), max_size=20)))
+def test_the_loop_finds_the_places_of_codes_the_pattern_finds(text: str) -> None:
+    assert reply._code_starts_scan(text) == [m.start() for m in reply._CODE_STARTS.finditer(text)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.sampled_from(" \t\x7f~aZ.\x00\n"), min_size=1, max_size=12))
+def test_the_normaliser_loop_tests_what_the_pure_normaliser_tests(text: str) -> None:
+    expected = text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " "
+    assert matcher._normal_ascii(text) == expected
+
+
+def test_a_module_tells_whether_it_runs_compiled() -> None:
+    assert not _accel.is_compiled(_table_and_automaton.__wrapped__)
+    assert not reply._COMPILED and not matcher._COMPILED  # the pure modules (their builds set it in their copy)
+    assert _accel.is_compiled(_compiled("reply").parse_reply)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 
 from smtplens._accel import install as install_accelerator
+from smtplens._accel import is_compiled
 from smtplens.errors import ParseError
 from smtplens.knowledge.load import canonical_key, knowledge
 from smtplens.model import Reply, ReplyClass, Stage
@@ -125,6 +126,86 @@ def _search_from(pattern: re.Pattern[str], text: str, start: int) -> re.Match[st
 _Found = tuple[str | None, str | None, list[str]]  # basic code, enhanced code, text lines
 
 
+# Signs: which guard words a text may hold, as bits, found in one pass (the compiled build only).
+# Each guard above and below (``"reply to" in lower`` …) is a scan of the whole text; a plain reply meets a dozen.
+# Compiled, one loop over the lower-cased text looks up each pair of neighbouring characters in a table of the
+# pairs named here and sets the bits of the words the pair belongs to: a word whose pair is absent is absent, so
+# its guard is skipped. A bit may be set without its word (the pair occurs elsewhere); the guard then decides, as
+# before. Interpreted, the loop would cost more than the scans it saves: there every bit is set (_ALL_SIGNS).
+# The pair of each word is the one found in the fewest texts of the benchmark stream (bench/speed_classify.py).
+_SIGN_PAIRS = {  # guard word -> characters of it that the table looks for (one character: anywhere)
+    "reply to": "ep",
+    "after ": "ft",
+    "error": "rr",
+    ">>>": ">>",
+    "talk to me": "lk",
+    "while connecting": "wh",
+    "greeting": "gr",
+    "banner": "ba",
+    "[": "[",
+    "remote-mta": "-m",
+    "talking to": "lk",
+    ":": ":",
+    "<<<": "<<",
+    "said:": "d:",
+    "diagnostic-code:": "c-",
+    "reply:": "y:",
+    "error from remote": "fr",
+    "]:": "]:",
+}
+_SIGN = {word: 1 << bit for bit, word in enumerate(_SIGN_PAIRS)}
+_ALL_SIGNS = -1
+_S_REPLY_TO, _S_BRACKET, _S_REMOTE_MTA, _S_TALKING = (
+    _SIGN["reply to"],
+    _SIGN["["],
+    _SIGN["remote-mta"],
+    _SIGN["talking to"],
+)
+_S_AFTER_ERROR = _SIGN["after "] | _SIGN["error"]
+_S_SENDMAIL = _SIGN[">>>"]
+_S_GREETING = _SIGN["talk to me"] | _SIGN["while connecting"] | _SIGN["greeting"] | _SIGN["banner"]
+_S_MARKER_ANY = _SIGN[":"] | _SIGN["<<<"]
+
+
+def _sign_table() -> tuple[bytes, tuple[int, ...]]:
+    """The pair table of :func:`_sign_scan`: for the pair (previous character, character), both ASCII, at
+    ``128 * previous + character``, the index of its bits in the second value (0: none)."""
+    cells: dict[int, int] = {}
+    for word, pair in _SIGN_PAIRS.items():
+        if pair not in word or not pair.isascii() or not 0 < len(pair) <= 2:
+            raise ValueError(f"the sign of {word!r} is not one or two of its ASCII characters: {pair!r}")
+        places = [128 * ord(pair[0]) + ord(pair[1])] if len(pair) == 2 else [128 * p + ord(pair) for p in range(128)]
+        for cell in places:
+            cells[cell] = cells.get(cell, 0) | _SIGN[word]
+    masks = [0, *sorted(set(cells.values()))]
+    table = bytearray(128 * 128)
+    for cell, mask in cells.items():
+        table[cell] = masks.index(mask)
+    return bytes(table), tuple(masks)
+
+
+_SIGN_TABLE, _SIGN_MASKS = _sign_table()
+
+
+def _sign_scan(lower: str) -> int:
+    """The bits of the guard words that ``lower`` (ASCII, lower-cased) may hold: one pass over its characters."""
+    table = _SIGN_TABLE
+    signs = 0
+    prev = 0
+    for ch in lower:
+        code = ord(ch)
+        cell = table[128 * prev + code]
+        if cell:
+            signs |= _SIGN_MASKS[cell]
+        prev = code
+    return signs
+
+
+def _signs(lower: str) -> int:
+    """:func:`_sign_scan` where it pays (compiled, ASCII text); else every bit (each guard then decides)."""
+    return _sign_scan(lower) if _COMPILED and lower.isascii() else _ALL_SIGNS
+
+
 def _stage_from(cmd: str) -> Stage | None:
     lower = cmd.lower()
     # A key of _COMMANDS is its own normal form (single spaces): most commands are found without normalising.
@@ -132,33 +213,41 @@ def _stage_from(cmd: str) -> Stage | None:
     return stage if stage is not None else _COMMANDS.get(" ".join(lower.split()))
 
 
-def _find_stage(text: str, lower: str) -> Stage | None:
+def _find_stage(text: str, lower: str, signs: int) -> Stage | None:
     # Cheap substring guards first: most replies carry no stage at all.
-    if "reply to" in lower:
+    if signs & _S_REPLY_TO and "reply to" in lower:
         m = _search_from(_IN_REPLY_TO, text, _in_reply_to_start(text, lower))
         stage = _stage_from(m.group("cmd")) if m else None
         if stage is not None:
             return stage
-    if "after " in lower and "error" in lower:
+    if signs & _S_AFTER_ERROR == _S_AFTER_ERROR and "after " in lower and "error" in lower:
         m = _search_from(_AFTER_CMD, text, _scan_start(text, lower, "error", len("smtp ")))
         stage = _stage_from(m.group("cmd")) if m else None
         if stage is not None:
             return stage
-    if ">>>" in text:
+    if signs & _S_SENDMAIL and ">>>" in text:
         last = None
         for m in _SENDMAIL_CMD.finditer(text):
             last = m
         if last is not None:
             return _stage_from(last.group("cmd"))
-    if ("talk to me" in lower or "while connecting" in lower or "greeting" in lower or "banner" in lower) and any(
-        phrase in lower for phrase in _GREETING_PHRASES
+    if (
+        signs & _S_GREETING
+        and ("talk to me" in lower or "while connecting" in lower or "greeting" in lower or "banner" in lower)
+        and _holds_any(lower, _GREETING_PHRASES)
     ):
         return Stage.CONNECT
     return None
 
 
-def _find_host(text: str, lower: str) -> tuple[str | None, str | None]:
-    last = text.rfind("[")
+def _holds_any(text: str, words: tuple[str, ...]) -> bool:
+    """Whether one of ``words`` is in ``text``: a function of its own, called only where a sign says so, because
+    compiled, a generator's closure is made on every call of the function that holds it."""
+    return any(word in text for word in words)
+
+
+def _find_host(text: str, lower: str, signs: int) -> tuple[str | None, str | None]:
+    last = text.rfind("[") if signs & _S_BRACKET else -1
     if last >= 0:
         for word in _HOST_WORDS:
             at = lower.find(word)
@@ -167,27 +256,27 @@ def _find_host(text: str, lower: str) -> tuple[str | None, str | None]:
                 if m and (at == 0 or word[0] == " " or not lower[at - 1].isalnum()):
                     return m.group("host").rstrip("."), m.group("ip")
                 at = lower.find(word, at + 1)
-    if "remote-mta" in lower:
+    if signs & _S_REMOTE_MTA and "remote-mta" in lower:
         m = _search_from(_REMOTE_MTA, text, _scan_start(text, lower, "remote-mta:"))
         if m:
             return m.group("host").rstrip("."), None
-    if "talking to" in lower:
+    if signs & _S_TALKING and "talking to" in lower:
         m = _search_from(_TALKING, text, _scan_start(text, lower, "while talking to "))
         if m:
             return m.group("host").rstrip("."), None
     return None, None
 
 
-def _body(text: str, lower: str) -> tuple[str, bool]:
+def _body(text: str, lower: str, signs: int) -> tuple[str, bool]:
     """The part of ``text`` that holds the reply, and whether a log/DSN marker introduced it."""
     m = None
     if not _LINE.match(text):
-        start = _markers_start(text, lower)
+        start = _markers_start(text, lower, signs)
         if start >= 0:
             m = _MARKERS.search(text, start)
     offset = m.end() if m else 0
     body = text[offset:]
-    if "reply to" in lower:
+    if signs & _S_REPLY_TO and "reply to" in lower:
         body = _strip_in_reply_to(body)
     body = body.strip()
     if m is not None:  # a log wrapper such as Postfix's "status=bounced (host … said: …)" leaves a ")"
@@ -196,14 +285,15 @@ def _body(text: str, lower: str) -> tuple[str, bool]:
     return body, m is not None
 
 
-def _markers_start(text: str, lower: str) -> int:
+def _markers_start(text: str, lower: str, signs: int) -> int:
     """Where to start searching for _MARKERS (see :func:`_scan_start`): the earliest place where the first
     occurrence of one of _MARKER_WORDS can open a match; -1 when none occurs."""
-    if ":" not in lower and "<<<" not in lower:  # every marker holds one of them ("error from … after …:")
+    # every marker holds one of them ("error from … after …:")
+    if not signs & _S_MARKER_ANY or (":" not in lower and "<<<" not in lower):
         return -1
     start = -1
     for word in _MARKER_WORDS:
-        at = lower.find(word)
+        at = lower.find(word) if signs & _SIGN[word] else -1
         if at < 0:
             continue
         if not text.isascii():
@@ -366,11 +456,25 @@ def _text_lines(text: str) -> list[str]:
 
 def _code_starts(text: str) -> list[int]:
     """Where the matches of _CODE_WITH_ENH, _SEARCH_CODE and _ANY_ENH can have their code (_CODE_STARTS)."""
+    if _COMPILED:
+        return _code_starts_scan(text)
     starts = []
     m = _CODE_STARTS.search(text)  # most texts have none or one: cheaper than finditer
     while m is not None:
         starts.append(m.start())
         m = _CODE_STARTS.search(text, m.end())
+    return starts
+
+
+def _code_starts_scan(text: str) -> list[int]:
+    """The places of _CODE_STARTS by one loop over the characters (compiled, a C loop): a digit 2 to 5 that is
+    first or follows neither a word character (``\\w``: alphanumeric or "_", as sre reads it) nor a dot."""
+    starts = []
+    prev = " "  # the first character follows nothing
+    for at, ch in enumerate(text):
+        if "2" <= ch <= "5" and not (prev.isalnum() or prev in "_."):
+            starts.append(at)
+        prev = ch
     return starts
 
 
@@ -496,8 +600,9 @@ def parse_reply(text: str | bytes, *, strict: bool = False) -> Reply:
         simple = _SIMPLE.match(text)
         if simple is not None:
             lower = text.lower()
-            if "reply to" not in lower:
-                return _parse_simple(text, lower, simple, strict)
+            signs = _signs(lower)
+            if not (signs & _S_REPLY_TO and "reply to" in lower):
+                return _parse_simple(text, lower, signs & ~_S_REPLY_TO, simple, strict)
     return _parse_general(text, strict)
 
 
@@ -509,11 +614,12 @@ def _parse_general(text: str | bytes, strict: bool = False) -> Reply:
     notes: list[str] = []  # informational only
     source = _normalise_input(text, problems)
     lower = source.lower()
-    body, marked = _body(source, lower)
+    signs = _signs(lower)
+    body, marked = _body(source, lower, signs)
     if body.startswith("220-"):
         body = _after_banner(body)
     basic, enhanced, lines = _parse_lines(body, problems, notes, not marked) or _search_anywhere(body, problems)
-    return _finish(source, lower, body, basic, enhanced, lines, problems, notes, strict)
+    return _finish(source, lower, signs, body, basic, enhanced, lines, problems, notes, strict)
 
 
 # A failure reply after a greeting line: a code of class 4 or 5 after white space, then a blank, "-" or the end.
@@ -534,24 +640,26 @@ def _is_plain_line(text: str) -> bool:
     return len(text) <= 500 and text.isascii() and "\n" not in text and "\r" not in text and "\x00" not in text
 
 
-def _parse_simple(text: str, lower: str, m: re.Match[str], strict: bool) -> Reply:
+def _parse_simple(text: str, lower: str, signs: int, m: re.Match[str], strict: bool) -> Reply:
     """``CODE SP [enhanced] text`` on one line: the same result as the general path (:func:`_finish` written
-    out for one line of a plain reply), with less work."""
+    out for one line of a plain reply), with less work. ``signs``: see :func:`_signs` (the caller found no
+    "reply to")."""
     basic, enhanced = m.group("code", "enh")
     body = text.strip()
     if enhanced:
         rest = text[m.end("lead") :].strip(" \t:")
-        if basic + "-" in rest or f" {basic} {enhanced}" in rest:
+        # both forms of a joined line hold the code again: one scan for it first (most lines have none)
+        if basic in rest and (basic + "-" in rest or f" {basic} {enhanced}" in rest):
             lines = tuple(_unfold_inline(basic, enhanced, [rest]))
         else:
             lines = (rest,)
     else:
         rest = m.group("rest").strip().lstrip(":").strip()
-        lines = tuple(_unfold_inline(basic, enhanced, [rest])) if basic + "-" in rest else (rest,)
+        lines = tuple(_unfold_inline(basic, enhanced, [rest])) if basic in rest and basic + "-" in rest else (rest,)
         enhanced = _enhanced_in_text(basic, enhanced, body)
     problems, notes = _code_findings(basic, enhanced)
-    stage = _find_stage(text, lower)
-    host, ip = _find_host(text, lower)
+    stage = _find_stage(text, lower, signs)
+    host, ip = _find_host(text, lower, signs)
     if strict and problems:
         raise ParseError(list(problems), text)
     reply_class = _CLASS_BY_DIGIT.get(basic[0])
@@ -561,6 +669,7 @@ def _parse_simple(text: str, lower: str, m: re.Match[str], strict: bool) -> Repl
 def _finish(  # noqa: PLR0917 (see the docstring)
     source: str,
     lower: str,
+    signs: int,
     body: str,
     basic: str | None,
     enhanced: str | None,
@@ -571,13 +680,18 @@ def _finish(  # noqa: PLR0917 (see the docstring)
 ) -> Reply:
     """The parts every shape shares: inline continuation lines, an enhanced code later in the text, the checks
     of the codes, stage and host. Positional parameters: a call with keywords costs more, for every reply."""
-    if basic and len(lines) == 1 and (basic + "-" in lines[0] or (enhanced and f" {basic} {enhanced}" in lines[0])):
+    if (
+        basic
+        and len(lines) == 1
+        and basic in lines[0]  # both forms of a joined line hold the code again (most lines have none)
+        and (basic + "-" in lines[0] or (enhanced and f" {basic} {enhanced}" in lines[0]))
+    ):
         lines = _unfold_inline(basic, enhanced, lines)
     if basic and not enhanced:
         enhanced = _enhanced_in_text(basic, enhanced, body)
     _check(basic, enhanced, problems, notes)
-    stage = _find_stage(source, lower)
-    host, ip = _find_host(source, lower)
+    stage = _find_stage(source, lower, signs)
+    host, ip = _find_host(source, lower, signs)
     if strict and problems:
         raise ParseError(problems, source)
     code = basic or enhanced
@@ -593,4 +707,5 @@ _new_reply = tuple.__new__  # Reply(...) without the Python-level __new__ of a N
 # The compiled accelerator (smtplens._accel): a Cython build of this very file replaces these entry points when it
 # was built from this file as it is now; the interpreted ones stay reachable (tests compare both).
 _pure_parse_reply = parse_reply
+_COMPILED = is_compiled(_judge_codes)  # whether this is the compiled build (set there, where it is imported)
 install_accelerator("reply", globals(), ("parse_reply",))

@@ -1,4 +1,5 @@
-"""The compiled accelerator: Cython builds of the classifier's hot modules, used only when they match their source.
+"""The compiled accelerator: Cython builds of the hot modules of the classifier and of the bounce decoder, used only
+when they match their source.
 
 The modules named in :data:`MODULES` are plain Python and stay the one source of truth. At install time the build
 hook (``hatch_build.py``) compiles a copy of each, together with the augmenting ``.pxd`` of C types beside this
@@ -14,7 +15,7 @@ import hashlib
 import importlib
 import os
 from pathlib import Path
-from types import ModuleType
+from types import FunctionType, ModuleType
 
 __all__ = [
     "DIGEST_NAME",
@@ -23,6 +24,7 @@ __all__ = [
     "accelerated",
     "built_from",
     "install",
+    "is_compiled",
     "source_digest",
     "status",
 ]
@@ -31,6 +33,9 @@ MODULES = {
     "reply": "smtplens.reply",
     "matcher": "smtplens.classifier.matcher",
     "engine": "smtplens.classifier.engine",
+    "mime": "smtplens.bounce.mime",
+    "rfc3464": "smtplens.bounce.decoders.rfc3464",
+    "bounce": "smtplens.bounce",
 }
 """Compiled module name in ``smtplens._accel`` -> the pure module it is built from."""
 
@@ -99,6 +104,13 @@ def install(name: str, namespace: dict[str, object], entry_points: tuple[str, ..
     for entry in entry_points:
         namespace[entry] = getattr(module, entry)
     return True
+
+
+def is_compiled(function: object) -> bool:
+    """Whether ``function``, a ``def`` of the calling module, was compiled (Cython makes no Python functions): how
+    a module tells whether it runs as its compiled build, to take a way that pays only there (a character loop)
+    where the interpreted one takes another with the same result."""
+    return not isinstance(function, FunctionType)
 
 
 def status() -> dict[str, str]:

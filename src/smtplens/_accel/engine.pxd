@@ -6,6 +6,6 @@ cimport cython
 cdef object _new_verdict
 cdef Py_ssize_t _MEMO_SIZE
 
-cdef str _match_text(object reply)
+cdef str _match_text(object lines, str raw)  # lines: any sequence a caller's Reply holds
 @cython.locals(name=str, at=Py_ssize_t, dot=Py_ssize_t)
 cdef object _provider_by_host(object tab, str host)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from smtplens._accel import install as install_accelerator
 from smtplens.bounce.decoders import MAX_RECIPIENTS, looks_like_bounce, parse_date
 from smtplens.bounce.dispatch import Dispatcher
 from smtplens.bounce.inputs import DEFAULT_LIMIT, InputError, iter_mails
@@ -186,3 +187,8 @@ def _explain(f: Finding, decoder: str, ctx: _Context) -> Recipient:
         f.feedback_type,
         verdict,
     )
+
+
+# The compiled accelerator (smtplens._accel): a Cython build of this very file replaces these entry points when it
+# was built from this file as it is now.
+install_accelerator("bounce", globals(), ("decode_bounce", "decode_mail"))

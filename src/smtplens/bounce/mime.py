@@ -22,6 +22,8 @@ from email.errors import HeaderParseError
 from email.header import decode_header
 from email.utils import collapse_rfc2231_value, decode_params, getaddresses
 
+from smtplens._accel import install as install_accelerator
+
 __all__ = [
     "Headers",
     "Mail",
@@ -776,3 +778,26 @@ def parse_mail(data: bytes | str) -> Mail:
             data = data.replace("\r\n", "\n").replace("\r", "\n")
         text = data if data.isascii() else data.encode("utf-8", errors="replace").decode("latin-1")
     return Mail(_entity(text, (0, len(text)), _Budget(), 0), text)
+
+
+# The compiled accelerator (smtplens._accel): a Cython build of this very file replaces these entry points (its
+# classes too, so that every Mail, Part and Headers is of one class) when it was built from this file as it is now.
+# content_type stays this module's: its store of values (_TYPES) is this module's, as tests/ read it.
+install_accelerator(
+    "mime",
+    globals(),
+    (
+        "Headers",
+        "Part",
+        "Mail",
+        "parse_mail",
+        "parse_headers",
+        "split_headers",
+        "field_blocks",
+        "field_lists",
+        "decode_bytes",
+        "decode_words",
+        "addresses",
+        "first_address",
+    ),
+)

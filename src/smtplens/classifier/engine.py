@@ -38,12 +38,12 @@ SENDER_REJECTED = "sender_rejected"
 DEFAULT_RETRY_AFTER = 1800  # RFC 5321 section 4.5.4.1: wait at least 30 minutes before retrying
 
 
-def _match_text(reply: Reply) -> str:
-    """What phrases are matched against: the whole input, plus, for a multi-line reply, its lines joined without
-    their ``550-5.7.1`` prefixes so that phrases may cross line breaks."""
-    if len(reply.text) > 1:
-        return normalise(" ".join(reply.text) + " \n " + reply.raw)
-    return normalise(reply.raw)
+def _match_text(lines: tuple[str, ...], raw: str) -> str:
+    """What phrases are matched against: the whole input ``raw``, plus, for a multi-line reply, its ``lines``
+    joined without their ``550-5.7.1`` prefixes so that phrases may cross line breaks."""
+    if len(lines) > 1:
+        return normalise(" ".join(lines) + " \n " + raw)
+    return normalise(raw)
 
 
 def _provider_by_host(tab: Tables, host: str) -> str | None:
@@ -158,15 +158,17 @@ def classify(
     parsed = reply if isinstance(reply, Reply) else parse_reply(reply)
     if stage is not None and parsed.stage is None:
         parsed = parsed._replace(stage=Stage(stage))
+    # one unpacking instead of an attribute look-up per field
+    basic, enhanced, reply_class, lines, reply_host, _, reply_stage, _, raw = parsed
     tab = tables()
-    host = remote_host or parsed.remote_host
+    host = remote_host or reply_host
     key = (
-        tab.matcher.scan(_match_text(parsed)),
+        tab.matcher.scan(_match_text(lines, raw)),
         _provider_by_host(tab, host) if host else None,
-        parsed.basic,
-        parsed.enhanced,
-        parsed.reply_class,
-        parsed.stage,
+        basic,
+        enhanced,
+        reply_class,
+        reply_stage,
         lang,
     )
     memo = tab.decisions
@@ -176,7 +178,7 @@ def classify(
         if len(memo) >= _MEMO_SIZE:
             memo.clear()
         memo[key] = decided
-    return _new_verdict(Verdict, (parsed, *decided))
+    return _new_verdict(Verdict, (parsed,) + decided)  # noqa: RUF005 (compiled, one tuple; no list in between)
 
 
 _new_verdict = tuple.__new__  # Verdict(parsed, *decided) without the Python-level __new__ of a NamedTuple

@@ -3,11 +3,16 @@
 Every phrase's first piece is a key of one automaton (ahocorasick_rs, in Rust); a reply is scanned once, in time
 linear in its length whatever the number of phrases, and each key found yields the phrases that start with it.
 A phrase may contain ``*`` gaps ("mailbox * full"): the later pieces are then looked for after the first.
+
+In the compiled build (smtplens._accel) an ASCII text is scanned instead by a loop over a table of the same
+automaton's transitions (:class:`_Table`, a DFA over the keys made only of ASCII characters): no text to encode for
+Rust, no list of matches to build there, a C loop here. Both find the same matches in the same order.
 """
 
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar, NamedTuple
@@ -15,6 +20,7 @@ from typing import ClassVar, NamedTuple
 import ahocorasick_rs
 
 from smtplens._accel import install as install_accelerator
+from smtplens._accel import is_compiled
 from smtplens.classifier.verdict import Evidence
 
 __all__ = ["Matcher", "Pattern", "normalise"]
@@ -36,9 +42,23 @@ def normalise(text: str) -> str:
     # Speed: most replies are printable ASCII with single spaces; for them the lower-cased text is already normal
     # (no tab, line break or other control character; no leading, trailing or double space), and proving that is
     # cheaper than splitting the text into words and joining them again.
-    if lower.isascii() and lower.isprintable() and "  " not in lower and lower[:1] != " " and lower[-1:] != " ":
+    if _COMPILED:  # one loop over the characters (a C loop there) proves it
+        if lower.isascii() and _normal_ascii(lower):
+            return lower
+    elif lower.isascii() and lower.isprintable() and "  " not in lower and lower[:1] != " " and lower[-1:] != " ":
         return lower
     return " ".join(lower.split())
+
+
+def _normal_ascii(lower: str) -> bool:
+    """Whether the ASCII text ``lower`` is printable (space to "~") with neither a leading, a trailing nor a
+    double space: what :func:`normalise` tests, in one pass."""
+    prev = " "  # a leading space counts as a double one
+    for ch in lower:
+        if ch < " " or ch > "~" or (ch == " " and prev == " "):
+            return False
+        prev = ch
+    return prev != " "  # no trailing space (an empty text is normalised by the general way, to "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +100,9 @@ class _Entry(NamedTuple):
     more: tuple[str, ...]  # the pieces after further gaps, to be found in order after ``second``
 
 
+_Step = tuple[bool, bool, tuple[tuple[int, str, tuple[str, ...]], ...]]  # a _Head's first three fields, unnamed
+
+
 class _Head(NamedTuple):
     """What one key of the automaton stands for (precomputed so that a hit costs few operations)."""
 
@@ -101,8 +124,14 @@ class Matcher:
         self._patterns = [p for group in by_head.values() for p in group]
         numbers = {id(p): i for i, p in enumerate(self._patterns)}
         self._heads = [_head(key, tuple(group), numbers) for key, group in by_head.items()]
+        # the same without names, for :meth:`_take`: a compiled loop unpacks a plain tuple fastest
+        self._steps: list[_Step] = [
+            (h.word_start, h.plain, tuple((n, second, more) for n, second, more in h.entries)) for h in self._heads
+        ]
         self._automaton = ahocorasick_rs.AhoCorasick(list(by_head)) if by_head else None
         self.size = sum(len(g) for g in by_head.values())
+        # the transition table pays only where its loop is compiled; interpreted, the Rust automaton is faster
+        self._table = _Table.build(list(by_head)) if _COMPILED and by_head else None
 
     def find(self, text: str) -> tuple[list[Pattern], list[Pattern]]:
         """The phrases and the provider markers that occur in ``text``, in the order of their ends in the text."""
@@ -115,28 +144,42 @@ class Matcher:
         is decided from the patterns alone may be remembered by key."""
         if self._automaton is None:
             return ()
+        found: list[int] = []
+        table = self._table
+        if table is not None and text.isascii():  # table.matches(text), written out: no list of matches
+            delta, classes, shift, final, outputs = table.delta, table.classes, table.shift, table.final, table.outputs
+            state = 0
+            for at, ch in enumerate(text):
+                state = delta[(state << shift) + classes[ord(ch)]]
+                if final[state]:
+                    out = outputs[state]
+                    for k in range(0, len(out), 2):
+                        self._take(found, text, out[k], at + 1 - out[k + 1], at + 1)
+            return tuple(found)
         try:
             hits = self._automaton.find_matches_as_indexes(text, overlapping=True)
         except UnicodeEncodeError:
             hits = self._automaton.find_matches_as_indexes(_SURROGATE.sub(_SURROGATE_STAND_IN, text), True)
-        if not hits:
-            return ()
-        heads, word = self._heads, _ASCII_WORD
-        found: list[int] = []
         for index, start, end in hits:
-            word_start, plain, entries, _ = heads[index]
-            if start and word_start and text[start - 1] in word:
-                continue  # a phrase starts at a word start: "ip" is not found inside "recipient"
-            if plain:
-                found.append(index)
-                continue
-            for number, second, more in entries:
-                if second:  # most phrases with gaps have two pieces: this test is written out for them
-                    at = text.find(second, end)
-                    if at < 0 or (more and not _pieces_follow(text, more, at + len(second))):
-                        continue
-                found.append(~number)
+            self._take(found, text, index, start, end)
         return tuple(found)
+
+    def _take(self, found: list[int], text: str, index: int, start: int, end: int) -> None:
+        """Add to ``found`` (see :meth:`scan`) what the match of the ``index``-th key from ``start`` to ``end``
+        stands for."""
+        place = index  # (compiled: a C integer, for a quick look-up in the list; ``index`` stays an int object)
+        word_start, plain, entries = self._steps[place]
+        if start and word_start and ("a" <= text[start - 1] <= "z" or "0" <= text[start - 1] <= "9"):
+            return  # a phrase starts at a word start (_ASCII_WORD): "ip" is not found inside "recipient"
+        if plain:
+            found.append(index)
+            return
+        for number, second, more in entries:
+            if second:  # most phrases with gaps have two pieces: this test is written out for them
+                at = text.find(second, end)
+                if at < 0 or (more and not _pieces_follow(text, more, at + len(second))):
+                    continue
+            found.append(~number)
 
     def expand(self, found: tuple[int, ...]) -> tuple[list[Pattern], list[Pattern]]:
         """The phrases and the provider markers a key of :meth:`scan` stands for, in its order."""
@@ -150,6 +193,103 @@ class Matcher:
                 pattern = patterns[~item]
                 (phrases if pattern.kind == "phrase" else markers).append(pattern)
         return phrases, markers
+
+
+class _Table:
+    """The automaton of the keys made of ASCII characters as a table of transitions (a DFA): what
+    ``ahocorasick_rs`` finds in an ASCII text (overlapping, every match, ordered by end, longer keys first at one
+    end), found by one loop over the text. Keys with other characters never occur in ASCII text.
+
+    A state is a row of ``delta``, ``2 ** shift`` cells wide, one per class of characters; ``delta`` holds, at
+    ``(state << shift) + class``, the next state (two bytes a state: a small table stays in the caches).
+    ``classes`` holds the class of each ASCII character (0: in no key); ``final`` is 1 for a state where keys end,
+    ``outputs`` those keys, longest first, as one flat tuple (index, length, index, length …). States are numbered
+    depth first: the rows of the states along one key lie one after the other, as a match walks them."""
+
+    MAX_STATES = 1 << 16
+
+    def __init__(self, delta: array[int], classes: bytes, shift: int, final: bytes, outputs: list[_Outputs]) -> None:
+        self.delta, self.classes, self.shift, self.final, self.outputs = delta, classes, shift, final, outputs
+
+    @classmethod
+    def build(cls, keys: list[str]) -> _Table | None:
+        """The table of ``keys`` (their indexes are the match indexes); None when it would have too many states."""
+        alphabet = sorted({ch for key in keys if key.isascii() for ch in key})
+        shift = len(alphabet).bit_length()  # 2 ** shift > len(alphabet): class 0 and one for each character
+        width = 1 << shift
+        classes = bytearray(128)
+        for number, ch in enumerate(alphabet, start=1):
+            classes[ord(ch)] = number
+        trie: list[dict[int, int]] = [{}]  # the keys' trie: children by class, in the order of insertion
+        ends: list[int] = [-1]  # the key that ends in each node
+        for index, key in enumerate(keys):
+            if not key.isascii() or not key:
+                continue
+            node = 0
+            for ch in key:
+                kind = classes[ord(ch)]
+                child = trie[node].get(kind)
+                if child is None:
+                    child = len(trie)
+                    trie[node][kind] = child
+                    trie.append({})
+                    ends.append(-1)
+                node = child
+            ends[node] = index
+        if len(trie) > cls.MAX_STATES:
+            return None
+        order = [0]  # the nodes breadth first: a state's failure state, nearer the root, is done before it
+        for node in order:
+            order += trie[node].values()
+        state_of = _depth_first(trie)
+        delta = array("H", bytes(2 * width * len(order)))
+        final = bytearray(len(order))
+        outputs: list[_Outputs] = [()] * len(order)
+        fail = [0] * len(order)
+        for node in order:
+            state = state_of[node]
+            mine = (ends[node], len(keys[ends[node]])) if ends[node] >= 0 else ()
+            outputs[state] = mine + outputs[fail[state]] if state else mine
+            final[state] = 1 if outputs[state] else 0
+            row, fail_row = state << shift, fail[state] << shift
+            if state:  # where the failure state goes, unless a child of this state goes on (the root: itself)
+                delta[row : row + width] = delta[fail_row : fail_row + width]
+            for kind, child in trie[node].items():
+                nxt = state_of[child]
+                if state:
+                    fail[nxt] = delta[fail_row + kind]
+                delta[row + kind] = nxt
+        return cls(delta, bytes(classes), shift, bytes(final), outputs)
+
+    def matches(self, text: str) -> list[tuple[int, int, int]]:
+        """(key index, start, end) of every match in ``text`` (ASCII), as ``find_matches_as_indexes(text,
+        overlapping=True)`` of ahocorasick_rs gives them."""
+        delta, classes, shift, final = self.delta, self.classes, self.shift, self.final
+        hits = []
+        state = 0
+        for at, ch in enumerate(text):
+            state = delta[(state << shift) + classes[ord(ch)]]
+            if final[state]:
+                out = self.outputs[state]
+                for k in range(0, len(out), 2):
+                    hits.append((out[k], at + 1 - out[k + 1], at + 1))
+        return hits
+
+
+def _depth_first(trie: list[dict[int, int]]) -> list[int]:
+    """The state of each node of ``trie``: its place in a depth-first walk (pre-order) from the root, node 0."""
+    state_of = [0] * len(trie)
+    stack = [0]
+    number = 0
+    while stack:
+        node = stack.pop()
+        state_of[node] = number
+        number += 1
+        stack += reversed(trie[node].values())
+    return state_of
+
+
+_Outputs = tuple[int, ...]  # the keys that end in a state: index, length, index, length … (longest first)
 
 
 def _head(key: str, group: tuple[Pattern, ...], numbers: dict[int, int]) -> _Head:
@@ -172,4 +312,5 @@ def _pieces_follow(text: str, pieces: tuple[str, ...], pos: int) -> bool:
 # was built from this file as it is now; the interpreted ones stay reachable (tests compare both).
 # The tables build their Matcher from this module, so the compiled class scans; Pattern stays this module's.
 _PureMatcher, _pure_normalise = Matcher, normalise
+_COMPILED = is_compiled(_head)  # whether this is the compiled build (where the table pays)
 install_accelerator("matcher", globals(), ("Matcher", "normalise"))

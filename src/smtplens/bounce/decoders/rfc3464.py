@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from operator import itemgetter
 
+from smtplens._accel import install as install_accelerator
 from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address, parse_date
 from smtplens.bounce.mime import Mail, field_lists
 from smtplens.bounce.model import Action, Finding
@@ -269,3 +270,8 @@ def _paragraph_about(text: str, lower: str, address: str) -> str | None:
             return paragraph
         at = lower.find(needle, at + len(needle))
     return None
+
+
+# The compiled accelerator (smtplens._accel): a Cython build of this very file replaces these entry points when it
+# was built from this file as it is now.
+install_accelerator("rfc3464", globals(), ("detect", "decode"))
