@@ -3,6 +3,7 @@ committed with ``synchronous=NORMAL``, everything else with ``FULL``, and the co
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -106,3 +107,35 @@ def test_a_transcript_reaches_an_idle_writer_at_once(tmp_path: Path) -> None:
     finally:
         committer.close()
     conn.close()
+
+
+def test_early_rows_are_held_in_one_transaction_until_a_reader_waits(tmp_path: Path) -> None:
+    """Message rows (early jobs: their results go out once their rows are in the transaction) sent one at a time
+    share one held transaction, which no reader sees until ``wait_committed`` commits it for the reader."""
+    conn = sqlite3.connect(tmp_path / "index.sqlite", isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE t (v TEXT)")
+    committer = Committer(conn, tmp_path / "index.sqlite", lambda: None, hold=3600.0)
+    reader = sqlite3.connect(tmp_path / "index.sqlite", isolation_level=None)
+    problems: list[BaseException] = []
+
+    async def main() -> list[object]:
+        return [
+            await committer.submit_waiting(
+                _insert(str(n)), kind="message", durable=False, on_uncommitted=problems.append
+            )
+            for n in range(5)
+        ]
+
+    try:
+        assert asyncio.run(main()) == [NORMAL] * 5
+        assert reader.execute("SELECT count(*) FROM t").fetchone()[0] == 0  # held: not committed yet
+        committer.wait_committed()
+        assert sorted(row[0] for row in reader.execute("SELECT v FROM t")) == [str(n) for n in range(5)]
+        committed, commits, _ = committer.snapshot()
+        assert (committed, commits) == ({"message": 5}, 1)  # one transaction for the five rows
+    finally:
+        committer.close()
+        reader.close()
+        conn.close()
+    assert problems == []

@@ -16,9 +16,11 @@ time, so writing it changes no file-system metadata), syncs the segment once for
 survives a crash: its record carries everything its row holds and start-up recovery indexes the records a crash
 left without a row (``store_recovery``). ``store()`` returns the queue id once the sync returned and the row is
 in the transaction (an error there, such as a full index, still fails the store and voids the record): the
-session's 250 after DATA promises only what a crash cannot take back. The COMMIT itself runs while the 250 goes
-out; the reads wait for it, so the HTTP API lists every message that got a 250. Should that COMMIT fail, the
-message is logged and indexed from its record at the next start (the segment's ``indexed_end`` stays before it).
+session's 250 after DATA promises only what a crash cannot take back. The COMMIT itself runs later: the
+transaction is held open for the next messages (up to 50 ms: one BEGIN and one COMMIT for many messages, even
+one at a time) and committed as soon as a read waits for it, so the HTTP API lists every message that got a
+250. Should that COMMIT fail, each row is tried again alone, and a message still without its row is logged and
+indexed from its record at the next start (the segment's ``indexed_end`` stays before it).
 Transcripts recorded without waiting (``record_session_soon``) go with the next message's transaction (or within
 50 ms), without a wake-up of the writer thread of their own.
 

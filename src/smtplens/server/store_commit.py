@@ -16,7 +16,11 @@ for the whole group rather than one per job), or nowhere (``submit_quiet``: a fa
 A quiet job does not wake a writer that has just worked: it goes with the next job, or after ``linger`` seconds.
 *Early* jobs (lazy ones with ``on_uncommitted``: message rows, whose records are already durable) get their
 results once their rows are in the transaction, while the COMMIT runs; ``wait_committed`` lets readers wait for
-it, and a failed COMMIT is reported to ``on_uncommitted``.
+it, and a failed COMMIT is reported to ``on_uncommitted``. A transaction holding only such rows and quiet jobs
+(nobody waits for its COMMIT) is *held* open: the next groups add to it, and it is committed when a reader waits
+for it (``wait_committed``), when another kind of job comes, after ``hold`` seconds or ``max_batch`` jobs, or at
+``close()``: one BEGIN and one COMMIT (one write of the shared pages to the WAL) serve many messages even when
+they come one at a time.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -63,6 +68,7 @@ class _Job:
 
 
 _WAKE = _Job(lambda conn: None, None, "wake", True, False, None)  # wakes the writer for the quiet jobs
+_FLUSH = _Job(lambda conn: None, None, "flush", True, False, None)  # a reader waits: commit the held transaction
 
 
 def _claim(job: _Job) -> bool:
@@ -95,6 +101,7 @@ class Committer:
         *,
         max_batch: int = 512,
         linger: float = 0.05,
+        hold: float = 0.05,
     ) -> None:
         self._conn = conn
         self._path = index_path
@@ -113,6 +120,10 @@ class Committer:
         self._wake_lock = threading.Lock()
         self._asleep = False  # the writer waits without a time limit: a quiet job must wake it
         self._committing = False  # results handed out early, their COMMIT not done yet
+        self._hold = hold
+        self._held: list[_Job] = []  # the jobs of the transaction held open (writer thread)
+        self._held_since = 0.0
+        self._flush_asked = False  # a _FLUSH is queued (under _wake_lock)
         self._committed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="smtplens-store-commit", daemon=True)
         self._thread.start()
@@ -185,8 +196,12 @@ class Committer:
         return future
 
     def wait_committed(self, timeout: float = 30.0) -> None:
-        """Return once results handed out early are committed (at once, usually)."""
+        """Return once results handed out early are committed (a held transaction is committed now)."""
         if self._committing:
+            with self._wake_lock:
+                ask, self._flush_asked = not self._flush_asked, True
+            if ask:
+                self._queue.put(_FLUSH)
             with self._committed:
                 self._committed.wait_for(lambda: not self._committing, timeout)
 
@@ -214,26 +229,34 @@ class Committer:
         stop = False
         while not stop:
             with self._wake_lock:
-                self._asleep = not busy and not self._quiet
+                self._asleep = not busy and not self._quiet and not self._held
                 forever = self._asleep
+            timeout = self._linger
+            if self._held:
+                timeout = max(0.0, min(timeout, self._held_since + self._hold - time.monotonic()))
             try:
-                first = self._queue.get(timeout=None if forever else self._linger)
+                first = self._queue.get(timeout=None if forever else timeout)
             except queue.Empty:
                 first = _WAKE
             with self._wake_lock:
                 self._asleep = False
             batch: list[_Job] = []
+            flush = first is _FLUSH
             if first is None:
                 stop = True
-            elif first is not _WAKE:
+            elif first is not _WAKE and first is not _FLUSH:
                 batch.append(first)
-                stop = self._drain(batch)
+                stop, flush = self._drain(batch)
             quiet = self._take_quiet()
             batch = quiet + batch  # queued before the jobs that woke us, or at the same time
             busy = bool(batch)
             if batch:
                 self._process(batch)
-                self._deliver()
+            if self._held and (
+                flush or stop or len(self._held) >= self._max_batch or time.monotonic() - self._held_since >= self._hold
+            ):
+                self._release()
+            self._deliver()
 
     def _take_quiet(self) -> list[_Job]:
         with self._wake_lock:
@@ -241,18 +264,22 @@ class Committer:
             self._quiet.clear()
         return quiet
 
-    def _drain(self, batch: list[_Job]) -> bool:
-        """Add the jobs waiting now to ``batch``; True when ``close()`` was asked for meanwhile."""
+    def _drain(self, batch: list[_Job]) -> tuple[bool, bool]:
+        """Add the jobs waiting now to ``batch``; whether ``close()`` was asked for meanwhile, and whether a
+        reader waits for the held transaction."""
+        flush = False
         while len(batch) < self._max_batch:
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
-                return False
+                return False, flush
             if job is None:
-                return True
-            if job is not _WAKE:
+                return True, flush
+            if job is _FLUSH:
+                flush = True
+            elif job is not _WAKE:
                 batch.append(job)
-        return False
+        return False, flush
 
     def _done(self, job: _Job, result: Any = None, error: BaseException | None = None) -> None:
         """Give a job its result or error (asyncio futures: gathered per loop, handed over by ``_deliver``)."""
@@ -283,6 +310,7 @@ class Committer:
                 continue
             self._commit_group(self._prepared(group))
             group = []
+            self._release()
             self._run_alone(job)
         self._commit_group(self._prepared(group))
 
@@ -325,9 +353,12 @@ class Committer:
             return error
         return exc
 
-    def _commit_group(self, group: list[_Job], *, dir_synced: bool = False) -> None:
+    def _commit_group(self, group: list[_Job], *, dir_synced: bool = False, hold: bool = True) -> None:
         if not group:
             return
+        lazy = not any(job.durable for job in group)
+        if not lazy:
+            self._release()  # a durable group commits on its own (synchronous=FULL)
         if not dir_synced and any(job.sync_dir for job in group):
             try:
                 self._sync_dir()
@@ -335,7 +366,6 @@ class Committer:
                 for job in group:
                     self._fail(job, self._error(exc, "syncing the messages directory"))
                 return
-        lazy = not any(job.durable for job in group)
         early = lazy and any(job.early for job in group)
         if early:  # their rows first, so that their results go out as soon as they are in the transaction
             group = [job for job in group if job.early] + [job for job in group if not job.early]
@@ -344,7 +374,8 @@ class Committer:
             # Nothing in a lazy group needs a sync of its own: the next synced commit covers it. The level is
             # switched only when it changes (a busy server commits lazy groups one after the other).
             self._synchronous("NORMAL" if lazy else "FULL")
-            self._conn.execute("BEGIN IMMEDIATE")
+            if not self._held:
+                self._conn.execute("BEGIN IMMEDIATE")
             results: list[object] = []
             for job in group:
                 if early and not handed and not job.early:
@@ -354,26 +385,62 @@ class Committer:
             if early and not handed:
                 handed = True
                 self._hand_out_early(group, results)
+            if lazy and hold and self._hold > 0 and all(job.early or job.quiet for job in group):
+                self._keep(group)  # nobody waits for this COMMIT: the next groups join the transaction
+                return
             self._conn.execute("COMMIT")
-            self._count(group)
+            held, self._held = self._held, []
+            self._count(held + group)
         except Exception as exc:
             rollback(self._conn)
+            held, self._held = self._held, []
             if handed:
-                self._uncommitted(group, exc)
-            elif len(group) > 1:
+                self._uncommitted(held + group, exc)
+                return
+            if held:  # rows handed out by earlier groups: tried again on their own
+                self._uncommitted(held, exc)
+            if len(group) > 1:
                 for job in group:
-                    self._commit_group([job], dir_synced=True)
+                    self._commit_group([job], dir_synced=True, hold=False)
             else:
                 self._fail(group[0], self._error(exc, "committing to the index"))
             return
         finally:
-            if handed:
-                with self._committed:
-                    self._committing = False
-                    self._committed.notify_all()
+            if self._committing and not self._held:
+                self._settle()
         for job, result in zip(group, results, strict=True):
             if not (handed and job.early):
                 self._done(job, result)
+
+    def _keep(self, group: list[_Job]) -> None:
+        """Hold the transaction open with ``group`` in it (readers wait for it: ``wait_committed``)."""
+        if not self._held:
+            self._held_since = time.monotonic()
+            with self._committed:
+                self._committing = True
+        self._held.extend(group)
+
+    def _release(self) -> None:
+        """Commit the held transaction, if any."""
+        if not self._held:
+            return
+        held, self._held = self._held, []
+        try:
+            self._conn.execute("COMMIT")
+            self._count(held)
+        except Exception as exc:
+            rollback(self._conn)
+            self._uncommitted(held, exc)
+        finally:
+            self._settle()
+
+    def _settle(self) -> None:
+        """Nothing handed out is uncommitted any more: wake the readers waiting for it."""
+        with self._wake_lock:
+            self._flush_asked = False
+        with self._committed:
+            self._committing = False
+            self._committed.notify_all()
 
     def _count(self, group: list[_Job]) -> None:
         with self._lock:
@@ -391,20 +458,20 @@ class Committer:
         self._deliver()
 
     def _uncommitted(self, group: list[_Job], exc: Exception) -> None:
-        """The transaction of a group whose early jobs already have their results failed: their rows are tried
-        again on their own (then, failing that, ``on_uncommitted``); the other jobs are retried one by one."""
-        early = [job for job in group if job.early]
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            for job in early:
+        """A transaction whose early jobs already have their results failed: each early job's row is tried again
+        alone (then, failing that, ``on_uncommitted``); the other jobs are retried one by one."""
+        for job in group:
+            if not job.early:
+                continue
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
                 job.apply(self._conn)
-            self._conn.execute("COMMIT")
-            self._count(early)
-        except Exception as again:
-            rollback(self._conn)
-            error = self._error(again, "committing to the index")
-            error.__context__ = exc
-            for job in early:
+                self._conn.execute("COMMIT")
+                self._count([job])
+            except Exception as again:
+                rollback(self._conn)
+                error = self._error(again, "committing to the index")
+                error.__context__ = exc
                 if job.on_uncommitted is not None:
                     try:
                         job.on_uncommitted(error)
@@ -412,7 +479,7 @@ class Committer:
                         error.add_note(f"and reporting it failed: {cleanup!r}")
         for job in group:
             if not job.early:
-                self._commit_group([job], dir_synced=True)
+                self._commit_group([job], dir_synced=True, hold=False)
 
     def _synchronous(self, level: str) -> None:
         if level != self._level:
