@@ -1,7 +1,7 @@
 """Throughput, idle connections and connection floods of ``smtplens serve``, side by side with aiosmtpd and Postfix.
 
 Usage: python bench/server.py [--quick] [--messages N] [--sessions 1,8,64] [--size OCTETS] [--reuse] [--repeat R]
-                              [--aiosmtpd-asyncio] [--idle N] [--flood N] [--flood-limit M]
+                              [--aiosmtpd-asyncio] [--low-latency] [--idle N] [--flood N] [--flood-limit M]
                               [--skip throughput,store-off,store-on,idle,flood]
 
 Every server runs as a subprocess on a free 127.0.0.1 port; Postfix's ``smtp-source`` is the load generator.
@@ -23,6 +23,11 @@ Every server runs as a subprocess on a free 127.0.0.1 port; Postfix's ``smtp-sou
   server's RSS (``VmRSS``) before and after, per connection, and a full delivery on a new connection meanwhile.
 * **Flood**: ``smtplens serve --max-connections M`` with M connections held, then ``--flood N`` connections
   opened as fast as possible: how many got the ``421 4.7.0`` greeting, how fast, and a delivery afterwards.
+
+``--low-latency`` holds ``/dev/cpu_dma_latency`` at 0 for the whole run (Linux PM QoS, as latency benchmarks
+such as cyclictest do; needs root): the CPUs poll instead of halting when idle. On a virtual machine waking a
+halted virtual CPU costs tens of microseconds, paid at every round trip of a one-session run by every server
+alike; this measures the servers rather than that wake-up. The bench prints whether it was on.
 
 The open-files limit is raised to its hard limit for the bench and its servers (``ulimit -Hn``: 10,000 idle
 connections need it above 10,100). Needs ``postfix`` (smtp-source, smtp-sink) and aiosmtpd (the dev extra).
@@ -58,6 +63,24 @@ SENDER = "sender@client.test"
 RECIPIENT = f"bob@{DOMAIN}"
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 30.0
+
+
+@contextlib.contextmanager
+def low_latency(enabled: bool) -> Iterator[str]:
+    """Hold the PM QoS CPU latency request at 0 while the block runs (when ``enabled``); what was done."""
+    if not enabled:
+        yield "off (CPUs may halt when idle)"
+        return
+    try:
+        fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
+    except OSError as exc:
+        yield f"not available ({exc.strerror}): CPUs may halt when idle"
+        return
+    try:
+        os.write(fd, (0).to_bytes(4, sys.byteorder))
+        yield "on (/dev/cpu_dma_latency held at 0: idle CPUs poll)"
+    finally:
+        os.close(fd)  # closing the file drops the request
 
 
 # --- servers ---------------------------------------------------------------------------------------------------
@@ -419,9 +442,19 @@ def main() -> int:
     )
     ap.add_argument("--repeat", type=int, default=1, help="runs per cell; the fastest counts (a shared machine)")
     ap.add_argument(
+        "--low-latency", action="store_true", help="hold /dev/cpu_dma_latency at 0 during the run (root; see above)"
+    )
+    ap.add_argument(
         "--skip", default="", help="parts to skip: throughput, store-off, store-on, idle, flood (comma-separated)"
     )
     args = ap.parse_args()
+    with low_latency(args.low_latency) as state:
+        print(f"CPU idle latency request: {state}")
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The parts of the bench that ``args`` asks for."""
     skip = {part.strip() for part in args.skip.split(",") if part.strip()}
     messages = args.messages or (500 if args.quick else 5000)
     concurrency = [int(part) for part in args.sessions.split(",")]
