@@ -4,6 +4,7 @@ generator, the presets, the book, the policy, and the session's part (drop, cut 
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import random
 import tomllib
@@ -598,3 +599,124 @@ def test_the_docs_list_every_preset() -> None:
     docs = (Path(__file__).resolve().parents[1] / "docs" / "scenarios.md").read_text(encoding="utf-8")
     missing = [name for name in presets() if f"| `{name}` |" not in docs]
     assert missing == []
+
+
+# --- the auth stage ------------------------------------------------------------------------------------------------
+
+USER, PASSWORD = "alice", "s3cret"
+PLAIN = b"AUTH PLAIN " + base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()) + b"\r\n"
+
+
+class AuthDriver(Driver):
+    """A Driver whose session offers AUTH (without TLS) and asks only about the stages the pipeline wants now,
+    as ``net.py`` does; it records the stages asked about and the verifier's calls."""
+
+    def __init__(self, book: ScenarioBook) -> None:
+        super().__init__(book)
+        self.asked: list[Stage] = []
+        self.verified: list[str] = []
+        config = SessionConfig(hostname=HOST, credentials=self.verify, auth_without_tls=True)
+        self.session = Session(config, "192.0.2.1", wants=Pipeline([self.policy]).wants)
+
+    def verify(self, user: str, password: str) -> bool:
+        self.verified.append(user)
+        return (user, password) == (USER, PASSWORD)
+
+    def run(self, actions: Iterable[Action]) -> list[str]:
+        todo = list(actions)
+        self.asked += [action.stage for action in todo if isinstance(action, NeedDecision)]
+        out: list[str] = []
+        for action in todo:  # a decision's answer is run (and its own NeedDecision recorded) by the recursive call
+            if isinstance(action, NeedDecision):
+                decision = self.policy.decide(action.stage, action.context) or Decision.accept()
+                self.decisions.append(decision)
+                out += self.run(self.session.decided(decision))
+            else:
+                out += super().run([action])
+        return out
+
+    def server_lines(self) -> list[tuple[str, str | None]]:
+        return [(line.text, line.policy) for line in self.session.transcript if line.direction is Direction.SERVER]
+
+
+def test_the_auth_stage_has_the_standard_codes_of_rfc_4954() -> None:
+    assert reply_text(Stage.AUTH, Decision.reject()) == "535 5.7.8 Authentication credentials invalid"
+    assert reply_text(Stage.AUTH, Decision.defer()) == "454 4.7.0 Temporary authentication failure"
+    closing = reply_for(Stage.AUTH, Decision.defer(disconnect=True))
+    assert closing is not None and closing.basic == "421"  # RFC 5321 3.8: only a 421 closes
+
+
+def test_scenarios_accept_the_auth_stage_with_client_and_helo_patterns_but_no_sender() -> None:
+    scenario = one({"stage": "auth", "helo": "*.bad", "reply": "535 5.7.8 no"})
+    assert scenario.trigger.stages == {Stage.AUTH} and scenario.to_json()["stage"] == "auth"
+    with pytest.raises(ScenarioError, match="the sender is not known yet at auth"):
+        one({"stage": "auth", "sender": "*", "code": "535"})
+    with pytest.raises(ScenarioError, match="cannot be counted per sender"):
+        one({"stage": "auth", "per": "sender", "code": "535"})
+    context = Context(Envelope("192.0.2.1", "x.bad"))
+    assert matches(scenario.trigger, Stage.AUTH, context) and not matches(scenario.trigger, Stage.HELO, context)
+    assert attempt_key(Per.TRIPLET, Stage.AUTH, context) == ("192.0.2.1", "", "")
+
+
+def test_auth_is_not_asked_about_unless_a_scenario_wants_it() -> None:
+    book = ScenarioBook()
+    book.add({"id": "late", "stage": "rcpt", "recipient": "x@*", "reply": "550 5.1.1 no"})
+    driver = AuthDriver(book)
+    driver.start()
+    assert driver.send(b"EHLO c.test\r\n" + PLAIN)[-1] == "235 2.7.0 Authentication successful"
+    assert driver.asked == [] and driver.verified == [USER]
+
+
+def test_a_refusing_auth_scenario_answers_535_before_the_exchange_and_is_named_in_the_transcript() -> None:
+    book = ScenarioBook()
+    book.add({"id": "no-auth", "stage": "auth", "outcome": "reject"})
+    driver = AuthDriver(book)
+    driver.start()
+    assert driver.send(b"EHLO c.test\r\n")[0] == f"250-{HOST}"
+    assert driver.send(PLAIN) == ["535 5.7.8 Authentication credentials invalid"]
+    assert driver.asked == [Stage.AUTH] and driver.verified == []  # the credentials were never looked at
+    assert ("535 5.7.8 Authentication credentials invalid", "scenario:no-auth") in driver.server_lines()
+    assert driver.session.envelope.auth is None and not driver.closed
+    assert driver.send(b"AUTH LOGIN\r\n") == ["535 5.7.8 Authentication credentials invalid"]  # no 334 prompt
+
+
+def test_a_deferring_auth_scenario_answers_454_and_a_preset_quotes_gmail() -> None:
+    book = ScenarioBook()
+    book.add({"id": "later", "stage": "auth", "outcome": "defer", "attempts": 1, "per": "client"})
+    book.add({"preset": "gmail-bad-credentials", "attempts": 1, "per": "client"})  # tried once "later" lets go
+    driver = AuthDriver(book)
+    driver.start()
+    driver.send(b"EHLO c.test\r\n")
+    assert driver.send(PLAIN) == ["454 4.7.0 Temporary authentication failure"]
+    assert driver.send(b"AUTH LOGIN\r\n") == [
+        "535-5.7.8 Username and Password not accepted. For more information, go to",
+        "535 5.7.8 https://support.google.com/mail/?p=BadCredentials - gsmtp",
+    ]
+    assert driver.send(PLAIN) == ["235 2.7.0 Authentication successful"]  # the third attempt: nothing fires
+    assert driver.asked == [Stage.AUTH] * 3 and driver.verified == [USER]
+
+
+def test_an_accepting_auth_decision_lets_the_exchange_go_on_as_before() -> None:
+    book = ScenarioBook()
+    book.add({"id": "slow-auth", "stage": "auth", "delay": 0.5})
+    driver = AuthDriver(book)
+    driver.start()
+    driver.send(b"EHLO c.test\r\n")
+    assert driver.send(b"AUTH LOGIN\r\n") == ["334 VXNlcm5hbWU6"]
+    assert driver.send(base64.b64encode(USER.encode()) + b"\r\n") == ["334 UGFzc3dvcmQ6"]
+    assert driver.send(base64.b64encode(PASSWORD.encode()) + b"\r\n") == ["235 2.7.0 Authentication successful"]
+    assert driver.session.envelope.auth == USER
+    assert ("reply delayed 0.5 s", "scenario:slow-auth") in driver.notes()
+
+
+def test_a_disconnecting_auth_scenario_closes_and_a_wrong_auth_command_is_never_asked_about() -> None:
+    book = ScenarioBook()
+    book.add({"id": "bye", "stage": "auth", "reply": "421 4.7.0 Too many AUTH attempts", "disconnect": True})
+    driver = AuthDriver(book)
+    driver.start()
+    assert driver.send(b"AUTH PLAIN\r\n")[0].startswith("503 5.5.1")  # no EHLO yet: refused before any policy
+    driver.send(b"EHLO c.test\r\n")
+    assert driver.send(b"AUTH CRAM-MD5\r\n")[0].startswith("504 5.5.4")
+    assert driver.asked == []
+    assert driver.send(PLAIN) == ["421 4.7.0 Too many AUTH attempts"]
+    assert driver.closed and driver.session.closed

@@ -5,7 +5,8 @@ not); the spam filter is a real SpamAssassin spamd started on a free loopback po
 and ``spamassassin``), which knows GTUBE from its stock rules. The rspamd client is checked against a real
 rspamd (Debian package ``rspamd``), started with the stock configuration plus a private ``LOCAL_CONFDIR`` that
 moves its workers to free loopback ports and its DNS to a loopback port where nothing answers. A missing program
-fails in CI and skips elsewhere.
+fails in CI and skips elsewhere. The last tests play scenarios at the AUTH stage against smtplib's ``login()`` over
+STARTTLS (a self-signed certificate made in the test, ``tests/integration/selfsigned.py``).
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ from smtplens.server.policies.rspamd import RspamdClient
 from smtplens.server.policies.spam import GTUBE
 from smtplens.server.policies.spamfilter import SpamAction
 from smtplens.server.protocol import MailFrom, RcptTo, SessionConfig
+from smtplens.server.scenarios import ScenarioBook, ScenarioPolicy
 from smtplens.server.session import Envelope
 from tests.integration.conftest import Daemon, free_port, need, start, wait_until
-from tests.integration.test_server_live import DOMAIN, RECIPIENT, LiveServer
+from tests.integration.selfsigned import TLS_HOSTNAME, Certificate, make_certificate
+from tests.integration.test_server_live import DOMAIN, MESSAGE, RECIPIENT, SENDER, LiveServer, wait_for
 from tests.memory_dns import MemoryResolver
 from tests.test_server_auth import SELECTOR, key_pair, signed
 
@@ -222,3 +225,94 @@ def test_rspamd_client_against_real_rspamd(rspamd: int) -> None:
     assert ham.action is SpamAction.ACCEPT
     assert ham.score < ham.threshold
     assert "TO_MATCH_ENVRCPT_ALL" in ham.symbols  # rspamd saw the envelope sent in the request headers
+
+
+# --- scenarios at the AUTH stage (real smtplib login over STARTTLS) ----------------------------------------------
+
+USER, PASSWORD = "alice", "s3cret pass"
+
+
+class AuthLab:
+    """A live server offering STARTTLS and AUTH PLAIN/LOGIN (under TLS only) that plays ``book``; the pipeline
+    itself is the decision source, so the server asks about AUTH only while a scenario wants it."""
+
+    def __init__(self, directory: Path, certificate: Certificate) -> None:
+        self.book = ScenarioBook()
+        self.certificate = certificate
+        self.logins: list[str] = []
+        session = SessionConfig(hostname=TLS_HOSTNAME, tls_available=True, credentials=self.verify)
+        config = ServerConfig(
+            session=session,
+            accepted_domains=frozenset({DOMAIN}),
+            certificate=certificate.cert,
+            private_key=certificate.key,
+        )
+        pipeline = Pipeline([RelayPolicy([DOMAIN]), ScenarioPolicy(self.book, hostname=TLS_HOSTNAME)])
+        self.server = LiveServer(directory, config, pipeline)
+
+    def verify(self, user: str, password: str) -> bool:
+        self.logins.append(user)
+        return (user, password) == (USER, PASSWORD)
+
+    def client(self) -> smtplib.SMTP:
+        """A client that has said EHLO over TLS (AUTH is offered now)."""
+        client = self.server.client(timeout=10)
+        client.starttls(context=self.certificate.client_context())
+        client.ehlo()
+        assert client.has_extn("auth")
+        return client
+
+    def transcript_of(self, needle: str) -> list[tuple[str, str, str | None]]:
+        """The transcript of the recorded session with a line containing ``needle`` (recorded at its end)."""
+        found: list[list[tuple[str, str, str | None]]] = []
+
+        def recorded() -> bool:
+            found[:] = [
+                list(record.transcript)
+                for record in self.server.store.sessions(limit=100)
+                if any(needle in entry[1] for entry in record.transcript)
+            ]
+            return bool(found)
+
+        wait_for(recorded, f"a session transcript with {needle!r}")
+        return found[0]
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def auth_lab(tmp_path: Path, certificate: Certificate) -> Iterator[AuthLab]:
+    lab = AuthLab(tmp_path / "data", certificate)
+    yield lab
+    lab.server.stop()
+
+
+def test_smtplib_login_meets_an_auth_scenario_then_logs_in_once_it_is_gone(auth_lab: AuthLab) -> None:
+    auth_lab.book.add({"preset": "outlook-smtp-auth-disabled"})
+    with auth_lab.client() as client, pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+        client.login(USER, PASSWORD)  # smtplib tries PLAIN, then LOGIN: both are refused before the exchange
+    assert refused.value.smtp_code == 535
+    assert text_of(refused.value).startswith("5.7.139 Authentication unsuccessful, SmtpClientAuthentication is")
+    assert auth_lab.logins == []  # the scenario answered: the credentials were never checked
+    transcript = auth_lab.transcript_of("SmtpClientAuthentication")
+    assert ("C", "AUTH PLAIN ****", None) in transcript
+    refusals = [entry for entry in transcript if entry[1].startswith("535 ")]
+    assert refusals and all(entry[2] == "scenario:outlook-smtp-auth-disabled" for entry in refusals)
+
+    auth_lab.book.remove("outlook-smtp-auth-disabled")
+    with auth_lab.client() as client:
+        assert client.login(USER, PASSWORD)[0] == 235
+        assert client.sendmail(SENDER, [RECIPIENT], MESSAGE) == {}
+    assert auth_lab.logins == [USER]
+    [info] = auth_lab.server.messages()
+    assert info.auth_identity == USER
+
+
+def test_a_deferring_auth_scenario_gives_smtplib_a_454(auth_lab: AuthLab) -> None:
+    auth_lab.book.add({"id": "auth-later", "stage": "auth", "outcome": "defer", "client": "127.0.0.1"})
+    with auth_lab.client() as client, pytest.raises(smtplib.SMTPAuthenticationError) as deferred:
+        client.login(USER, PASSWORD)
+    assert (deferred.value.smtp_code, text_of(deferred.value)) == (454, "4.7.0 Temporary authentication failure")

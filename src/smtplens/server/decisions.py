@@ -2,8 +2,9 @@
 
 A :class:`Decision` accepts, rejects (5yz) or defers (4yz), optionally disconnecting, optionally with its own
 code, enhanced code and text. :func:`reply_for` picks the standard code of the stage, as Haraka's hooks and
-Postfix's restrictions do: connect 554/421, helo, mail and rcpt 550/450, data and end of data 554/451; a
-deferral that disconnects is always a 421, the only code after which a server may close (RFC 5321 3.8).
+Postfix's restrictions do: connect 554/421, helo, mail and rcpt 550/450, auth 535/454 (RFC 4954 section 6), data
+and end of data 554/451; a deferral that disconnects is always a 421, the only code after which a server may
+close (RFC 5321 3.8).
 
 A decision may also carry connection-level effects, which the adapter (``net.py``) and the session perform and
 the scenarios (``smtplens.server.scenarios``) use to imitate misbehaving servers: ``delay`` (seconds before the
@@ -169,6 +170,10 @@ _STANDARD: dict[Stage, tuple[_Standard, _Standard]] = {
     Stage.HELO: (
         _Standard("550", "5.7.1", "Helo command rejected: Access denied"),
         _Standard("450", "4.7.1", "Helo command rejected: Try again later"),
+    ),
+    Stage.AUTH: (  # RFC 4954 section 6, RFC 3463 (the codes of a failed and of a temporarily failed AUTH)
+        _Standard("535", "5.7.8", "Authentication credentials invalid"),
+        _Standard("454", "4.7.0", "Temporary authentication failure"),
     ),
     Stage.MAIL: (
         _Standard("550", "5.7.1", "Sender address rejected: Access denied"),

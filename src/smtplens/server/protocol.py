@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 DECISION_STAGES = frozenset(
-    {Stage.CONNECT, Stage.HELO, Stage.MAIL, Stage.RCPT, Stage.DATA, Stage.END_OF_DATA},
+    {Stage.CONNECT, Stage.HELO, Stage.AUTH, Stage.MAIL, Stage.RCPT, Stage.DATA, Stage.END_OF_DATA},
 )
 """The stages at which a session asks its policies (``NeedDecision``)."""
 

@@ -9,7 +9,8 @@ only about the stages in ``SessionConfig.decision_stages`` that ``wants(stage)``
 now, and accepts the others at once. A
 decision's ``drop`` closes the session with no reply, and its ``cut_after`` closes it in the middle of DATA after
 that many octets, never answering the message; both, and the adapter's delay and slow link, are noted in the
-transcript with the deciding policy's name.
+transcript with the deciding policy's name. The auth stage is asked about a valid AUTH command before its SASL
+exchange starts; a refusal there answers ``535`` or ``454`` instead of the exchange.
 """
 
 from __future__ import annotations
@@ -96,9 +97,10 @@ _NEW, _COMMAND, _AUTH, _DATA, _BDAT, _TLS, _CLOSED = (
     _Mode.TLS,
     _Mode.CLOSED,
 )
-_AT_CONNECT, _AT_HELO, _AT_MAIL, _AT_RCPT, _AT_DATA, _AT_END_OF_DATA = (
+_AT_CONNECT, _AT_HELO, _AT_AUTH, _AT_MAIL, _AT_RCPT, _AT_DATA, _AT_END_OF_DATA = (
     Stage.CONNECT,
     Stage.HELO,
+    Stage.AUTH,
     Stage.MAIL,
     Stage.RCPT,
     Stage.DATA,
@@ -113,6 +115,13 @@ class _Helo(NamedTuple):
     extended: bool
 
 
+class _AuthStart(NamedTuple):
+    """A valid AUTH command waiting for the auth stage's decision: the mechanism and its initial response."""
+
+    mechanism: str
+    initial: str  # "" when the client sent none
+
+
 class _Chunk(NamedTuple):
     size: int
     last: bool
@@ -124,7 +133,7 @@ class _Message(NamedTuple):
     facts: BodyFacts
 
 
-_Payload: TypeAlias = _Helo | MailFrom | RcptTo | _Chunk | _Message | None
+_Payload: TypeAlias = _Helo | _AuthStart | MailFrom | RcptTo | _Chunk | _Message | None
 
 
 class _Pending(NamedTuple):
@@ -937,9 +946,14 @@ class Session:
         if refusal is not None:
             self._error(refusal)
             return
-        self._sasl = _Sasl(mechanism)
-        if initial.strip():
-            self._sasl_step(initial.strip())
+        self._ask(_AT_AUTH, _AuthStart(mechanism, initial.strip()))
+
+    def _accept_auth(self, payload: _Payload, decision: Decision) -> None:
+        """The auth stage accepted the command: the SASL exchange starts (its own replies, whatever the text)."""
+        assert isinstance(payload, _AuthStart)
+        self._sasl = _Sasl(payload.mechanism)
+        if payload.initial:
+            self._sasl_step(payload.initial)
         else:
             self._challenge()
 
@@ -1031,6 +1045,7 @@ _COMMANDS: dict[Verb, Callable[[Session, str], None]] = {
 _ACCEPTED: dict[Stage, Callable[[Session, _Payload, Decision], None]] = {
     Stage.CONNECT: Session._accept_connect,
     Stage.HELO: Session._accept_helo,
+    Stage.AUTH: Session._accept_auth,
     Stage.MAIL: Session._accept_mail,
     Stage.RCPT: Session._accept_rcpt,
     Stage.DATA: Session._accept_data,

@@ -7,7 +7,7 @@
 * Attempts: each time a scenario is tried at one of its stages and its patterns match, the counter of its key
   goes up by one, and the attempt number is the counter's new value. The key (``per``) is by default the
   triplet of client address, sender and recipient, as greylisting does — whichever the stage knows (only the
-  client at connect and helo; at data and end of data all accepted recipients) — or only the client, the sender,
+  client at connect, helo and auth; at data and end of data all accepted recipients) — or only the client, the sender,
   the recipient, or ``all`` (one counter). So ``attempts = 1`` with ``per = "triplet"`` defers the first try of
   a message and lets the retry through; ``attempts = "3"`` fails only the third.
 * Probability: a fired attempt still needs ``rng.random() < probability`` (no draw when it is 1).

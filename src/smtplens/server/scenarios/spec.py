@@ -4,7 +4,7 @@ Fields (all optional but an effect; docs/scenarios.md has examples):
 
 * ``id`` (letters, digits, ``. _ : -``; the book assigns one when missing), ``name``, ``enabled`` (true),
   ``source`` (where a quoted text comes from), ``preset`` (a preset to start from; the other fields override it).
-* Trigger: ``stage`` (``connect helo mail rcpt data end_of_data``, one or a list; when missing: ``data`` with
+* Trigger: ``stage`` (``connect helo auth mail rcpt data end_of_data``, one or a list; when missing: ``data`` with
   ``cut_after``, else ``rcpt`` with a recipient pattern, ``mail`` with a sender, ``helo`` with a HELO pattern,
   else ``connect``); ``client`` (networks such as ``127.0.0.2`` or ``192.0.2.0/24``), ``helo``, ``sender``,
   ``recipient`` (case-insensitive globs such as ``421@*`` or ``*+greylist@*``; ``<>`` is the null sender; a
@@ -51,11 +51,12 @@ FIELDS = frozenset(
 _REPLY_FIELDS = ("reply", "code", "enhanced", "text", "outcome")
 
 STAGES: dict[str, Stage] = {
-    stage.value: stage for stage in (Stage.CONNECT, Stage.HELO, Stage.MAIL, Stage.RCPT, Stage.DATA, Stage.END_OF_DATA)
+    stage.value: stage
+    for stage in (Stage.CONNECT, Stage.HELO, Stage.AUTH, Stage.MAIL, Stage.RCPT, Stage.DATA, Stage.END_OF_DATA)
 }
 # where each pattern is known: the HELO name from helo on, the sender from mail on, recipients from rcpt on
 _KNOWN_FROM: dict[str, frozenset[Stage]] = {
-    "helo": frozenset({Stage.HELO, Stage.MAIL, Stage.RCPT, Stage.DATA, Stage.END_OF_DATA}),
+    "helo": frozenset({Stage.HELO, Stage.AUTH, Stage.MAIL, Stage.RCPT, Stage.DATA, Stage.END_OF_DATA}),
     "sender": frozenset({Stage.MAIL, Stage.RCPT, Stage.DATA, Stage.END_OF_DATA}),
     "recipient": frozenset({Stage.RCPT, Stage.DATA, Stage.END_OF_DATA}),
 }
