@@ -21,14 +21,6 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 ACCEL_DIR = Path("src/smtplens/_accel")
-SOURCES = {  # compiled name -> source, below the project root
-    "reply": Path("src/smtplens/reply.py"),
-    "matcher": Path("src/smtplens/classifier/matcher.py"),
-    "engine": Path("src/smtplens/classifier/engine.py"),
-    "mime": Path("src/smtplens/bounce/mime.py"),
-    "rfc3464": Path("src/smtplens/bounce/decoders/rfc3464.py"),
-    "bounce": Path("src/smtplens/bounce/__init__.py"),
-}
 DIRECTIVES = {"language_level": 3, "annotation_typing": False}  # the C types come from the .pxd files only
 
 
@@ -43,6 +35,13 @@ def _accel_rules(root: Path) -> ModuleType:
     return module
 
 
+def source_of(root: Path, module: str) -> Path:
+    """The file of the pure module ``module`` (``smtplens.x.y``) below ``root``: ``src/smtplens/x/y.py``, or the
+    package's ``__init__.py``."""
+    base = root / "src" / Path(*module.split("."))
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+
+
 def compile_accel(root: Path) -> dict[str, Path]:
     """Compile every accelerated module; the built extension files by module name."""
     from Cython.Build import cythonize  # build requirements, imported only when compiling
@@ -50,8 +49,6 @@ def compile_accel(root: Path) -> dict[str, Path]:
     from setuptools.command.build_ext import build_ext
 
     rules = _accel_rules(root)
-    if set(rules.MODULES) != set(SOURCES):
-        raise RuntimeError("hatch_build.SOURCES and smtplens._accel.MODULES name different modules")
     work = root / "build" / "accel"
     shutil.rmtree(work, ignore_errors=True)
     package = work / "src" / "smtplens" / "_accel"
@@ -59,8 +56,9 @@ def compile_accel(root: Path) -> dict[str, Path]:
     for init in (package.parent / "__init__.py", package / "__init__.py"):
         init.write_text("")
     extensions = []
-    for name, source_path in SOURCES.items():
-        source = (root / source_path).read_bytes()
+    for name, module in rules.MODULES.items():
+        source_path = source_of(root, module)
+        source = source_path.read_bytes()
         pxd_path = root / ACCEL_DIR / f"{name}.pxd"
         pxd = pxd_path.read_bytes() if pxd_path.exists() else b""
         digest = rules.source_digest(source, pxd)
@@ -76,7 +74,7 @@ def compile_accel(root: Path) -> dict[str, Path]:
     command.parallel = os.cpu_count() or 1
     command.ensure_finalized()
     command.run()
-    return {name: Path(command.get_ext_fullpath(f"smtplens._accel.{name}")) for name in SOURCES}
+    return {name: Path(command.get_ext_fullpath(f"smtplens._accel.{name}")) for name in rules.MODULES}
 
 
 class AccelBuildHook(BuildHookInterface):  # type: ignore[type-arg]
