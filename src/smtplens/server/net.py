@@ -700,30 +700,27 @@ class SmtpServer:
             self._notify(lambda observer: report_replies(observer, transcript))
         return transcript
 
+    def _session_record(self, connection: _Connection) -> dict[str, Any]:
+        """The keyword arguments of a store's ``record_session`` / ``record_session_soon`` for a finished
+        connection."""
+        return {
+            "client_address": connection.ip,
+            "started_at": connection.started_at,
+            "ended_at": time.time(),
+            "transcript": self._transcript(connection),
+            "outcome": connection.session.outcome,
+        }
+
     def _record_soon(self, connection: _Connection, soon: Callable[..., object]) -> None:
         """Hand the transcript to a store's ``record_session_soon`` (no coroutine: the usual end of a connection)."""
         try:
-            soon(
-                connection.id,
-                client_address=connection.ip,
-                started_at=connection.started_at,
-                ended_at=time.time(),
-                transcript=self._transcript(connection),
-                outcome=connection.session.outcome,
-            )
+            soon(connection.id, **self._session_record(connection))
         except Exception as exc:
             log.error("session %s: recording the transcript failed: %s", connection.id, exc)
 
     async def _record(self, connection: _Connection) -> None:
         """Record the transcript in a store that has only ``record_session`` (awaited)."""
         try:
-            await self.store.record_session(
-                connection.id,
-                client_address=connection.ip,
-                started_at=connection.started_at,
-                ended_at=time.time(),
-                transcript=self._transcript(connection),
-                outcome=connection.session.outcome,
-            )
+            await self.store.record_session(connection.id, **self._session_record(connection))
         except Exception as exc:
             log.error("session %s: recording the transcript failed: %s", connection.id, exc)
