@@ -21,7 +21,7 @@ def _committer(tmp_path: Path) -> tuple[Committer, sqlite3.Connection]:
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("CREATE TABLE t (v TEXT)")
-    return Committer(conn, tmp_path / "index.sqlite", lambda: None), conn
+    return Committer(conn, tmp_path / "index.sqlite"), conn
 
 
 def _insert(value: str) -> Callable[[sqlite3.Connection], int]:
@@ -73,7 +73,7 @@ def test_a_transcript_nobody_waits_for_shares_the_next_jobs_transaction(tmp_path
     conn = sqlite3.connect(tmp_path / "index.sqlite", isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("CREATE TABLE t (v TEXT)")
-    committer = Committer(conn, tmp_path / "index.sqlite", lambda: None, linger=60.0)
+    committer = Committer(conn, tmp_path / "index.sqlite", linger=60.0)
     errors: list[BaseException] = []
     try:
         assert committer.submit(_insert("first"), kind="message", durable=False).result(10) == NORMAL
@@ -93,7 +93,7 @@ def test_a_transcript_reaches_an_idle_writer_at_once(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "index.sqlite", isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("CREATE TABLE t (v TEXT)")
-    committer = Committer(conn, tmp_path / "index.sqlite", lambda: None, linger=0.01)
+    committer = Committer(conn, tmp_path / "index.sqlite", linger=0.01)
     try:
         committer.submit(_insert("first"), kind="message", durable=False).result(10)
         deadline = time.monotonic() + 30
@@ -115,7 +115,7 @@ def test_early_rows_are_held_in_one_transaction_until_a_reader_waits(tmp_path: P
     conn = sqlite3.connect(tmp_path / "index.sqlite", isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("CREATE TABLE t (v TEXT)")
-    committer = Committer(conn, tmp_path / "index.sqlite", lambda: None, hold=3600.0)
+    committer = Committer(conn, tmp_path / "index.sqlite", hold=3600.0)
     reader = sqlite3.connect(tmp_path / "index.sqlite", isolation_level=None)
     problems: list[BaseException] = []
 

@@ -276,7 +276,7 @@ class MessageStore:
             self._maker.prepare()
             undo.callback(self._maker.close)
             self._segments = SegmentWriter(self._maker)
-            self._committer = Committer(self._writer, self._index_path, self._sync_segments)
+            self._committer = Committer(self._writer, self._index_path)
             undo.pop_all()
 
     def _first_segment(self) -> int:
@@ -296,9 +296,6 @@ class MessageStore:
                     os.close(fd)
         except OSError as exc:
             raise _file_error(exc, "syncing the store directory") from exc
-
-    def _sync_segments(self) -> None:
-        fsync_directory(self._dir_fd)
 
     def _check_open(self) -> None:
         if self._closed:

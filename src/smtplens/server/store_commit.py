@@ -2,8 +2,8 @@
 
 Every write is a job. The thread takes the first waiting job and every job queued behind it (up to
 ``max_batch``) as a group. It runs the group's ``prepare`` steps (writing message files), then the second steps
-they return (the files' fsyncs: files written together reach the disk together), fsyncs the messages directory
-once if any job needs it, then applies all the jobs in one transaction and commits it: one WAL fsync for the
+they return (the files' fsyncs: files written together reach the disk together), then applies all the jobs in
+one transaction and commits it: one WAL fsync for the
 group, none when no job in it is ``durable`` (message rows, whose files are durable and carry the same data,
 and session transcripts: the next synced commit makes them durable, the WAL being written in order). While the
 thread works, the next group gathers, so the busier the server, the bigger the groups. A job whose apply fails
@@ -52,7 +52,6 @@ class _Job:
     future: Future[Any] | None
     kind: str
     grouped: bool
-    sync_dir: bool
     on_failure: Callable[[], None] | None
     durable: bool = True
     prepare: Callable[[], Callable[[], None]] | None = None
@@ -67,8 +66,8 @@ class _Job:
         return self.future is None and self.waiter is None
 
 
-_WAKE = _Job(lambda conn: None, None, "wake", True, False, None)  # wakes the writer for the quiet jobs
-_FLUSH = _Job(lambda conn: None, None, "flush", True, False, None)  # a reader waits: commit the held transaction
+_WAKE = _Job(lambda conn: None, None, "wake", True, None)  # wakes the writer for the quiet jobs
+_FLUSH = _Job(lambda conn: None, None, "flush", True, None)  # a reader waits: commit the held transaction
 
 
 def _claim(job: _Job) -> bool:
@@ -97,7 +96,6 @@ class Committer:
         self,
         conn: sqlite3.Connection,
         index_path: Path,
-        sync_dir: Callable[[], None],
         *,
         max_batch: int = 512,
         linger: float = 0.05,
@@ -105,7 +103,6 @@ class Committer:
     ) -> None:
         self._conn = conn
         self._path = index_path
-        self._sync_dir = sync_dir
         self._max_batch = max_batch
         self._level = "FULL"  # the connection's synchronous setting (connect() sets FULL)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -133,25 +130,14 @@ class Committer:
         apply: Apply,
         *,
         kind: str,
-        sync_dir: bool = False,
         on_failure: Callable[[], None] | None = None,
         future: Future[Any] | None = None,
         durable: bool = True,
         prepare: Callable[[], Callable[[], None]] | None = None,
     ) -> Future[Any]:
-        """Queue ``apply(conn)`` for the next group transaction; the future gets its result after the commit.
-
-        ``sync_dir``: fsync the messages directory before the commit. ``on_failure`` runs (in the writer
-        thread) when the job fails, before its future gets the error. ``durable=False``: the job may be
-        committed without syncing the index (a group of such jobs only), so a crash can take it back; it becomes
-        durable with the next synced commit (the WAL is written in order), at the latest when the store closes.
-        ``prepare()`` runs in the writer thread before the group's transaction (a message file's write) and
-        returns a second step, run once every job of the group is prepared (its fsync). If either raises, the job
-        fails with that error (``on_failure`` is not called: the steps clean up after themselves); the rest of
-        the group goes on.
-        """
+        """:meth:`submit_waiting` from any thread: the result comes as a ``concurrent.futures.Future``."""
         future = future or Future()
-        self._queue.put(_Job(apply, future, kind, True, sync_dir, on_failure, durable, prepare))
+        self._queue.put(_Job(apply, future, kind, True, on_failure, durable, prepare))
         return future
 
     def submit_waiting(
@@ -164,7 +150,16 @@ class Committer:
         prepare: Callable[[], Callable[[], None]] | None = None,
         on_uncommitted: Callable[[BaseException], None] | None = None,
     ) -> asyncio.Future[Any]:
-        """``submit`` from a running event loop: the result comes as a future of that loop.
+        """Queue ``apply(conn)`` for the next group transaction, from a running event loop: the result comes as
+        a future of that loop, after the commit.
+
+        ``on_failure`` runs (in the writer thread) when the job fails, before its future gets the error.
+        ``durable=False``: the job may be committed without syncing the index (a group of such jobs only), so a
+        crash can take it back; it becomes durable with the next synced commit (the WAL is written in order), at
+        the latest when the store closes. ``prepare()`` runs in the writer thread before the group's transaction
+        (a message's record written) and returns a second step, run once every job of the group is prepared (the
+        sync). If either raises, the job fails with that error (``on_failure`` is not called: the steps clean up
+        after themselves); the rest of the group goes on.
 
         ``on_uncommitted`` makes the job *early* (with ``durable=False`` only): its result is handed out once its
         ``prepare`` steps and ``apply`` succeeded, before the group's COMMIT (which writes the WAL) is done; if
@@ -173,18 +168,18 @@ class Committer:
         """
         waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         early = on_uncommitted is not None and not durable
-        job = _Job(apply, None, kind, True, False, on_failure, durable, prepare, waiter, None, early, on_uncommitted)
+        job = _Job(apply, None, kind, True, on_failure, durable, prepare, waiter, None, early, on_uncommitted)
         self._queue.put(job)
         return waiter
 
     def submit_quiet(self, apply: Apply, *, kind: str, on_error: Callable[[BaseException], None]) -> None:
-        """``submit`` without a result: a lazy job whose failure is given to ``on_error`` (in the writer thread).
+        """A job without a result: a lazy job whose failure is given to ``on_error`` (in the writer thread).
 
         It does not wake the writer thread when that thread has just done some work: it goes with the next job,
         or after ``linger`` seconds at the latest (one wake-up per message with one client at a time, not two).
         """
         with self._wake_lock:
-            self._quiet.append(_Job(apply, None, kind, True, False, None, False, None, None, on_error))
+            self._quiet.append(_Job(apply, None, kind, True, None, False, None, None, on_error))
             wake, self._asleep = self._asleep, False
         if wake:
             self._queue.put(_WAKE)
@@ -192,7 +187,7 @@ class Committer:
     def submit_alone(self, run: Apply, *, kind: str) -> Future[Any]:
         """Queue ``run(conn)``, which manages its own transactions, to run between groups."""
         future: Future[Any] = Future()
-        self._queue.put(_Job(run, future, kind, False, False, None))
+        self._queue.put(_Job(run, future, kind, False, None))
         return future
 
     def wait_committed(self, timeout: float = 30.0) -> None:
@@ -353,19 +348,12 @@ class Committer:
             return error
         return exc
 
-    def _commit_group(self, group: list[_Job], *, dir_synced: bool = False, hold: bool = True) -> None:
+    def _commit_group(self, group: list[_Job], *, hold: bool = True) -> None:
         if not group:
             return
         lazy = not any(job.durable for job in group)
         if not lazy:
             self._release()  # a durable group commits on its own (synchronous=FULL)
-        if not dir_synced and any(job.sync_dir for job in group):
-            try:
-                self._sync_dir()
-            except OSError as exc:
-                for job in group:
-                    self._fail(job, self._error(exc, "syncing the messages directory"))
-                return
         early = lazy and any(job.early for job in group)
         if early:  # their rows first, so that their results go out as soon as they are in the transaction
             group = [job for job in group if job.early] + [job for job in group if not job.early]
@@ -401,7 +389,7 @@ class Committer:
                 self._uncommitted(held, exc)
             if len(group) > 1:
                 for job in group:
-                    self._commit_group([job], dir_synced=True, hold=False)
+                    self._commit_group([job], hold=False)
             else:
                 self._fail(group[0], self._error(exc, "committing to the index"))
             return
@@ -479,7 +467,7 @@ class Committer:
                         error.add_note(f"and reporting it failed: {cleanup!r}")
         for job in group:
             if not job.early:
-                self._commit_group([job], dir_synced=True, hold=False)
+                self._commit_group([job], hold=False)
 
     def _synchronous(self, level: str) -> None:
         if level != self._level:
