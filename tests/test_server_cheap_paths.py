@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import email.parser
 import email.policy
+import json
 from collections.abc import Sequence
 
 import pytest
@@ -75,7 +76,9 @@ class AwaitedSink:
         self.ids = QueueIds()
         self.sessions: list[tuple[str, str | None, int]] = []
 
-    async def store(self, envelope: EnvelopeLike, message: bytes, session_id: str | None = None) -> str:
+    async def store(
+        self, envelope: EnvelopeLike, message: bytes, session_id: str | None = None, *, alone: bool = False
+    ) -> str:
         await asyncio.sleep(0)
         return self.ids.next()
 
@@ -182,3 +185,37 @@ def test_a_session_envelope_is_stored_as_asdict_gives_it() -> None:
     )
     assert store_envelope._as_dict(envelope) == dataclasses.asdict(envelope)
     assert normalize_envelope(envelope, "s1", 5.0) == normalize_envelope(dataclasses.asdict(envelope), "s1", 5.0)
+
+
+JSON_KEY = st.one_of(st.text(max_size=5), st.integers(-3, 3), st.booleans(), st.none(), st.floats(allow_nan=False))
+JSON_ATOM = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+    st.sampled_from(list(BodyType)),
+)
+NESTED = st.recursive(
+    JSON_ATOM,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.lists(inner, max_size=4).map(tuple),
+        st.dictionaries(JSON_KEY, inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+@given(NESTED)
+@settings(max_examples=400, deadline=None)
+def test_the_json_copy_is_what_the_json_round_trip_gives(value: object) -> None:
+    expected = json.loads(json.dumps(value, default=str))
+    copied = store_envelope.json_copy(value)
+    assert copied == expected
+    assert json.dumps(copied) == json.dumps(expected)  # the same types too (a str enum becomes its text)
+
+
+def test_the_json_copy_of_odd_values_takes_the_round_trip() -> None:
+    envelope = {"when": dataclasses, "set": {1}, "bytes": b"x", BodyType.SEVEN_BIT: 1, 1.5: [(), {}]}
+    assert store_envelope.json_copy(envelope) == json.loads(json.dumps(envelope, default=str))

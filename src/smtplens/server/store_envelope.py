@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 EnvelopeLike: TypeAlias = "Mapping[str, object] | DataclassInstance"
 
-__all__ = ["ENVELOPE_KEYS", "EnvelopeLike", "complete_metadata", "normalize_envelope", "subject_of"]
+__all__ = ["ENVELOPE_KEYS", "EnvelopeLike", "complete_metadata", "json_copy", "normalize_envelope", "subject_of"]
 
 # The named envelope fields and the other names they are accepted under; any other key is kept, as JSON, in
 # the row's ``envelope`` column (MAIL and RCPT parameters, SIZE, BODY, SMTPUTF8, DSN fields, …).
@@ -39,16 +39,22 @@ _ATOMS = (str, int, float, bool, type(None))
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # per dataclass type (there are only a few)
 
 
-def _as_dict(value: object) -> object:
-    """What ``dataclasses.asdict`` gives (dataclasses, named tuples, lists, tuples and dicts inside too),
-    without its deep copy of strings, numbers and None, which are immutable: the same value, several times
-    faster (it runs for every stored message)."""
+def _field_names(value: object) -> tuple[str, ...] | None:
+    """The field names of a dataclass instance (cached per type: there are only a few); None for other values."""
     kind = type(value)
-    if kind in _ATOMS:
-        return value
     names = _FIELD_NAMES.get(kind)
     if names is None and is_dataclass(value) and not isinstance(value, type):
         names = _FIELD_NAMES[kind] = tuple(field.name for field in fields(value))
+    return names
+
+
+def _as_dict(value: object) -> object:
+    """What ``dataclasses.asdict`` gives (dataclasses, named tuples, lists, tuples and dicts inside too),
+    without its deep copy of strings, numbers and None, which are immutable."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    names = _field_names(value)
     if names is not None:
         return {name: _as_dict(getattr(value, name)) for name in names}
     if isinstance(value, tuple) and hasattr(value, "_fields"):
@@ -58,6 +64,50 @@ def _as_dict(value: object) -> object:
     if isinstance(value, dict):
         return kind((_as_dict(key), _as_dict(item)) for key, item in value.items())  # type: ignore[call-arg]
     return copy.deepcopy(value)
+
+
+class _NotPlain(Exception):  # noqa: N818 - internal signal: take the JSON round trip
+    pass
+
+
+def _plain(value: object) -> object:
+    """``value`` rebuilt from JSON types when it holds nothing else (exact dicts with string keys, lists,
+    tuples, strings, numbers, None, dataclasses as ``asdict`` gives them; string enums become their text);
+    ``_NotPlain`` otherwise."""
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is dict:
+        copied: dict[str, object] = {}
+        for key, item in cast(dict[object, object], value).items():
+            if type(key) is not str:
+                raise _NotPlain
+            copied[key] = _plain(item)
+        return copied
+    if kind is list or kind is tuple:
+        return [_plain(item) for item in cast(Sequence[object], value)]
+    names = _field_names(value)
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if isinstance(value, str):
+        return str.__str__(value)  # a string enum: JSON writes its text
+    raise _NotPlain
+
+
+def json_copy(value: object) -> Any:
+    """What ``json.loads(json.dumps(value, default=str))`` gives, dataclasses inside taken as ``asdict`` gives
+    them; without the text in between when ``value`` holds only such values (the common case: the MAIL and
+    RCPT parameters of every stored message)."""
+    try:
+        return _plain(value)
+    except _NotPlain:
+        return json.loads(json.dumps(value, default=_json_default))
+
+
+def _json_default(value: object) -> object:
+    """For ``json.dumps``: a dataclass as its fields, anything else it cannot write as its ``str``."""
+    names = _field_names(value)
+    return str(value) if names is None else {name: getattr(value, name) for name in names}
 
 
 def _pick(envelope: Mapping[str, object], field: str) -> object:
@@ -107,8 +157,17 @@ def _received(value: object, now: float) -> float:
 
 
 def _address(value: object) -> object:
-    """An address, or the ``address`` of a parsed command (``MailFrom``, ``RcptTo`` after ``asdict``)."""
-    return value.get("address") if isinstance(value, Mapping) else value
+    """An address, or the ``address`` of a parsed command (``MailFrom``, ``RcptTo``, or either after ``asdict``)."""
+    if isinstance(value, Mapping):
+        return value.get("address")
+    if _field_names(value) is not None:
+        return getattr(value, "address", None)
+    return value
+
+
+def _parsed(value: object) -> bool:
+    """A parsed command (``MailFrom``, ``RcptTo``): a mapping, or a dataclass."""
+    return isinstance(value, Mapping) or _field_names(value) is not None
 
 
 def _recipients(value: object) -> list[str]:
@@ -186,27 +245,28 @@ def normalize_envelope(envelope: EnvelopeLike, session_id: str | None, now: floa
     """
     if session_id is not None and not isinstance(session_id, str):
         raise StoreError(f"the session id must be a string, not {type(session_id).__name__}")
-    if is_dataclass(envelope) and not isinstance(envelope, type):
-        envelope = cast(dict[str, Any], _as_dict(envelope))
+    names = _field_names(envelope)
+    if names is not None:  # its fields, converted where they are read below (as asdict would convert them)
+        envelope = {name: getattr(envelope, name) for name in names}
     if not isinstance(envelope, Mapping):
         raise StoreError(f"the envelope must be a mapping, not {type(envelope).__name__}")
     extra = {str(k): v for k, v in envelope.items() if k not in _NAMED_KEYS}
     recipients = _pick(envelope, "recipients")
-    if isinstance(recipients, Sequence) and any(isinstance(r, Mapping) for r in recipients):
+    if isinstance(recipients, Sequence) and any(_parsed(r) for r in recipients):
         extra["recipient_parameters"] = recipients  # RFC 3461 NOTIFY and ORCPT per recipient
     mail_from = _pick(envelope, "mail_from")
-    if mail_from is None and isinstance(envelope.get("mail"), Mapping):
+    if mail_from is None and _parsed(envelope.get("mail")):
         mail_from = _address(envelope["mail"])  # the MAIL parameters stay in ``extra["mail"]``
     return {
-        "received_at": _received(_pick(envelope, "received_at"), now),
-        "client_address": _client(_pick(envelope, "client_address")),
+        "received_at": _received(_as_dict(_pick(envelope, "received_at")), now),
+        "client_address": _client(_as_dict(_pick(envelope, "client_address"))),
         "helo": _text(_pick(envelope, "helo"), "helo"),
         "mail_from": _text(mail_from, "mail_from", required=True),
         "recipients": _recipients(recipients),
-        "tls": _tls(_pick(envelope, "tls")),
+        "tls": _tls(_as_dict(_pick(envelope, "tls"))),
         "auth_identity": _text(_pick(envelope, "auth_identity"), "auth_identity"),
         "session_id": session_id,
-        "envelope": json.loads(json.dumps(extra, default=str)),
+        "envelope": json_copy(extra),
     }
 
 
