@@ -58,8 +58,15 @@ def envelope(**fields: object) -> dict[str, object]:
     return base
 
 
-def put(store: MessageStore, message: bytes = MESSAGE, session_id: str | None = "S1", **fields: object) -> str:
-    return asyncio.run(store.store(envelope(**fields), message, session_id))
+def put(
+    store: MessageStore,
+    message: bytes = MESSAGE,
+    session_id: str | None = "S1",
+    *,
+    alone: bool = False,
+    **fields: object,
+) -> str:
+    return asyncio.run(store.store(envelope(**fields), message, session_id, alone=alone))
 
 
 @pytest.fixture
@@ -98,10 +105,12 @@ def unindex_everything(directory: Path) -> None:
 # -- store, read, list, search ---------------------------------------------------------------------------------
 
 
-def test_store_then_read_back(directory: Path) -> None:
+@pytest.mark.parametrize("alone", [False, True], ids=["writer-thread", "alone"])
+def test_store_then_read_back(directory: Path, alone: bool) -> None:
     with MessageStore(directory) as store:
         queue_id = put(
             store,
+            alone=alone,
             tls={"version": "TLSv1.3"},
             auth_identity="alice",
             client_address=("2001:db8::1", 40000),
@@ -417,6 +426,57 @@ def test_stores_from_several_threads(directory: Path) -> None:
 # -- lifecycle ------------------------------------------------------------------------------------------------
 
 
+def test_a_lone_store_runs_in_the_calling_thread_and_its_row_is_committed_in_time(directory: Path) -> None:
+    """``alone=True`` with an idle writer thread: the record, its sync and the row happen in the caller's thread
+    without suspending; the writer thread commits the held transaction within the hold time, no reader asking."""
+    seen: list[str] = []
+    real = store_segments.datasync
+
+    def datasync(fd: int) -> None:
+        seen.append(threading.current_thread().name)
+        real(fd)
+
+    with MessageStore(directory) as store:
+        store_segments.datasync = datasync
+        try:
+            coroutine = store.store(envelope(), MESSAGE, "S1", alone=True)
+            with pytest.raises(StopIteration) as finished:
+                coroutine.send(None)  # done without ever suspending
+            queue_id = finished.value.value
+        finally:
+            store_segments.datasync = real
+        assert seen == [threading.current_thread().name]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            conn = sqlite3.connect(directory / "index.sqlite")
+            try:
+                rows = conn.execute("SELECT queue_id FROM messages").fetchall()
+            finally:
+                conn.close()
+            if rows:
+                break
+            time.sleep(0.02)
+        assert rows == [(queue_id,)]  # committed by the writer thread: nobody read through the store
+        assert store.stats().messages_stored == 1
+
+
+def test_a_lone_store_takes_the_writer_thread_when_it_is_busy(directory: Path) -> None:
+    with MessageStore(directory) as store:
+        busy = store._committer._busy
+        busy.acquire()  # as if the writer thread were at work
+
+        async def main() -> str:
+            task = asyncio.ensure_future(store.store(envelope(), MESSAGE, "S1", alone=True))
+            await asyncio.sleep(0.05)
+            assert not task.done()  # queued for the writer thread, not run here
+            busy.release()
+            return await task
+
+        queue_id = asyncio.run(main())
+        stored = store.message(queue_id)
+        assert stored is not None and stored.raw == MESSAGE
+
+
 def test_closed_store_refuses_work_and_close_is_idempotent(directory: Path) -> None:
     store = MessageStore(directory)
     store.close()
@@ -555,7 +615,8 @@ def test_a_damaged_record_of_an_indexed_message_is_reported(directory: Path) -> 
 # -- full disk and corrupt index -------------------------------------------------------------------------------
 
 
-def test_disk_full_while_writing_the_record(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("alone", [False, True], ids=["writer-thread", "alone"])
+def test_disk_full_while_writing_the_record(directory: Path, alone: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     real = store_segments._write_at
 
     def full(fd: int, data: bytes, offset: int) -> None:
@@ -566,25 +627,26 @@ def test_disk_full_while_writing_the_record(directory: Path, monkeypatch: pytest
     with MessageStore(directory) as store:
         monkeypatch.setattr(store_segments, "_write_at", full)
         with pytest.raises(StoreError, match="disk full"):
-            put(store)
+            put(store, alone=alone)
         monkeypatch.undo()
-        queue_id = put(store)
+        queue_id = put(store, alone=alone)
         assert store.message(queue_id) is not None
     assert records(directory) == {queue_id: True}  # nothing of the failed message
 
 
-def test_index_full_fails_the_store_and_its_record_is_void(directory: Path) -> None:
+@pytest.mark.parametrize("alone", [False, True], ids=["writer-thread", "alone"])
+def test_index_full_fails_the_store_and_its_record_is_void(directory: Path, alone: bool) -> None:
     """A real SQLITE_FULL: the index may not grow beyond its current pages."""
     with MessageStore(directory) as store:
-        first = put(store)
+        first = put(store, alone=alone)
         pages = store._writer.execute("PRAGMA page_count").fetchone()[0]
         store._writer.execute(f"PRAGMA max_page_count = {pages}")
         many = [f"recipient{n}@example.net" for n in range(3000)]
         with pytest.raises(StoreError, match="disk full") as caught:
-            put(store, recipients=many)
+            put(store, alone=alone, recipients=many)
         assert "index.sqlite" in str(caught.value)
         store._writer.execute("PRAGMA max_page_count = 1073741823")
-        queue_id = put(store, recipients=many)
+        queue_id = put(store, alone=alone, recipients=many)
         stored = store.message(queue_id)
         assert stored is not None and len(stored.info.recipients) == 3000
     found = records(directory)
@@ -626,7 +688,8 @@ async def main(directory: str, out_path: str) -> None:
         n = 0
         while True:
             body = b"Subject: %d-%d\\r\\n\\r\\n" % (w, n) + os.urandom(random.randint(10, 30000))
-            queue_id = await store.store({"mail_from": "a@example.org", "recipients": ["b@example.net"]}, body, str(w))
+            envelope = {"mail_from": "a@example.org", "recipients": ["b@example.net"]}
+            queue_id = await store.store(envelope, body, str(w), alone=w % 2 == 0)  # both ways, side by side
             os.write(out, f"{queue_id} {hashlib.sha256(body).hexdigest()}\\n".encode())
             n += 1
 

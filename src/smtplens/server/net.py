@@ -300,7 +300,8 @@ class _Connection(asyncio.Protocol):
                 todo.extend(session.decided(decision))
             elif isinstance(action, Deliver):
                 try:
-                    stored = step(self._server.store.store(action.envelope, action.message, self.id))
+                    alone = len(self._server._connections) == 1  # nothing to overlap: the store may block the loop
+                    stored = step(self._server.store.store(action.envelope, action.message, self.id, alone=alone))
                 except Exception as exc:
                     log.error("session %s from %s: storing the message failed: %s", self.id, self.ip, exc)
                     todo.extend(session.stored(False))

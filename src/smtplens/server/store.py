@@ -48,7 +48,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from smtplens.server.store_commit import Committer
+from smtplens.server.store_commit import BUSY, Committer
 from smtplens.server.store_envelope import EnvelopeLike, complete_metadata, normalize_envelope
 from smtplens.server.store_files import (
     FileCorrupt,
@@ -303,9 +303,15 @@ class MessageStore:
 
     # -- writing -----------------------------------------------------------------------------------------
 
-    async def store(self, envelope: EnvelopeLike, message: bytes, session_id: str | None = None) -> str:
+    async def store(
+        self, envelope: EnvelopeLike, message: bytes, session_id: str | None = None, *, alone: bool = False
+    ) -> str:
         """Store an accepted message; returns its queue id once its record is durable and its index row is in
         the transaction being committed (see the module docstring).
+
+        ``alone=True`` says the caller has nothing else to do meanwhile (the server has one connection open):
+        when the writer thread is idle, the write, its sync and the row happen in the calling thread, without
+        suspending (blocking the event loop for the sync); else, or when the writer is busy, as usual.
 
         ``envelope`` names ``mail_from`` and ``recipients`` (required), ``client_address``, ``helo``, ``tls``,
         ``auth_identity`` and ``received_at`` (see ``store_envelope.ENVELOPE_KEYS``); other keys are kept as
@@ -318,6 +324,16 @@ class MessageStore:
             raise StoreError(f"the message must be bytes, not {type(message).__name__}")
         meta = normalize_envelope(envelope, session_id, self._clock())
         write = _MessageWrite(self, meta, bytes(message))
+        if alone:
+            queue_id = self._committer.run_now(
+                write.apply,
+                kind="message",
+                prepare=write.prepare,
+                on_failure=write.undo,
+                on_uncommitted=write.uncommitted,
+            )
+            if queue_id is not BUSY:
+                return str(queue_id)
         try:
             waiter = self._committer.submit_waiting(
                 write.apply,

@@ -23,8 +23,12 @@ __all__ = ["MessageSink", "NullStore"]
 class MessageSink(Protocol):
     """The part of a store the SMTP adapter uses."""
 
-    async def store(self, envelope: EnvelopeLike, message: bytes, session_id: str | None = None) -> str:
-        """Take an accepted message; return its queue id (for the ``250 … queued as ID`` reply)."""
+    async def store(
+        self, envelope: EnvelopeLike, message: bytes, session_id: str | None = None, *, alone: bool = False
+    ) -> str:
+        """Take an accepted message; return its queue id (for the ``250 … queued as ID`` reply). ``alone``: the
+        caller has nothing else to do meanwhile (one connection open), so the store may block instead of
+        suspending."""
         ...
 
     async def record_session(
@@ -50,7 +54,9 @@ class NullStore:
         self.octets = 0
         self.sessions = 0
 
-    async def store(self, envelope: EnvelopeLike, message: bytes, session_id: str | None = None) -> str:
+    async def store(
+        self, envelope: EnvelopeLike, message: bytes, session_id: str | None = None, *, alone: bool = False
+    ) -> str:
         """A fresh queue id, in the durable store's format; the message is dropped."""
         self.messages += 1
         self.octets += len(message)
