@@ -202,10 +202,8 @@ class Committer:
         try:
             if self._stopped:
                 raise StoreError("the store is closed", path=str(self._path.parent))
-            future: Future[Any] = Future()
-            job = _Job(apply, future, kind, True, on_failure, False, prepare, None, None, True, on_uncommitted)
-            self._process([job])
-            self._deliver()
+            job = _Job(apply, None, kind, True, on_failure, False, prepare, None, None, True, on_uncommitted)
+            result = self._run_lone(job)
             held = bool(self._held)
         finally:
             self._busy.release()
@@ -214,7 +212,44 @@ class Committer:
                 wake, self._asleep = self._asleep, False
             if wake:
                 self._queue.put(_WAKE)
-        return future.result()
+        return result
+
+    def _run_lone(self, job: _Job) -> Any:
+        """What ``_prepared`` and ``_commit_group`` do for a group of one early job, without their lists and
+        futures: its result returned, its error raised."""
+        assert job.prepare is not None
+        try:
+            job.prepare()()
+        except Exception as exc:
+            error = self._error(exc, f"preparing {job.kind}")
+            if error is exc:
+                raise
+            raise error from exc
+        try:
+            self._synchronous("NORMAL")
+            if not self._held:
+                self._conn.execute("BEGIN IMMEDIATE")
+            result = job.apply(self._conn)
+        except Exception as exc:
+            rollback(self._conn)
+            held, self._held = self._held, []
+            if held:  # rows handed out earlier: tried again on their own
+                self._uncommitted(held, exc)
+            if self._committing:
+                self._settle()
+            error = self._error(exc, "committing to the index")
+            if job.on_failure is not None:
+                try:
+                    job.on_failure()
+                except Exception as cleanup:  # the job's own error is the one to report
+                    error.add_note(f"and cleaning up failed: {cleanup!r}")
+            if error is exc:
+                raise
+            raise error from exc
+        self._keep([job])  # the writer thread commits it (after ``hold`` seconds, or when a reader waits)
+        if self._hold <= 0 or len(self._held) >= self._max_batch:
+            self._release()
+        return result
 
     def submit_quiet(self, apply: Apply, *, kind: str, on_error: Callable[[BaseException], None]) -> None:
         """A job without a result: a lazy job whose failure is given to ``on_error`` (in the writer thread).
