@@ -36,6 +36,7 @@ _NAMED_KEYS = frozenset(key for keys in ENVELOPE_KEYS.values() for key in keys)
 _MAX_SUBJECT = 998  # RFC 5322 section 2.1.1: a line is at most 998 characters
 _HEADER_SCAN = 256 * 1024
 _ATOMS = (str, int, float, bool, type(None))
+_JSON_ATOMS = frozenset((str, int, float, bool, type(None)))  # exactly these types: JSON writes them as they are
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # per dataclass type (there are only a few)
 
 
@@ -88,7 +89,11 @@ def _plain(value: object) -> object:
         return [_plain(item) for item in cast(Sequence[object], value)]
     names = _field_names(value)
     if names is not None:
-        return {name: _plain(getattr(value, name)) for name in names}
+        copied = {}
+        for name in names:
+            item = getattr(value, name)
+            copied[name] = item if type(item) in _JSON_ATOMS else _plain(item)
+        return copied
     if isinstance(value, str):
         return str.__str__(value)  # a string enum: JSON writes its text
     raise _NotPlain
@@ -158,16 +163,18 @@ def _received(value: object, now: float) -> float:
 
 def _address(value: object) -> object:
     """An address, or the ``address`` of a parsed command (``MailFrom``, ``RcptTo``, or either after ``asdict``)."""
-    if isinstance(value, Mapping):
-        return value.get("address")
+    if type(value) is str:
+        return value
     if _field_names(value) is not None:
         return getattr(value, "address", None)
+    if isinstance(value, Mapping):
+        return value.get("address")
     return value
 
 
 def _parsed(value: object) -> bool:
     """A parsed command (``MailFrom``, ``RcptTo``): a mapping, or a dataclass."""
-    return isinstance(value, Mapping) or _field_names(value) is not None
+    return _field_names(value) is not None or isinstance(value, Mapping)
 
 
 def _recipients(value: object) -> list[str]:
