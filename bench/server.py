@@ -1,7 +1,7 @@
 """Throughput, idle connections and connection floods of ``smtplens serve``, side by side with aiosmtpd and Postfix.
 
 Usage: python bench/server.py [--quick] [--messages N] [--sessions 1,8,64] [--size OCTETS] [--reuse] [--repeat R]
-                              [--aiosmtpd-asyncio] [--low-latency] [--idle N] [--flood N] [--flood-limit M]
+                              [--aiosmtpd-asyncio] [--no-low-latency] [--idle N] [--flood N] [--flood-limit M]
                               [--skip throughput,store-off,store-on,idle,flood]
 
 Every server runs as a subprocess on a free 127.0.0.1 port; Postfix's ``smtp-source`` is the load generator.
@@ -24,10 +24,12 @@ Every server runs as a subprocess on a free 127.0.0.1 port; Postfix's ``smtp-sou
 * **Flood**: ``smtplens serve --max-connections M`` with M connections held, then ``--flood N`` connections
   opened as fast as possible: how many got the ``421 4.7.0`` greeting, how fast, and a delivery afterwards.
 
-``--low-latency`` holds ``/dev/cpu_dma_latency`` at 0 for the whole run (Linux PM QoS, as latency benchmarks
-such as cyclictest do; needs root): the CPUs poll instead of halting when idle. On a virtual machine waking a
-halted virtual CPU costs tens of microseconds, paid at every round trip of a one-session run by every server
-alike; this measures the servers rather than that wake-up. The bench prints whether it was on.
+By default the bench holds ``/dev/cpu_dma_latency`` at 0 for the whole run (Linux PM QoS, as latency benchmarks
+such as cyclictest do; needs root, else it runs without and says so): the CPUs poll instead of halting when
+idle. On a virtual machine waking a halted virtual CPU costs tens of microseconds, paid at every round trip of a
+one-session run by every server alike (Postfix's C sink runs about three times faster with it), and which CPU
+the client and the server land on then decides more than the servers do; this measures the servers rather than
+that wake-up. ``--no-low-latency`` runs with the machine's own idle policy. The bench prints which it was.
 
 The open-files limit is raised to its hard limit for the bench and its servers (``ulimit -Hn``: 10,000 idle
 connections need it above 10,100). Needs ``postfix`` (smtp-source, smtp-sink) and aiosmtpd (the dev extra).
@@ -442,7 +444,10 @@ def main() -> int:
     )
     ap.add_argument("--repeat", type=int, default=1, help="runs per cell; the fastest counts (a shared machine)")
     ap.add_argument(
-        "--low-latency", action="store_true", help="hold /dev/cpu_dma_latency at 0 during the run (root; see above)"
+        "--low-latency",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="hold /dev/cpu_dma_latency at 0 during the run (the default; root; see above)",
     )
     ap.add_argument(
         "--skip", default="", help="parts to skip: throughput, store-off, store-on, idle, flood (comma-separated)"
