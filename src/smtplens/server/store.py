@@ -22,7 +22,9 @@ one at a time) and committed as soon as a read waits for it, so the HTTP API lis
 250. Should that COMMIT fail, each row is tried again alone, and a message still without its row is logged and
 indexed from its record at the next start (the segment's ``indexed_end`` stays before it).
 Transcripts recorded without waiting (``record_session_soon``) go with the next message's transaction (or within
-50 ms), without a wake-up of the writer thread of their own.
+50 ms), without a wake-up of the writer thread of their own. A caller with nothing else to do meanwhile (the
+server with one connection open) passes ``alone=True``: when the writer thread is idle, the calling thread does
+the writer's steps itself (``Committer.run_now``), without the two thread hand-offs.
 
 Deleting a message removes its row; the space of a segment is given back when no row points into it any more
 and it is not the one being written (the file is removed on ``delete()``, ``purge()`` and at start-up).
