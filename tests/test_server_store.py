@@ -487,9 +487,10 @@ def test_closed_store_refuses_work_and_close_is_idempotent(directory: Path) -> N
         store.messages()
 
 
-def test_close_waits_for_stores_in_flight(directory: Path) -> None:
+@pytest.mark.parametrize("alone", [False, True], ids=["writer-thread", "alone"])
+def test_close_waits_for_stores_in_flight(directory: Path, alone: bool) -> None:
     async def main(store: MessageStore) -> list[str]:
-        tasks = [asyncio.ensure_future(store.store(envelope(), MESSAGE, None)) for _ in range(30)]
+        tasks = [asyncio.ensure_future(store.store(envelope(), MESSAGE, None, alone=alone)) for _ in range(30)]
         await asyncio.sleep(0)
         await store.aclose()
         return await asyncio.gather(*tasks)
