@@ -1,0 +1,98 @@
+"""Decoders read a bounce by what it says, not by how one MTA happened to spell it: rewriting a mail the way a
+relay or a mail store may (header field names in another case, CRLF line ends, other MIME boundaries) leaves
+every recipient's result unchanged. Run over the project's own fixtures and, when present, the shared corpus."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from smtplens.bounce import decode_bounce
+from tests.conftest import shared_path
+
+FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
+_FIELD = re.compile(rb"^([!-9;-~]+)(:)")  # a header field name (RFC 5322 section 2.2) and its colon
+_BOUNDARY = re.compile(rb'boundary\s*=\s*"?([^";\r\n]+)"?', re.IGNORECASE)
+
+
+def _rename_fields(data: bytes, rename: Callable[[bytes], bytes]) -> bytes:
+    """``rename`` applied to the field names of the mail's header and of every MIME part's header (the lines
+    from the start, or from a boundary line, to the next empty line); bodies are left alone."""
+    boundaries = {b"--" + b for b in _BOUNDARY.findall(data)}
+    closings = {b + b"--" for b in boundaries}
+    lines = data.splitlines(keepends=True)
+    in_header = True
+    out: list[bytes] = []
+    for line in lines:
+        bare = line.rstrip(b"\r\n")
+        if bare in boundaries:  # a part starts with its header
+            in_header = True
+        elif bare in closings or not bare:
+            in_header = False
+        elif in_header:
+            out.append(_FIELD.sub(lambda m: rename(m.group(1)) + m.group(2), line, count=1))
+            continue
+        out.append(line)
+    return b"".join(out)
+
+
+def _new_boundaries(data: bytes) -> bytes:
+    for number, boundary in enumerate(sorted(set(_BOUNDARY.findall(data)), key=len, reverse=True)):
+        data = data.replace(boundary, b"=_rewritten_boundary_%d_Q" % number)
+    return data
+
+
+def _crlf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+
+
+REWRITES: dict[str, Callable[[bytes], bytes]] = {
+    "lower-case field names": lambda data: _rename_fields(data, bytes.lower),
+    "upper-case field names": lambda data: _rename_fields(data, bytes.upper),
+    "other MIME boundaries": _new_boundaries,
+    "CRLF line ends": _crlf,
+}
+
+
+def _summary(data: bytes) -> tuple[object, ...]:
+    """What a user gets per recipient. Not the decoder's name: a vendor's own boundary string (InterScan's) is a
+    fair sign of its format, and without it the generic decoder may read the same report."""
+    result = decode_bounce(data)
+    rows = tuple((r.recipient, r.reason, r.status, r.reply_code, r.action) for r in result.recipients)
+    return result.kind, rows
+
+
+def _unstable(paths: list[Path], rewrite: Callable[[bytes], bytes]) -> list[str]:
+    changed = []
+    for path in paths:
+        data = path.read_bytes()
+        if _summary(data) != _summary(rewrite(data)):
+            changed.append(path.name)
+    return changed
+
+
+@pytest.mark.parametrize("rewrite", REWRITES, ids=list(REWRITES))
+def test_rewritten_fixtures_decode_the_same(rewrite: str) -> None:
+    paths = sorted(FIXTURES.glob("*.eml"))
+    assert len(paths) > 40
+    assert _unstable(paths, REWRITES[rewrite]) == []
+
+
+@pytest.mark.parametrize("rewrite", REWRITES, ids=list(REWRITES))
+def test_rewritten_corpus_mails_decode_the_same(rewrite: str) -> None:
+    paths = sorted((shared_path("corpus", "sisimai") / "maildir" / "bsd").glob("*.eml"))
+    assert _unstable(paths, REWRITES[rewrite]) == []
+
+
+def test_the_rewrites_touch_headers_only() -> None:
+    mail = (
+        b'From: a@example.org\r\nContent-Type: multipart/report; boundary="B1"\r\n\r\n'
+        b"Body: stays\r\n--B1\r\nContent-Type: text/plain\r\n\r\nSMTP: stays too\r\n--B1--\r\n"
+    )
+    lowered = REWRITES["lower-case field names"](mail)
+    assert b"from: a@example.org" in lowered and b"content-type: text/plain" in lowered
+    assert b"Body: stays" in lowered and b"SMTP: stays too" in lowered
+    assert b"B1" not in REWRITES["other MIME boundaries"](mail)
