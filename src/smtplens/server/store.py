@@ -23,8 +23,8 @@ one at a time) and committed as soon as a read waits for it, so the HTTP API lis
 indexed from its record at the next start (the segment's ``indexed_end`` stays before it).
 Transcripts recorded without waiting (``record_session_soon``) go with the next message's transaction (or within
 50 ms), without a wake-up of the writer thread of their own. A caller with nothing else to do meanwhile (the
-server with one connection open) passes ``alone=True``: when the writer thread is idle, the calling thread does
-the writer's steps itself (``Committer.run_now``), without the two thread hand-offs.
+server with one connection open) passes ``alone=True``: when the writer thread is idle, the calling thread writes
+the record and its row itself while a helper thread syncs the record (``Committer.run_now``).
 
 Deleting a message removes its row; the space of a segment is given back when no row points into it any more
 and it is not the one being written (the file is removed on ``delete()``, ``purge()`` and at start-up).
@@ -312,8 +312,9 @@ class MessageStore:
         the transaction being committed (see the module docstring).
 
         ``alone=True`` says the caller has nothing else to do meanwhile (the server has one connection open):
-        when the writer thread is idle, the write, its sync and the row happen in the calling thread, without
-        suspending (blocking the event loop for the sync); else, or when the writer is busy, as usual.
+        when the writer thread is idle, the record and the row are written in the calling thread while a helper
+        thread syncs the record, without suspending (the event loop waits for the sync); when the writer is
+        busy, as usual.
 
         ``envelope`` names ``mail_from`` and ``recipients`` (required), ``client_address``, ``helo``, ``tls``,
         ``auth_identity`` and ``received_at`` (see ``store_envelope.ENVELOPE_KEYS``); other keys are kept as
