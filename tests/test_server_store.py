@@ -489,6 +489,62 @@ def test_a_failed_sync_takes_the_lone_row_back_out_and_keeps_the_others(
         assert {first, last} <= {m.queue_id for m in store.messages()}
 
 
+def _slow_sync(monkeypatch: pytest.MonkeyPatch, seconds: float, error: OSError | None = None) -> None:
+    real = store_segments.datasync
+
+    def slow(fd: int) -> None:
+        time.sleep(seconds)
+        if error is not None:
+            raise error
+        real(fd)
+
+    monkeypatch.setattr(store_segments, "datasync", slow)
+
+
+def test_a_lone_store_on_a_slow_disk_lets_the_event_loop_go_on(
+    directory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync slower than ``lone_wait`` (10 ms) is finished by the helper thread: the store suspends, the event loop
+    runs other work meanwhile, and the message is stored as usual."""
+    with MessageStore(directory) as store:
+        _slow_sync(monkeypatch, 0.3)
+
+        async def main() -> tuple[str, int]:
+            ticks = 0
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+
+            task = asyncio.ensure_future(ticker())
+            await asyncio.sleep(0)
+            queue_id = await store.store(envelope(), MESSAGE, "S1", alone=True)
+            task.cancel()
+            return queue_id, ticks
+
+        queue_id, ticks = asyncio.run(main())
+        assert ticks >= 10  # the loop was not blocked for the 0.3 s of the sync
+        monkeypatch.undo()
+        stored = store.message(queue_id)
+        assert stored is not None and stored.raw == MESSAGE
+        assert put(store, alone=True) != queue_id  # the writer's lock was given back
+
+
+def test_a_slow_failing_sync_fails_the_lone_store_and_keeps_nothing(
+    directory: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with MessageStore(directory) as store:
+        first = put(store, alone=True)
+        _slow_sync(monkeypatch, 0.1, OSError(errno.EIO, os.strerror(errno.EIO)))
+        with pytest.raises(StoreError, match="Input/output error"):
+            put(store, alone=True)
+        monkeypatch.undo()
+        last = put(store, alone=True)
+        assert [m.queue_id for m in store.messages()] == [last, first]
+
+
 def test_a_lone_store_takes_the_writer_thread_when_it_is_busy(directory: Path) -> None:
     with MessageStore(directory) as store:
         busy = store._committer._busy

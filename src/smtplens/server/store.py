@@ -50,7 +50,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from smtplens.server.store_commit import BUSY, Committer
+from smtplens.server.store_commit import BUSY, Committer, Later
 from smtplens.server.store_envelope import EnvelopeLike, complete_metadata, normalize_envelope
 from smtplens.server.store_files import (
     FileCorrupt,
@@ -335,6 +335,8 @@ class MessageStore:
                 on_failure=write.undo,
                 on_uncommitted=write.uncommitted,
             )
+            if isinstance(queue_id, Later):  # a slow disk: the event loop goes on meanwhile
+                queue_id = await queue_id.waiter
             if queue_id is not BUSY:
                 return str(queue_id)
         try:

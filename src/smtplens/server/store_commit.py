@@ -48,7 +48,7 @@ from typing import Any
 from smtplens.server.store_index import rollback, store_error
 from smtplens.server.store_model import StoreError
 
-__all__ = ["BUSY", "Committer"]
+__all__ = ["BUSY", "Committer", "Later"]
 
 Apply = Callable[[sqlite3.Connection], object]
 
@@ -74,20 +74,47 @@ class _Job:
 
 
 class _Pending:
-    """A call handed to the helper thread: ``wait`` returns once it is over, with its error if it raised."""
+    """A call handed to the helper thread: ``wait`` for it to be over (``error``: what it raised), or have the
+    helper thread run a callback after it (``then``)."""
 
-    __slots__ = ("call", "done", "error")
+    __slots__ = ("_finished", "_lock", "_then", "call", "done", "error")
 
     def __init__(self, call: Callable[[], None]) -> None:
         self.call = call
         self.done = threading.Lock()
         self.done.acquire()
         self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._finished = False
+        self._then: Callable[[], None] | None = None
 
-    def wait(self) -> BaseException | None:
-        self.done.acquire()
+    def wait(self, timeout: float = -1) -> bool:
+        """True once the call is over; False when ``timeout`` seconds passed first (-1: no limit)."""
+        if not self.done.acquire(timeout=timeout):
+            return False
         self.done.release()  # a second wait returns at once
-        return self.error
+        return True
+
+    def then(self, callback: Callable[[], None]) -> bool:
+        """Have the helper thread run ``callback`` once the call is over; False when it is over already."""
+        with self._lock:
+            if self._finished:
+                return False
+            self._then = callback
+            return True
+
+    def run(self) -> None:
+        """In the helper thread: the call, then the callback, if any."""
+        try:
+            self.call()
+        except BaseException as exc:  # given to the waiting caller
+            self.error = exc
+        with self._lock:
+            self._finished = True
+            callback = self._then
+        self.done.release()
+        if callback is not None:
+            callback()
 
 
 class _Helper:
@@ -109,12 +136,16 @@ class _Helper:
 
     def _loop(self) -> None:
         while (pending := self._queue.get()) is not None:
-            try:
-                pending.call()
-            except BaseException as exc:  # given to the waiting caller
-                pending.error = exc
-            finally:
-                pending.done.release()
+            pending.run()
+
+
+class Later:
+    """``run_now``'s answer when the disk is slow: the job finishes in the helper thread; await ``waiter``."""
+
+    __slots__ = ("waiter",)
+
+    def __init__(self, waiter: asyncio.Future[Any]) -> None:
+        self.waiter = waiter
 
 
 class _Busy:
@@ -156,6 +187,7 @@ class Committer:
         max_batch: int = 512,
         linger: float = 0.05,
         hold: float = 0.05,
+        lone_wait: float = 0.01,
     ) -> None:
         self._conn = conn
         self._path = index_path
@@ -174,6 +206,7 @@ class Committer:
         self._asleep = False  # the writer waits without a time limit: a quiet job must wake it
         self._committing = False  # results handed out early, their COMMIT not done yet
         self._hold = hold
+        self._lone_wait = lone_wait  # how long run_now blocks its thread for a sync before handing it on
         self._held: list[_Job] = []  # the jobs of the transaction held open (writer thread)
         self._held_since = 0.0
         self._flush_asked = False  # a _FLUSH is queued (under _wake_lock)
@@ -241,31 +274,39 @@ class Committer:
         on_uncommitted: Callable[[BaseException], None],
     ) -> Any:
         """Run an early job (see :meth:`submit_waiting`: ``durable=False`` with ``on_uncommitted``) in the calling
-        thread if the writer thread is idle and no job is queued: its result, or its error raised. ``BUSY`` when
-        the writer is at work: submit the job instead. Blocks for the job's ``prepare`` steps (a file sync);
-        the row joins the held transaction, which the writer thread commits as it would its own."""
+        thread, from a running event loop, if the writer thread is idle and no job is queued: its result, or its
+        error raised. ``BUSY`` when the writer is at work: submit the job instead. The row joins the held
+        transaction, which the writer thread commits as it would its own. The thread waits for the record's sync
+        ``lone_wait`` seconds at most: a ``Later`` when the disk is slower, whose ``waiter`` gets the result."""
         if self._queue.qsize() or not self._busy.acquire(blocking=False):
             return BUSY
+        job = _Job(apply, None, kind, True, on_failure, False, prepare, None, None, True, on_uncommitted)
         try:
             if self._stopped:
                 raise StoreError("the store is closed", path=str(self._path.parent))
-            job = _Job(apply, None, kind, True, on_failure, False, prepare, None, None, True, on_uncommitted)
-            result = self._run_lone(job)
-            held = bool(self._held)
+            syncing, result = self._begin_lone(job)
+        except BaseException:
+            self._after_lone()
+            raise
+        if not syncing.wait(self._lone_wait):
+            try:
+                waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            except RuntimeError:  # driven without an event loop: this thread waits for the sync
+                pass
+            else:
+                if syncing.then(lambda: self._end_late(job, syncing, result, waiter)):
+                    return Later(waiter)
+            syncing.wait()
+        try:
+            return self._end_lone(job, syncing, result)
         finally:
-            self._busy.release()
-        if held:  # the writer thread must commit the held transaction in time: wake it if it sleeps for good
-            with self._wake_lock:
-                wake, self._asleep = self._asleep, False
-            if wake:
-                self._queue.put(_WAKE)
-        return result
+            self._after_lone()
 
-    def _run_lone(self, job: _Job) -> Any:
-        """What ``_prepared`` and ``_commit_group`` do for a group of one early job, without their lists and
-        futures: its result returned, its error raised. The record's sync runs in the helper thread while the
-        row goes into the transaction (inside a savepoint, so that a failed sync takes the row back out); the
-        result comes once both are done."""
+    def _begin_lone(self, job: _Job) -> tuple[_Pending, Any]:
+        """What ``_prepared`` and ``_commit_group`` do for a group of one early job, up to its sync, without their
+        lists and futures: the record written, its sync started in the helper thread, the row put into the
+        transaction meanwhile (inside a savepoint, so that a failed sync can take it back out); a failure raised
+        (the job cleaned up, as the writer thread would)."""
         assert job.prepare is not None
         try:
             syncing = self._helper.start(job.prepare())
@@ -279,7 +320,7 @@ class Committer:
             if not self._held:
                 self._conn.execute("BEGIN IMMEDIATE")
             self._conn.execute("SAVEPOINT lone")
-            result = job.apply(self._conn)
+            return syncing, job.apply(self._conn)
         except Exception as exc:
             syncing.wait()  # the job fails whatever its sync did; its record is voided once that is over
             self._abandon(exc)
@@ -292,7 +333,10 @@ class Committer:
             if error is exc:
                 raise
             raise error from exc
-        synced = syncing.wait()
+
+    def _end_lone(self, job: _Job, syncing: _Pending, result: Any) -> Any:
+        """After the lone job's sync: its row kept (the result returned), or taken back out (the error raised)."""
+        synced = syncing.error
         try:
             if synced is not None:
                 self._conn.execute("ROLLBACK TO lone")
@@ -308,6 +352,28 @@ class Committer:
         if self._hold <= 0 or len(self._held) >= self._max_batch:
             self._release()
         return result
+
+    def _end_late(self, job: _Job, syncing: _Pending, result: Any, waiter: asyncio.Future[Any]) -> None:
+        """In the helper thread, after a slow sync: end the lone job and hand its result to the event loop."""
+        error: BaseException | None = None
+        try:
+            result = self._end_lone(job, syncing, result)
+        except BaseException as exc:  # handed to the waiter
+            error = exc
+        finally:
+            self._after_lone()
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            waiter.get_loop().call_soon_threadsafe(_hand_over, [(waiter, result, error)])
+
+    def _after_lone(self) -> None:
+        """Give the writer's lock back; wake the writer thread if it must commit the held transaction in time."""
+        held = bool(self._held)
+        self._busy.release()
+        if held:
+            with self._wake_lock:
+                wake, self._asleep = self._asleep, False
+            if wake:
+                self._queue.put(_WAKE)
 
     def _sync_failure(self, exc: BaseException, kind: str) -> BaseException:
         """The error a lone job's caller gets when its sync raised ``exc`` in the helper thread."""
