@@ -313,8 +313,8 @@ class MessageStore:
 
         ``alone=True`` says the caller has nothing else to do meanwhile (the server has one connection open):
         when the writer thread is idle, the record and the row are written in the calling thread while a helper
-        thread syncs the record, without suspending (the event loop waits for the sync); when the writer is
-        busy, as usual.
+        thread syncs the record, without suspending (the event loop waits for the sync, 10 ms at most: a slower
+        one is awaited); when the writer is busy, as usual.
 
         ``envelope`` names ``mail_from`` and ``recipients`` (required), ``client_address``, ``helo``, ``tls``,
         ``auth_identity`` and ``received_at`` (see ``store_envelope.ENVELOPE_KEYS``); other keys are kept as
