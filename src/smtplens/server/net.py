@@ -217,18 +217,7 @@ class _Connection(asyncio.Protocol):
             if self.rate:
                 self._go(self._receive_slowly(data), deque())
                 return
-            actions = self.session.receive(data)
-            if len(actions) == 1:
-                send = actions[0]
-                if type(send) is Send:  # the usual case: one reply, nothing to await
-                    transport = self.transport
-                    assert transport is not None
-                    if not transport.is_closing():
-                        transport.write(send.data)
-                    if not self._lost:
-                        self._timer.arm(self.session.timeout)
-                    return
-            self._perform(actions)
+            self._perform(self.session.receive(data))
         except Exception:
             self._crashed()
 
@@ -263,7 +252,7 @@ class _Connection(asyncio.Protocol):
     def _perform(self, actions: list[Action]) -> None:
         if len(actions) == 1 and not self.rate:
             send = actions[0]
-            if type(send) is Send:  # one reply (the greeting): no queue of actions needed
+            if type(send) is Send:  # the usual case, one reply: no queue of actions needed
                 transport = self.transport
                 assert transport is not None
                 if not transport.is_closing():
