@@ -47,6 +47,7 @@ from typing import Any
 
 from smtplens.server.store_index import rollback, store_error
 from smtplens.server.store_model import StoreError
+from smtplens.server.store_offload import Offload, Pending
 
 __all__ = ["BUSY", "Committer", "Later"]
 
@@ -73,72 +74,6 @@ class _Job:
         return self.future is None and self.waiter is None
 
 
-class _Pending:
-    """A call handed to the helper thread: ``wait`` for it to be over (``error``: what it raised), or have the
-    helper thread run a callback after it (``then``)."""
-
-    __slots__ = ("_finished", "_lock", "_then", "call", "done", "error")
-
-    def __init__(self, call: Callable[[], None]) -> None:
-        self.call = call
-        self.done = threading.Lock()
-        self.done.acquire()
-        self.error: BaseException | None = None
-        self._lock = threading.Lock()
-        self._finished = False
-        self._then: Callable[[], None] | None = None
-
-    def wait(self, timeout: float = -1) -> bool:
-        """True once the call is over; False when ``timeout`` seconds passed first (-1: no limit)."""
-        if not self.done.acquire(timeout=timeout):
-            return False
-        self.done.release()  # a second wait returns at once
-        return True
-
-    def then(self, callback: Callable[[], None]) -> bool:
-        """Have the helper thread run ``callback`` once the call is over; False when it is over already."""
-        with self._lock:
-            if self._finished:
-                return False
-            self._then = callback
-            return True
-
-    def run(self) -> None:
-        """In the helper thread: the call, then the callback, if any."""
-        try:
-            self.call()
-        except BaseException as exc:  # given to the waiting caller
-            self.error = exc
-        with self._lock:
-            self._finished = True
-            callback = self._then
-        self.done.release()
-        if callback is not None:
-            callback()
-
-
-class _Helper:
-    """A thread that runs blocking calls (a record's sync) while their caller does other work."""
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="smtplens-store-sync", daemon=True)
-        self._thread.start()
-
-    def start(self, call: Callable[[], None]) -> _Pending:
-        pending = _Pending(call)
-        self._queue.put(pending)
-        return pending
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-
-    def _loop(self) -> None:
-        while (pending := self._queue.get()) is not None:
-            pending.run()
-
-
 class Later:
     """``run_now``'s answer when the disk is slow: the job finishes in the helper thread; await ``waiter``."""
 
@@ -163,6 +98,15 @@ def _claim(job: _Job) -> bool:
         return not job.waiter.cancelled()  # read from this thread: at worst a late cancel stores regardless
     future = job.future
     return future is None or future.running() or future.set_running_or_notify_cancel()
+
+
+def _clean_up(job: _Job, error: BaseException) -> None:
+    """Run a failed job's ``on_failure``; should that fail too, ``error`` (the one reported) says so in a note."""
+    if job.on_failure is not None:
+        try:
+            job.on_failure()
+        except Exception as cleanup:
+            error.add_note(f"and cleaning up failed: {cleanup!r}")
 
 
 def _hand_over(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
@@ -213,7 +157,7 @@ class Committer:
         self._committed = threading.Condition()
         self._busy = threading.Lock()  # held by whoever runs jobs: the writer thread, or a caller of run_now
         self._stopped = False
-        self._helper = _Helper()  # a lone job's sync runs there while its row goes in
+        self._helper = Offload()  # a lone job's sync runs there while its row goes in
         self._thread = threading.Thread(target=self._run, name="smtplens-store-commit", daemon=True)
         self._thread.start()
 
@@ -302,7 +246,7 @@ class Committer:
         finally:
             self._after_lone()
 
-    def _begin_lone(self, job: _Job) -> tuple[_Pending, Any]:
+    def _begin_lone(self, job: _Job) -> tuple[Pending, Any]:
         """What ``_prepared`` and ``_commit_group`` do for a group of one early job, up to its sync, without their
         lists and futures: the record written, its sync started in the helper thread, the row put into the
         transaction meanwhile (inside a savepoint, so that a failed sync can take it back out); a failure raised
@@ -325,16 +269,12 @@ class Committer:
             syncing.wait()  # the job fails whatever its sync did; its record is voided once that is over
             self._abandon(exc)
             error = self._error(exc, "committing to the index")
-            if job.on_failure is not None:
-                try:
-                    job.on_failure()
-                except Exception as cleanup:  # the job's own error is the one to report
-                    error.add_note(f"and cleaning up failed: {cleanup!r}")
+            _clean_up(job, error)
             if error is exc:
                 raise
             raise error from exc
 
-    def _end_lone(self, job: _Job, syncing: _Pending, result: Any) -> Any:
+    def _end_lone(self, job: _Job, syncing: Pending, result: Any) -> Any:
         """After the lone job's sync: its row kept (the result returned), or taken back out (the error raised)."""
         synced = syncing.error
         try:
@@ -353,7 +293,7 @@ class Committer:
             self._release()
         return result
 
-    def _end_late(self, job: _Job, syncing: _Pending, result: Any, waiter: asyncio.Future[Any]) -> None:
+    def _end_late(self, job: _Job, syncing: Pending, result: Any, waiter: asyncio.Future[Any]) -> None:
         """In the helper thread, after a slow sync: end the lone job and hand its result to the event loop."""
         error: BaseException | None = None
         try:
@@ -370,10 +310,14 @@ class Committer:
         held = bool(self._held)
         self._busy.release()
         if held:
-            with self._wake_lock:
-                wake, self._asleep = self._asleep, False
-            if wake:
-                self._queue.put(_WAKE)
+            self._wake_sleeper()
+
+    def _wake_sleeper(self) -> None:
+        """Wake the writer thread if it waits without a time limit (it must see new quiet or held work)."""
+        with self._wake_lock:
+            wake, self._asleep = self._asleep, False
+        if wake:
+            self._queue.put(_WAKE)
 
     def _sync_failure(self, exc: BaseException, kind: str) -> BaseException:
         """The error a lone job's caller gets when its sync raised ``exc`` in the helper thread."""
@@ -401,9 +345,7 @@ class Committer:
         """
         with self._wake_lock:
             self._quiet.append(_Job(apply, None, kind, True, None, False, None, None, on_error))
-            wake, self._asleep = self._asleep, False
-        if wake:
-            self._queue.put(_WAKE)
+        self._wake_sleeper()
 
     def submit_alone(self, run: Apply, *, kind: str) -> Future[Any]:
         """Queue ``run(conn)``, which manages its own transactions, to run between groups."""
@@ -562,11 +504,7 @@ class Committer:
         return ready
 
     def _fail(self, job: _Job, exc: BaseException) -> None:
-        if job.on_failure is not None:
-            try:
-                job.on_failure()
-            except Exception as cleanup:  # the job's own error is the one to report
-                exc.add_note(f"and cleaning up failed: {cleanup!r}")
+        _clean_up(job, exc)
         self._done(job, error=exc)
 
     def _error(self, exc: Exception, doing: str) -> BaseException:
