@@ -35,8 +35,7 @@ ENVELOPE_KEYS: dict[str, tuple[str, ...]] = {
 _NAMED_KEYS = frozenset(key for keys in ENVELOPE_KEYS.values() for key in keys)
 _MAX_SUBJECT = 998  # RFC 5322 section 2.1.1: a line is at most 998 characters
 _HEADER_SCAN = 256 * 1024
-_ATOMS = (str, int, float, bool, type(None))
-_JSON_ATOMS = frozenset((str, int, float, bool, type(None)))  # exactly these types: JSON writes them as they are
+_ATOMS = frozenset((str, int, float, bool, type(None)))  # exactly these types: immutable, JSON writes them as is
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # per dataclass type (there are only a few)
 
 
@@ -76,7 +75,7 @@ def _plain(value: object) -> object:
     tuples, strings, numbers, None, dataclasses as ``asdict`` gives them; string enums become their text);
     ``_NotPlain`` otherwise."""
     kind = type(value)
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
+    if kind in _ATOMS:
         return value
     if kind is dict:
         copied: dict[str, object] = {}
@@ -92,7 +91,7 @@ def _plain(value: object) -> object:
         copied = {}
         for name in names:
             item = getattr(value, name)
-            copied[name] = item if type(item) in _JSON_ATOMS else _plain(item)
+            copied[name] = item if type(item) in _ATOMS else _plain(item)
         return copied
     if isinstance(value, str):
         return str.__str__(value)  # a string enum: JSON writes its text
