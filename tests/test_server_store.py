@@ -471,17 +471,12 @@ def test_a_failed_sync_takes_the_lone_row_back_out_and_keeps_the_others(
     """The row goes in while the record syncs: when the sync fails, the row leaves the transaction again (the
     rows before it stay) and the store fails. (Its record's fate on the disk is unknown: here the disk kept it,
     so the next start indexes it, as for any failed sync; the sender, told 4xx, may send it again.)"""
-    real = store_segments.datasync
     with MessageStore(directory) as store:
         first = put(store, alone=True)
-
-        def failing(fd: int) -> None:
-            raise OSError(errno.EIO, os.strerror(errno.EIO))
-
-        monkeypatch.setattr(store_segments, "datasync", failing)
+        _slow_sync(monkeypatch, 0.0, OSError(errno.EIO, os.strerror(errno.EIO)))
         with pytest.raises(StoreError, match="Input/output error"):
             put(store, alone=True)
-        monkeypatch.setattr(store_segments, "datasync", real)
+        monkeypatch.undo()
         last = put(store, alone=True)
         assert [m.queue_id for m in store.messages()] == [last, first]
     with MessageStore(directory) as store:
