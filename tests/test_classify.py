@@ -118,6 +118,40 @@ def test_own_samples(text: str, reason: str) -> None:
     assert classify(text).reason == reason
 
 
+# Rule samples that show a phrase inside a reply where something stronger decides: the reason they get instead.
+_SAMPLES_DECIDED_ELSEWHERE = {
+    # the first reply of the transcript decides
+    "550 5.1.1 <userunknown@bouncehammer.jp>... User Unknown 503 5.0.0 Need RCPT (recipient)": "user_unknown",
+    # a weak phrase: the code 421 decides
+    "421 Temporary failure, please try again later.": "service_unavailable",
+    # NXDOMAIN: the domain does not exist
+    "DNS Error: 80335577 DNS type 'mx' lookup of example.jp responded with code NXDOMAIN Domain name not found: "
+    "example.jp": "domain_invalid",
+}
+
+
+def _rule_samples() -> list[tuple[str, str, str | None]]:
+    """(sample, the rule's reason, a host of the rule's provider) of every rule with a sample."""
+    import tomllib
+
+    from tests.conftest import ROOT
+
+    rows = []
+    for path in sorted((ROOT / "src" / "smtplens" / "classifier" / "rules").rglob("*.toml")):
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+        host = f"mx.{table['hosts'][0]}" if table.get("hosts") else None
+        rows += [(rule["sample"], rule["reason"], host) for rule in table.get("rule", []) if "sample" in rule]
+    return rows
+
+
+@pytest.mark.parametrize(("sample", "reason", "host"), _rule_samples())
+def test_a_rule_s_sample_gets_the_rule_s_reason(sample: str, reason: str, host: str | None) -> None:
+    """A rule's sample (a real reply the rule was written for) is classified as the rule says, from its
+    provider's host where the rule is a provider's: a phrase of one rule must not be taken over by a broader
+    one elsewhere (a provider's phrase too generic for other servers' replies, for one)."""
+    assert classify(sample, remote_host=host).reason == _SAMPLES_DECIDED_ELSEWHERE.get(sample, reason)
+
+
 def test_corpus_agreement_does_not_regress() -> None:
     """Agreement with the undisputed labels of ../shared/corpus/replies (bench/accuracy_replies.py has details)."""
     import json
