@@ -223,3 +223,23 @@ def test_a_missing_optional_package_names_the_extra(
     monkeypatch.delitem(sys.modules, "smtplens.server.http.app", raising=False)
     assert main(["serve", "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0"]) == 1
     assert "pip install 'smtplens[server]'" in capsys.readouterr().err
+
+
+def test_python_m_smtplens_is_the_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "smtplens", "compare", "421", "554", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == json.loads(
+        subprocess.run(
+            [sys.executable, "-c", "from smtplens.cli.main import run; run()", "compare", "421", "554", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    )

@@ -1,0 +1,6 @@
+"""``python -m smtplens``: the ``smtplens`` command, for environments where its script is not on the PATH."""
+
+from smtplens.cli.main import run
+
+if __name__ == "__main__":
+    run()
