@@ -54,6 +54,7 @@ _SERVICES = (
 smtp      unix  -       -       n       -       -       smtp
 relay     unix  -       -       n       -       -       smtp
 tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+virtual   unix  -       n       n       -       -       virtual
 """
 )
 
