@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 
 from smtplens._accel import install as install_accelerator
-from smtplens.bounce.decoders import MAX_RECIPIENTS, looks_like_bounce, parse_date
+from smtplens.bounce.decoders import MAX_RECIPIENTS, looks_like_bounce, parse_date, rfc3834
 from smtplens.bounce.dispatch import Dispatcher
 from smtplens.bounce.inputs import DEFAULT_LIMIT, InputError, iter_mails
 from smtplens.bounce.mime import Headers, Mail, first_address, parse_mail
@@ -64,7 +64,7 @@ def _result(mail: Mail, decoder: str, findings: list[Finding]) -> BounceResult:
     if len(findings) > MAX_RECIPIENTS:
         findings = findings[:MAX_RECIPIENTS]
         warnings = (f"more than {MAX_RECIPIENTS} recipients: only the first {MAX_RECIPIENTS} are explained",)
-    context = _Context(mail)
+    context = _Context(mail, decoder)
     recipients = tuple(_explain(f, decoder, context) for f in findings)
     kinds = {r.kind for r in recipients}
     # A report of failures and successes is a bounce; a delivery notice only when nothing failed.
@@ -77,11 +77,14 @@ class _Context:
 
     __slots__ = ("_date", "_date_read", "headers", "list_id", "message_id", "sender", "subject")
 
-    def __init__(self, mail: Mail) -> None:
+    def __init__(self, mail: Mail, decoder: str) -> None:
         original = mail.original_identity()
         self.headers = mail.headers
         self.sender = _sender(original) or first_address(self.headers.get("to"))
         self.message_id = _bracketed(original.get("message-id")) if original else None
+        if self.message_id is None and decoder == rfc3834.name:
+            # RFC 3834 section 3.1.6: an automatic response names the message it answers in In-Reply-To
+            self.message_id = _bracketed(self.headers.get("in-reply-to"))
         self.subject = original.text("subject") if original else None
         self.list_id = _bracketed(original.text("list-id")) if original else None
         self._date: datetime | None = None

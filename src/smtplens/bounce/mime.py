@@ -691,13 +691,16 @@ class Mail:
 
     def original_identity(self) -> Headers | None:
         """The fields of the returned original message that identify it: From, Return-Path, Message-ID, Subject
-        and List-Id (a :class:`Headers` with only those; None where :attr:`original` is None).
+        and List-Id (a :class:`Headers` with only those; None when the mail returns no message).
 
         The same values as :attr:`original` gives for these names, read without splitting the whole header of
-        the returned message (it is long: Received, DKIM and ARC fields) when nothing else needed it.
+        the returned message (it is long: Received, DKIM and ARC fields) when nothing else needed it. A mail
+        without an attached message may quote the message in its text, after its notice (qmail's "Below this line
+        is a copy of the message", Exim's "This is a copy of the message, including all the headers"): then its
+        first header block there that names the message.
         """
         if self._original_found:
-            return self._original
+            return self._original or self._quoted_identity()
         for part in self.parts:
             if part.ctype not in ORIGINAL_TYPES:
                 continue
@@ -705,10 +708,29 @@ class Mail:
                 return self.original  # read already, or to be decoded first: the general way
             start = part._start
             end = part._end if part.ctype not in HEADERS_ONLY_TYPES else min(part._end, start + MAX_HEADER_PART)
+            blank = _STRAY_BLANK_LINES.match(part._src, start, end)  # a stray blank line before the header
+            start = blank.end() if blank is not None else start
             block = _HEADER_BLOCK.match(part._src, start, end)
             if block is not None and block.end() > start:
                 return Headers(_identity_fields(part._src, start, block.end()))
-        return None
+        return self._quoted_identity()
+
+    def _quoted_identity(self) -> Headers | None:
+        """The identifying fields of a message quoted in the mail's text, else in a text attachment ("the
+        attachment contains the original mail headers"): the first block of two field lines or more with a
+        Message-ID field, else the first with a Subject or From field. A notice's own lines ("Reporting-MTA:",
+        "X-…:") name no message; a block with the mail's own Subject or from a mailer daemon is a notice quoted in
+        turn (a bounce of a bounce, a summary of the mail itself)."""
+        own = self.lowered("subject").strip()
+        fallback: Headers | None = None
+        texts = [self.text]
+        texts += [p.text() for p in self.parts if p.ctype == "text/plain" and not _is_readable(p) and p.size > 0]
+        for text in texts:
+            found, named = _quoted_block(text, own)
+            if found is not None:
+                return found
+            fallback = fallback or named
+        return fallback
 
     def _find_original(self) -> Headers | None:
         for part in self.parts:
@@ -723,6 +745,57 @@ class Mail:
             if headers:
                 return headers
         return None
+
+
+_STRAY_BLANK_LINES = re.compile(r"(?:[ \t]*+\n){1,3}")
+# A quoted message (Mail._quoted_identity): where its header may begin, how far the text is searched, how many
+# candidate blocks are tried, and the fields of which one must be there.
+_QUOTED_START = re.compile(
+    r"^(?:received|return-path|message-id|from|subject|date|to|mime-version|dkim-signature|delivered-to|reply-to"
+    r"|content-type|list-id|x-[!-9;-~]+)[ \t]*:",
+    re.M | re.I,
+)
+MAX_QUOTED_SEARCH = 1_000_000
+MAX_QUOTED_BLOCKS = 20
+_NAMING = ("message-id", "subject", "from")
+_DAEMONS = ("mailer-daemon", "mail delivery")
+
+
+def _quoted_block(text: str, own_subject: str) -> tuple[Headers | None, Headers | None]:
+    """In ``text``: the first quoted header block with a Message-ID, and the first that names a message at
+    all (see Mail._quoted_identity)."""
+    stop = min(len(text), MAX_QUOTED_SEARCH)
+    named: Headers | None = None
+    at = 0
+    for _ in range(MAX_QUOTED_BLOCKS):
+        start = _QUOTED_START.search(text, at, stop)
+        if start is None:
+            break
+        block = _HEADER_BLOCK.match(text, start.start(), stop)
+        at = max(block.end(), start.end()) if block is not None else start.end()
+        if block is None or _field_lines(block.group()) < 2:
+            continue
+        found = Headers(_identity_fields(text, start.start(), block.end()))
+        if not any(found.get(name) for name in _NAMING) or _is_notice(found, own_subject):
+            continue
+        if found.get("message-id"):
+            return found, found
+        named = named or found
+    return None, named
+
+
+def _is_notice(found: Headers, own_subject: str) -> bool:
+    """Whether quoted fields are those of a notice rather than of the returned message: the mail's own Subject
+    or a From of a mailer daemon."""
+    if own_subject and (found.get("subject") or "").strip().lower() == own_subject:
+        return True
+    sender = (found.get("from") or "").lower()
+    return any(daemon in sender for daemon in _DAEMONS)
+
+
+def _field_lines(block: str) -> int:
+    """The number of fields in a block of field lines (continuation lines begin with white space)."""
+    return sum(1 for line in block.split("\n") if line and line[0] not in " \t")
 
 
 # The fields Mail.original_identity reads, as _FIELD_LINE reads them.
