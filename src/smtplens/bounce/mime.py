@@ -757,7 +757,7 @@ _QUOTED_START = re.compile(
 )
 MAX_QUOTED_SEARCH = 1_000_000
 MAX_QUOTED_BLOCKS = 20
-_NAMING = ("message-id", "subject", "from")
+_NAMING = frozenset({"message-id", "subject", "from"})
 _DAEMONS = ("mailer-daemon", "mail delivery")
 
 
@@ -775,10 +775,14 @@ def _quoted_block(text: str, own_subject: str) -> tuple[Headers | None, Headers 
         at = max(block.end(), start.end()) if block is not None else start.end()
         if block is None or _field_lines(block.group()) < 2:
             continue
-        found = Headers(_identity_fields(text, start.start(), block.end()))
-        if not any(found.get(name) for name in _NAMING) or _is_notice(found, own_subject):
+        fields = _identity_fields(text, start.start(), block.end())
+        names = {name.lower() for name, value in fields if value.strip()}
+        if not names & _NAMING:
             continue
-        if found.get("message-id"):
+        found = Headers(fields)
+        if _is_notice(found, own_subject):
+            continue
+        if "message-id" in names:
             return found, found
         named = named or found
     return None, named

@@ -1,0 +1,130 @@
+"""Real delivery status notifications from a real Exim, read back with ``smtplens bounce``.
+
+Exim (``tests/integration/exim_sender.py``) sends to smtplens's server, which refuses recipients as receiving
+MTAs do; Exim's notice (its text part, "This message was created automatically by mail delivery software.", and
+an RFC 3464 report with a copy of the message) is delivered to the sender's Maildir, which the tests read with the
+library and the CLI. Needs root and the unpacked Exim of ``.ci/run``.
+"""
+
+# The fixtures certificate and serve come from the Postfix live tests; parameters of the same name use them.
+# ruff: noqa: F811
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from smtplens.bounce import Action, Kind, Recipient
+from smtplens.model import Stage
+from smtplens.server.decisions import Decision
+from smtplens.server.policies import AccessPolicy, AccessRule
+from tests.integration.conftest import free_port
+from tests.integration.exim_sender import SENDER_DOMAIN, EximSender, exim_sender
+from tests.integration.test_server_postfix_live import (  # noqa: F401
+    DOMAIN,
+    RejectContentFor,
+    Serve,
+    certificate,
+    serve,
+)
+
+SENDER = f"alice@{SENDER_DOMAIN}"
+GONE, FULL, BOB = (f"{name}@{DOMAIN}" for name in ("gone", "full", "bob"))
+UNKNOWN = "Recipient address rejected: User unknown in virtual mailbox table"
+REFUSALS = AccessPolicy(
+    recipients=[
+        AccessRule("gone@*", Decision.reject(code="550", enhanced="5.1.1", text=f"<{GONE}>: {UNKNOWN}")),
+        AccessRule("full@*", Decision.defer(code="452", enhanced="4.2.2", text="Mailbox full, try again later")),
+    ]
+)
+
+Exim = Callable[[int], EximSender]
+
+
+@pytest.fixture
+def exim() -> Iterator[Exim]:
+    """Make Exim instances relaying to a port; each is removed at the end of the test."""
+    with contextlib.ExitStack() as stack:
+        yield lambda port: stack.enter_context(exim_sender(port))
+
+
+def message(recipients: list[str], subject: str, message_id: str) -> bytes:
+    return (
+        f"From: {SENDER}\nTo: {', '.join(recipients)}\nSubject: {subject}\nMessage-ID: <{message_id}>\n"
+        f"Date: Mon, 1 Jan 2024 00:00:00 +0000\n\nHello from Exim.\n"
+    ).encode("ascii")
+
+
+def summary(r: Recipient) -> tuple[object, ...]:
+    return (r.recipient, r.reason, r.action, r.status, r.reply_code, r.stage, r.hard_bounce)
+
+
+def test_a_user_unknown_and_a_full_mailbox_of_one_message(serve: Serve, exim: Exim) -> None:
+    """Refused at RCPT: 550 5.1.1 is a hard bounce; 452 4.2.2 with no retry rule left fails too, but the address
+    stays good. Exim's report says 5.0.0 for both; the remote server's own codes are more precise. The accepted
+    recipient is in no notice; each failed one names the original message and the remote host."""
+    sender = exim(serve(REFUSALS).port)
+    sender.send(SENDER, [GONE, BOB, FULL], message([GONE, BOB, FULL], "three recipients", "e1@sender.lab.test"))
+    found = sender.notices(2)
+    assert [summary(r) for r in found] == [
+        (FULL, "mailbox_full", Action.FAILED, "4.2.2", "452", Stage.RCPT, False),
+        (GONE, "user_unknown", Action.FAILED, "5.1.1", "550", Stage.RCPT, True),
+    ]
+    for r in found:
+        assert (r.kind, r.decoder, r.remote_host) == (Kind.BOUNCE, "exim", "127.0.0.1")
+        assert (r.sender, r.message_id, r.subject) == (SENDER, "e1@sender.lab.test", "three recipients")
+    assert found[1].diagnostic == f"550 5.1.1 <{GONE}>: {UNKNOWN}"
+
+
+def test_spam_refused_at_end_of_data(serve: Serve, exim: Exim) -> None:
+    server = serve(
+        RejectContentFor(BOB, Decision.reject(code="554", enhanced="5.7.1", text="Message rejected as spam"))
+    )
+    sender = exim(server.port)
+    sender.send(SENDER, [BOB], message([BOB], "buy now", "e2@sender.lab.test"))
+    [r] = sender.notices(1)
+    assert summary(r) == (BOB, "spam_detected", Action.FAILED, "5.7.1", "554", Stage.END_OF_DATA, False)
+    assert (r.message_id, r.diagnostic) == ("e2@sender.lab.test", "554 5.7.1 Message rejected as spam")
+
+
+def test_a_host_that_refuses_connections_expires_the_message(exim: Exim) -> None:
+    """Nobody listens: Exim gives up with only "retry timeout exceeded" (no server ever answered); the delivery
+    expired, which says nothing about the address."""
+    sender = exim(free_port())
+    sender.send(SENDER, [BOB], message([BOB], "nobody home", "e3@sender.lab.test"))
+    [r] = sender.notices(1)
+    assert (r.recipient, r.reason, r.action, r.reply_code, r.hard_bounce) == (
+        BOB,
+        "expired",
+        Action.FAILED,
+        None,
+        False,
+    )
+    assert r.message_id == "e3@sender.lab.test"
+
+
+def test_the_cli_reads_exim_s_maildir(serve: Serve, exim: Exim) -> None:
+    sender = exim(serve(REFUSALS).port)
+    sender.send(SENDER, [GONE], message([GONE], "cli", "e4@sender.lab.test"))
+    sender.notices(1)
+    done = subprocess.run(
+        [sys.executable, "-m", "smtplens", "bounce", str(sender.maildir), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    [row] = [json.loads(line) for line in done.stdout.splitlines()]
+    assert (row["decoder"], row["recipient"], row["reason"], row["status"], row["hard_bounce"]) == (
+        "exim",
+        GONE,
+        "user_unknown",
+        "5.1.1",
+        True,
+    )
