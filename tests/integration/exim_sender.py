@@ -18,22 +18,19 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from smtplens.bounce import Recipient, decode_bounce
+from smtplens.bounce import Recipient
 from tests.integration.conftest import _unavailable, need_root
+from tests.integration.notices import wait_for_notices
 
 __all__ = ["EXIM_USER", "SENDER_DOMAIN", "EximSender", "exim_sender", "need_exim"]
 
 SENDER_DOMAIN = "sender.lab.test"
 EXIM_USER = "Debian-exim"  # the user Debian's Exim is built to run as
 UNPACKED = Path("/opt/smtplens-lab/exim/usr/sbin/exim4")  # where .ci/run unpacks the package
-NOTICE_TIMEOUT = 30.0
 
 
 def need_exim() -> str:
@@ -114,17 +111,7 @@ class EximSender:
 
     def notices(self, recipients: int) -> list[Recipient]:
         """The recipients of the notices delivered so far, sorted by address, once there are ``recipients``."""
-        new = self.maildir / "new"
-        deadline = time.monotonic() + NOTICE_TIMEOUT
-        while time.monotonic() < deadline:
-            paths = list(new.iterdir()) if new.is_dir() else []  # a Maildir file appears in new/ complete
-            found = [r for path in paths for r in decode_bounce(path.read_bytes()).recipients]
-            if len(found) >= recipients:
-                return sorted(found, key=lambda r: r.recipient)
-            time.sleep(0.1)
-        pytest.fail(
-            f"fewer than {recipients} recipients in Exim's notices within {NOTICE_TIMEOUT:.0f} s:\n{self.log()}"
-        )
+        return wait_for_notices(self.maildir, recipients, self.log)
 
 
 @contextlib.contextmanager

@@ -12,19 +12,18 @@ library and the CLI. Needs root and the unpacked Exim of ``.ci/run``.
 from __future__ import annotations
 
 import contextlib
-import json
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from smtplens.bounce import Action, Kind, Recipient
+from smtplens.bounce import Action, Kind
 from smtplens.model import Stage
 from smtplens.server.decisions import Decision
 from smtplens.server.policies import AccessPolicy, AccessRule
 from tests.integration.conftest import free_port
 from tests.integration.exim_sender import SENDER_DOMAIN, EximSender, exim_sender
+from tests.integration.notices import cli_rows, summary
+from tests.integration.notices import message as notice_test_message
 from tests.integration.test_server_postfix_live import (  # noqa: F401
     DOMAIN,
     RejectContentFor,
@@ -54,14 +53,7 @@ def exim() -> Iterator[Exim]:
 
 
 def message(recipients: list[str], subject: str, message_id: str) -> bytes:
-    return (
-        f"From: {SENDER}\nTo: {', '.join(recipients)}\nSubject: {subject}\nMessage-ID: <{message_id}>\n"
-        f"Date: Mon, 1 Jan 2024 00:00:00 +0000\n\nHello from Exim.\n"
-    ).encode("ascii")
-
-
-def summary(r: Recipient) -> tuple[object, ...]:
-    return (r.recipient, r.reason, r.action, r.status, r.reply_code, r.stage, r.hard_bounce)
+    return notice_test_message(SENDER, recipients, subject, message_id, "Hello from Exim.")
 
 
 def test_a_user_unknown_and_a_full_mailbox_of_one_message(serve: Serve, exim: Exim) -> None:
@@ -112,15 +104,7 @@ def test_the_cli_reads_exim_s_maildir(serve: Serve, exim: Exim) -> None:
     sender = exim(serve(REFUSALS).port)
     sender.send(SENDER, [GONE], message([GONE], "cli", "e4@sender.lab.test"))
     sender.notices(1)
-    done = subprocess.run(
-        [sys.executable, "-m", "smtplens", "bounce", str(sender.maildir), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    [row] = [json.loads(line) for line in done.stdout.splitlines()]
+    [row] = cli_rows(sender.maildir)
     assert (row["decoder"], row["recipient"], row["reason"], row["status"], row["hard_bounce"]) == (
         "exim",
         GONE,

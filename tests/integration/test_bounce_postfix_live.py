@@ -13,24 +13,22 @@ message's Message-ID and Subject. Needs root and the Debian package postfix.
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from smtplens.bounce import Action, Kind, Recipient, decode_bounce
+from smtplens.bounce import Action, Kind, Recipient
 from smtplens.model import Stage
 from smtplens.server.decisions import Decision
 from smtplens.server.policies import AccessPolicy, AccessRule
 from tests.integration.conftest import free_port
+from tests.integration.notices import cli_rows, summary, wait_for_notices
+from tests.integration.notices import message as notice_test_message
 from tests.integration.postfix_sender import SENDER_DOMAIN, SENDER_HOSTNAME, PostfixSender
 from tests.integration.test_server_postfix_live import (  # noqa: F401
     DOMAIN,
@@ -43,7 +41,6 @@ from tests.integration.test_server_postfix_live import (  # noqa: F401
     serve,
 )
 
-NOTICE_TIMEOUT = 30.0
 GONE, FULL, BOB, NEW, JOSE = (f"{name}@{DOMAIN}" for name in ("gone", "full", "bob", "new", "jos\u00e9"))
 UNKNOWN = "Recipient address rejected: User unknown in virtual mailbox table"
 REFUSALS = AccessPolicy(
@@ -86,29 +83,11 @@ def to_maildir(base: Path, **settings: str) -> dict[str, str]:
 
 
 def notices(postfix: PostfixSender, base: Path, recipients: int) -> list[Recipient]:
-    """The recipients of the notices delivered to the Maildir, sorted by address, once there are ``recipients``
-    of them (Postfix writes one notice for the recipients it gives up on together: one or several)."""
-    new = base / "notices" / "new"
-    deadline = time.monotonic() + NOTICE_TIMEOUT
-    while time.monotonic() < deadline:
-        paths = list(new.iterdir()) if new.is_dir() else []  # a Maildir file appears in new/ complete
-        found = [r for path in paths for r in decode_bounce(path.read_bytes()).recipients]
-        if len(found) >= recipients:
-            return sorted(found, key=lambda r: r.recipient)
-        time.sleep(0.1)
-    log = "\n".join(postfix.log_lines()[-30:])
-    pytest.fail(f"fewer than {recipients} recipients in notices in {new} within {NOTICE_TIMEOUT:.0f} s:\n{log}")
+    return wait_for_notices(base / "notices", recipients, lambda: "\n".join(postfix.log_lines()[-30:]))
 
 
 def message(recipients: list[str], subject: str, message_id: str) -> bytes:
-    return (
-        f"From: {SENDER}\r\nTo: {', '.join(recipients)}\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\n"
-        f"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\nHello from Postfix.\r\n"
-    ).encode("ascii")
-
-
-def summary(r: Recipient) -> tuple[object, ...]:
-    return (r.recipient, r.reason, r.action, r.status, r.reply_code, r.stage, r.hard_bounce)
+    return notice_test_message(SENDER, recipients, subject, message_id, "Hello from Postfix.")
 
 
 def test_a_user_unknown_and_a_full_mailbox_of_one_message(serve: Serve, sender: Sender, mailbox: Path) -> None:
@@ -200,16 +179,8 @@ def test_the_cli_reads_the_maildir(serve: Serve, sender: Sender, mailbox: Path) 
     postfix = sender(serve(REFUSALS), **to_maildir(mailbox))
     postfix.submit(SENDER, [GONE], message([GONE], "cli", "m7@sender.lab.test"))
     notices(postfix, mailbox, 1)
-    done = subprocess.run(
-        [sys.executable, "-m", "smtplens", "bounce", str(mailbox / "notices"), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    [row] = [json.loads(line) for line in done.stdout.splitlines()]
-    assert row["file"].startswith(str(mailbox / "notices" / "new"))
+    [row] = cli_rows(mailbox / "notices")
+    assert str(row["file"]).startswith(str(mailbox / "notices" / "new"))
     assert (row["recipient"], row["reason"], row["status"], row["hard_bounce"], row["message_id"]) == (
         GONE,
         "user_unknown",

@@ -1,0 +1,60 @@
+"""What the real-MTA notice tests share: the message they send, reading the notices a Maildir receives, and the
+fields of a recipient they compare."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from smtplens.bounce import Recipient, decode_bounce
+
+__all__ = ["NOTICE_TIMEOUT", "cli_rows", "message", "summary", "wait_for_notices"]
+
+NOTICE_TIMEOUT = 30.0
+
+
+def message(sender: str, recipients: list[str], subject: str, message_id: str, greeting: str) -> bytes:
+    """A short message from ``sender`` with a Message-ID, CRLF line ends."""
+    return (
+        f"From: {sender}\r\nTo: {', '.join(recipients)}\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\n"
+        f"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\n{greeting}\r\n"
+    ).encode("ascii")
+
+
+def wait_for_notices(maildir: Path, recipients: int, log: Callable[[], str]) -> list[Recipient]:
+    """The recipients of the notices delivered to ``maildir`` so far, sorted by address, once there are
+    ``recipients`` of them (an MTA names the recipients it gives up on together in one notice: one or several
+    notices in all). Fails with ``log()`` when they do not come in time."""
+    new = maildir / "new"
+    deadline = time.monotonic() + NOTICE_TIMEOUT
+    while time.monotonic() < deadline:
+        paths = list(new.iterdir()) if new.is_dir() else []  # a Maildir file appears in new/ complete
+        found = [r for path in paths for r in decode_bounce(path.read_bytes()).recipients]
+        if len(found) >= recipients:
+            return sorted(found, key=lambda r: r.recipient)
+        time.sleep(0.1)
+    pytest.fail(f"fewer than {recipients} recipients in the notices in {new} within {NOTICE_TIMEOUT:.0f} s:\n{log()}")
+
+
+def summary(r: Recipient) -> tuple[object, ...]:
+    """What the tests compare of a recipient: address, reason, action, status, reply code, stage, hard bounce."""
+    return (r.recipient, r.reason, r.action, r.status, r.reply_code, r.stage, r.hard_bounce)
+
+
+def cli_rows(maildir: Path) -> list[dict[str, object]]:
+    """What ``smtplens bounce MAILDIR --json`` prints, one object per recipient (the command must succeed)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "smtplens", "bounce", str(maildir), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
