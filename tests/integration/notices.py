@@ -12,9 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from smtplens import classify
 from smtplens.bounce import Recipient, decode_bounce
+from smtplens.model import Stage
+from smtplens.server.scenarios import ScenarioBook, ScenarioPolicy
+from smtplens.server.scenarios.model import fill
+from smtplens.server.scenarios.presets import presets
 
-__all__ = ["NOTICE_TIMEOUT", "cli_rows", "message", "summary", "wait_for_notices"]
+__all__ = ["NOTICE_TIMEOUT", "PresetRefusals", "cli_rows", "message", "summary", "wait_for_notices"]
 
 NOTICE_TIMEOUT = 30.0
 
@@ -58,3 +63,47 @@ def cli_rows(maildir: Path) -> list[dict[str, object]]:
     )
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+class PresetRefusals:
+    """The scenario presets that refuse every message after the greeting (not a first attempt only, not by
+    chance), each bound to a message of its own: at MAIL by the envelope sender ``alice+NAME@``, else by the
+    recipient ``NAME@domain``. ``expected`` maps each recipient to what its reply says on its own, seen at its
+    stage: the classifier's reason, the enhanced status and the reply code."""
+
+    def __init__(self, domain: str, hostname: str, sender_domain: str) -> None:
+        self.hostname = hostname
+        self.book = ScenarioBook()
+        self.expected: dict[str, tuple[str, str | None, str | None]] = {}
+        self.names = sorted(
+            name
+            for name, scenario in presets().items()
+            if scenario.effect.code
+            and not scenario.trigger.attempts
+            and scenario.trigger.probability == 1.0
+            and scenario.trigger.stages & {Stage.MAIL, Stage.RCPT, Stage.END_OF_DATA}
+        )
+        self._envelopes: list[tuple[str, str, str]] = []
+        for name in self.names:
+            envelope_sender, recipient = f"alice+{name}@{sender_domain}", f"{name}@{domain}"
+            at_mail = Stage.MAIL in presets()[name].trigger.stages
+            scenario = self.book.add(
+                {"preset": name, "sender": f"alice+{name}@*"} if at_mail else {"preset": name, "recipient": recipient}
+            )
+            values = {"client": "127.0.0.1", "recipient": recipient, "recipient_domain": domain, "hostname": hostname}
+            values |= {"sender": envelope_sender, "sender_domain": sender_domain}
+            effect = scenario.effect
+            reply = " ".join(part for part in (effect.code, effect.enhanced, fill(effect.text or "", values)) if part)
+            stage = next(iter(scenario.trigger.stages))
+            self.expected[recipient] = (classify(reply, stage=stage).reason, effect.enhanced, effect.code)
+            self._envelopes.append((envelope_sender, recipient, f"{name}@{sender_domain}"))
+
+    def policy(self) -> ScenarioPolicy:
+        return ScenarioPolicy(self.book, hostname=self.hostname)
+
+    def envelopes(self) -> list[tuple[str, str, str]]:
+        """(envelope sender, recipient, Message-ID) of each preset's message."""
+        return list(self._envelopes)
+
+    def message_ids(self) -> dict[str, str]:
+        return {recipient: message_id for _, recipient, message_id in self._envelopes}

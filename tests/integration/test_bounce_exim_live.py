@@ -22,10 +22,11 @@ from smtplens.server.decisions import Decision
 from smtplens.server.policies import AccessPolicy, AccessRule
 from tests.integration.conftest import free_port
 from tests.integration.exim_sender import SENDER_DOMAIN, EximSender, exim_sender
-from tests.integration.notices import cli_rows, summary
+from tests.integration.notices import PresetRefusals, cli_rows, summary
 from tests.integration.notices import message as notice_test_message
 from tests.integration.test_server_postfix_live import (  # noqa: F401
     DOMAIN,
+    HOSTNAME,
     RejectContentFor,
     Serve,
     certificate,
@@ -112,3 +113,15 @@ def test_the_cli_reads_exim_s_maildir(serve: Serve, exim: Exim) -> None:
         "5.1.1",
         True,
     )
+
+
+def test_every_refusing_preset_reads_the_same_in_exim_s_notice(serve: Serve, exim: Exim) -> None:
+    """As with Postfix: each preset's reply refuses one message, and Exim's notice, read back, gives every
+    recipient the reason, status and reply code of the reply itself."""
+    refusals = PresetRefusals(DOMAIN, HOSTNAME, SENDER_DOMAIN)
+    sender = exim(serve(refusals.policy()).port)
+    for envelope_sender, recipient, message_id in refusals.envelopes():
+        sender.send(envelope_sender, [recipient], message([recipient], message_id, message_id))
+    found = sender.notices(len(refusals.expected))
+    assert {r.recipient: (r.reason, r.status, r.reply_code) for r in found} == refusals.expected
+    assert {r.recipient: r.message_id for r in found} == refusals.message_ids()

@@ -22,16 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from smtplens import classify
 from smtplens.bounce import Action, Kind, Recipient
 from smtplens.model import Stage
 from smtplens.server.decisions import Decision
 from smtplens.server.policies import AccessPolicy, AccessRule
-from smtplens.server.scenarios import ScenarioBook, ScenarioPolicy
-from smtplens.server.scenarios.model import fill
-from smtplens.server.scenarios.presets import presets
 from tests.integration.conftest import free_port
-from tests.integration.notices import cli_rows, summary, wait_for_notices
+from tests.integration.notices import PresetRefusals, cli_rows, summary, wait_for_notices
 from tests.integration.notices import message as notice_test_message
 from tests.integration.postfix_sender import SENDER_DOMAIN, SENDER_HOSTNAME, PostfixSender
 from tests.integration.test_server_postfix_live import (  # noqa: F401
@@ -195,44 +191,14 @@ def test_the_cli_reads_the_maildir(serve: Serve, sender: Sender, mailbox: Path) 
     )
 
 
-# The presets that refuse every message after the greeting (not a first attempt only, not by chance).
-REFUSING_PRESETS = sorted(
-    name
-    for name, scenario in presets().items()
-    if scenario.effect.code
-    and not scenario.trigger.attempts
-    and scenario.trigger.probability == 1.0
-    and scenario.trigger.stages & {Stage.MAIL, Stage.RCPT, Stage.END_OF_DATA}
-)
-
-
 def test_every_refusing_preset_reads_the_same_in_postfix_s_notice(serve: Serve, sender: Sender, mailbox: Path) -> None:
     """Each preset's reply (real servers' texts: Gmail, Outlook, Yahoo, Postfix) refuses one message; Postfix,
     trying once, bounces it and quotes the reply in its notice, folded and wrapped its own way. Read back, every
     recipient has the reason, status and reply code that the reply itself has, seen at its stage."""
-    book = ScenarioBook()
-    expected: dict[str, tuple[str, str | None, str | None]] = {}
-    for name in REFUSING_PRESETS:
-        recipient = f"{name}@{DOMAIN}"
-        at_mail = Stage.MAIL in presets()[name].trigger.stages
-        spec: dict[str, object] = {"preset": name, "sender": f"alice+{name}@*"} if at_mail else {"preset": name}
-        if not at_mail:
-            spec["recipient"] = recipient
-        scenario = book.add(spec)
-        effect, stage = scenario.effect, next(iter(scenario.trigger.stages))
-        values = {"client": "127.0.0.1", "recipient": recipient, "hostname": HOSTNAME, "recipient_domain": DOMAIN}
-        values |= {"sender": f"alice+{name}@{SENDER_DOMAIN}", "sender_domain": SENDER_DOMAIN, "helo": SENDER_HOSTNAME}
-        reply = " ".join(part for part in (effect.code, effect.enhanced, fill(effect.text or "", values)) if part)
-        verdict = classify(reply, stage=stage)
-        expected[recipient] = (verdict.reason, effect.enhanced, effect.code)
-    postfix = sender(serve(ScenarioPolicy(book, hostname=HOSTNAME)), **to_maildir(mailbox, maximal_queue_lifetime="0"))
-    for name in REFUSING_PRESETS:
-        recipient = f"{name}@{DOMAIN}"
-        postfix.submit(
-            f"alice+{name}@{SENDER_DOMAIN}", [recipient], message([recipient], name, f"{name}@sender.lab.test")
-        )
-    found = notices(postfix, mailbox, len(REFUSING_PRESETS))
-    assert {r.recipient: (r.reason, r.status, r.reply_code) for r in found} == expected
-    assert {r.recipient: r.message_id for r in found} == {
-        f"{name}@{DOMAIN}": f"{name}@sender.lab.test" for name in REFUSING_PRESETS
-    }
+    refusals = PresetRefusals(DOMAIN, HOSTNAME, SENDER_DOMAIN)
+    postfix = sender(serve(refusals.policy()), **to_maildir(mailbox, maximal_queue_lifetime="0"))
+    for envelope_sender, recipient, message_id in refusals.envelopes():
+        postfix.submit(envelope_sender, [recipient], message([recipient], message_id, message_id))
+    found = notices(postfix, mailbox, len(refusals.expected))
+    assert {r.recipient: (r.reason, r.status, r.reply_code) for r in found} == refusals.expected
+    assert {r.recipient: r.message_id for r in found} == refusals.message_ids()
