@@ -47,8 +47,10 @@ def need_exim() -> str:
     return str(program)
 
 
-def exim_conf(program: str, home: Path, relay_port: int) -> str:
+def exim_conf(program: str, home: Path, relay_port: int, *, retry: str = "", main: str = "") -> str:
+    """The configuration: ``main`` adds main-section settings, ``retry`` the retry rules (none by default)."""
     return f"""\
+{main}
 exim_path = {program}
 primary_hostname = exim.{SENDER_DOMAIN}
 qualify_domain = {SENDER_DOMAIN}
@@ -82,6 +84,7 @@ notices:
   group = {EXIM_USER}
 
 begin retry
+{retry}
 """
 
 
@@ -101,6 +104,13 @@ class EximSender:
         )
         assert done.returncode == 0, (done.stdout, done.stderr, self.log())
 
+    def run_queue(self) -> None:
+        """``exim -qff``: try every queued message again now, frozen ones too."""
+        done = subprocess.run(
+            [self.program, "-C", str(self.home / "exim.conf"), "-qff"], capture_output=True, timeout=60, check=False
+        )
+        assert done.returncode == 0, (done.stdout, done.stderr, self.log())
+
     def log(self) -> str:
         path = self.home / "log" / "mainlog"
         return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
@@ -115,9 +125,10 @@ class EximSender:
 
 
 @contextlib.contextmanager
-def exim_sender(relay_port: int) -> Iterator[EximSender]:
+def exim_sender(relay_port: int, *, retry: str = "", main: str = "") -> Iterator[EximSender]:
     """An Exim instance (configuration, spool, log and Maildir in a directory of its own) relaying to
-    ``[127.0.0.1]:relay_port``; the directory is removed at the end. Needs root."""
+    ``[127.0.0.1]:relay_port``, with ``retry`` rules and ``main`` settings added to its configuration; the
+    directory is removed at the end. Needs root."""
     program = need_exim()
     need_root("Exim")
     user = pwd.getpwnam(EXIM_USER)
@@ -127,7 +138,7 @@ def exim_sender(relay_port: int) -> Iterator[EximSender]:
         for name in ("spool", "log", "notices"):
             (home / name).mkdir()
             os.chown(home / name, user.pw_uid, user.pw_gid)
-        (home / "exim.conf").write_text(exim_conf(program, home, relay_port), encoding="utf-8")
+        (home / "exim.conf").write_text(exim_conf(program, home, relay_port, retry=retry, main=main), encoding="utf-8")
         yield EximSender(program, home)
     finally:
         shutil.rmtree(home, ignore_errors=True)

@@ -12,6 +12,7 @@ library and the CLI. Needs root and the unpacked Exim of ``.ci/run``.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -34,7 +35,7 @@ from tests.integration.test_server_postfix_live import (  # noqa: F401
 )
 
 SENDER = f"alice@{SENDER_DOMAIN}"
-GONE, FULL, BOB = (f"{name}@{DOMAIN}" for name in ("gone", "full", "bob"))
+GONE, FULL, BOB, NEW = (f"{name}@{DOMAIN}" for name in ("gone", "full", "bob", "new"))
 UNKNOWN = "Recipient address rejected: User unknown in virtual mailbox table"
 REFUSALS = AccessPolicy(
     recipients=[
@@ -43,14 +44,14 @@ REFUSALS = AccessPolicy(
     ]
 )
 
-Exim = Callable[[int], EximSender]
+Exim = Callable[..., EximSender]
 
 
 @pytest.fixture
 def exim() -> Iterator[Exim]:
     """Make Exim instances relaying to a port; each is removed at the end of the test."""
     with contextlib.ExitStack() as stack:
-        yield lambda port: stack.enter_context(exim_sender(port))
+        yield lambda port, **settings: stack.enter_context(exim_sender(port, **settings))
 
 
 def message(recipients: list[str], subject: str, message_id: str) -> bytes:
@@ -125,3 +126,17 @@ def test_every_refusing_preset_reads_the_same_in_exim_s_notice(serve: Serve, exi
     found = sender.notices(len(refusals.expected))
     assert {r.recipient: (r.reason, r.status, r.reply_code) for r in found} == refusals.expected
     assert {r.recipient: r.message_id for r in found} == refusals.message_ids()
+
+
+def test_a_delay_warning_is_a_delayed_recipient(serve: Serve, exim: Exim) -> None:
+    """Greylisted on every try, with retries allowed for an hour: once the message is older than
+    ``delay_warning``, Exim's next queue run warns the sender (Action: delayed); a delay is never a hard bounce."""
+    greylist = Decision.defer(code="450", enhanced="4.7.1", text="Greylisted, see RFC 6647")
+    server = serve(AccessPolicy(recipients=[AccessRule("new@*", greylist)]))
+    sender = exim(server.port, retry="* * F,1h,1s", main="delay_warning = 1s")
+    sender.send(SENDER, [NEW], message([NEW], "first contact", "e5@sender.lab.test"))
+    time.sleep(1.5)  # older than delay_warning
+    sender.run_queue()
+    [r] = sender.notices(1)
+    assert summary(r) == (NEW, "greylisted", Action.DELAYED, "4.7.1", "450", Stage.RCPT, False)
+    assert (r.decoder, r.reporting_mta, r.message_id) == ("exim", f"exim.{SENDER_DOMAIN}", "e5@sender.lab.test")

@@ -21,7 +21,7 @@ from typing import Protocol
 from smtplens.bounce.mime import Mail
 from smtplens.bounce.model import Finding
 
-__all__ = ["MAX_RECIPIENTS", "Decoder", "clean_address", "looks_like_bounce", "parse_date", "sections"]
+__all__ = ["MAX_RECIPIENTS", "Decoder", "clean_address", "looks_like_bounce", "mta_host", "parse_date", "sections"]
 
 MAX_RECIPIENTS = 1000
 """Recipients explained per mail; a decoder may return one more to say that there are more (the pipeline warns).
@@ -83,6 +83,18 @@ _MONTHS = {
 
 
 @lru_cache(maxsize=256)
+def mta_host(value: str | None) -> str | None:
+    """``dns; mx.example.jp`` → ``mx.example.jp`` (RFC 3464 section 2.2.2, 2.3.5)."""
+    if not value:
+        return None
+    text = value.split(";", 1)[1] if ";" in value else value
+    text = text.strip()
+    if not text:
+        return None
+    host = text.split()[0].strip("[]()<>").rstrip(".")
+    return host or None
+
+
 def _zone(sign: str, hours: str, minutes: str) -> timezone:
     """The fixed-offset zone of ``+0900`` (one object per offset: a few dozen offsets exist)."""
     offset = int(hours) * 3600 + int(minutes) * 60

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import re
 
-from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address
+from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address, mta_host
+from smtplens.bounce.decoders.rfc3464 import DSN_TYPES
 from smtplens.bounce.mime import Mail
 from smtplens.bounce.model import Action, Finding
 from smtplens.model import Stage
@@ -55,6 +56,8 @@ _HOST = re.compile(r"^host\s+([A-Za-z0-9][A-Za-z0-9.-]*)\s*\[[0-9A-Fa-f:.]+\](?:
 _GENERATED = re.compile(r"^\(?\s*(?:ultimately )?generated (?:from|by)\s+(\S+?)\s*\)?$", re.I)
 _LOCAL = re.compile(r"^(?:pipe to \||save to |\||/)", re.I)
 _ADDRESS = re.compile(r"[^\s<>()\",;:@]+@[^\s<>()\",;:@]+")
+_REPORTING_MTA = re.compile(r"^Reporting-MTA[ \t]*:[ \t]*(.+)$", re.I | re.M)
+MAX_REPORT_HEAD = 2000  # characters of the RFC 3464 part searched for its Reporting-MTA (its first field)
 
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
@@ -106,7 +109,17 @@ def decode(mail: Mail) -> list[Finding]:
         explanation = " ".join(paragraph.split())
         for f in findings:
             f.diagnostic = f.diagnostic or explanation or None
+    reporting_mta = _reporting_mta(mail)
+    for f in findings:
+        f.reporting_mta = f.reporting_mta or reporting_mta
     return findings
+
+
+def _reporting_mta(mail: Mail) -> str | None:
+    """The host that wrote the notice, from the ``Reporting-MTA`` field of the RFC 3464 part Exim adds."""
+    part = mail.find(*DSN_TYPES)
+    found = _REPORTING_MTA.search(part.text()[:MAX_REPORT_HEAD]) if part is not None else None
+    return mta_host(found.group(1)) if found is not None else None
 
 
 def _blocks(body: str, action: Action, listed: bool) -> list[Finding]:

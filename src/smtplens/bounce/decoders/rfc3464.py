@@ -13,7 +13,7 @@ import re
 from operator import itemgetter
 
 from smtplens._accel import install as install_accelerator
-from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address, parse_date
+from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address, mta_host, parse_date
 from smtplens.bounce.mime import Mail, field_lists
 from smtplens.bounce.model import Action, Finding
 from smtplens.reply import parse_reply
@@ -135,7 +135,7 @@ def _is_sender_field(name: str) -> bool:
 
 def _read(blocks: list[Block]) -> list[Finding]:
     message, records = _records(blocks)
-    reporting_mta = _host(message.get("reporting-mta"))
+    reporting_mta = mta_host(message.get("reporting-mta"))
     arrival_field = message.get("arrival-date")
     sender = None
     for n, v in message.items():
@@ -164,7 +164,7 @@ def _read(blocks: list[Block]) -> list[Finding]:
                 status=status,
                 diagnostic=diagnostic,
                 diagnostic_type=diag_type,
-                remote_host=_host(rec.get("remote-mta")),
+                remote_host=mta_host(rec.get("remote-mta")),
                 reporting_mta=reporting_mta,
                 timestamp=parse_date(rec.get("last-attempt-date") or arrival_field),
                 sender=sender,
@@ -181,18 +181,6 @@ def _diagnostic(value: str | None) -> tuple[str | None, str | None]:
     if m is None:
         return None, value.strip() or None
     return m.group(1).lower(), value[m.end() :].strip() or None
-
-
-def _host(value: str | None) -> str | None:
-    """``dns; mx.example.jp`` → ``mx.example.jp`` (RFC 3464 section 2.2.2, 2.3.5)."""
-    if not value:
-        return None
-    text = value.split(";", 1)[1] if ";" in value else value
-    text = text.strip()
-    if not text:
-        return None
-    host = text.split()[0].strip("[]()<>").rstrip(".")
-    return host or None
 
 
 def _complete_from_text(findings: list[Finding], text: str) -> None:
