@@ -6,9 +6,15 @@ your message to the following addresses. This is a permanent error; …"). Then 
 the address alone on a line as ``<address>:``, followed by qmail's account of what happened, quoting the
 remote server ("192.0.2.1 does not like recipient. Remote host said: 550 …", "… failed after I sent the
 message.", "Connected to 192.0.2.1 but sender was rejected.") or its own local error with a status in the
-form ``(#5.1.1)``. A line starting with ``---`` ("--- Below this line is a copy of the message.", indimail's
-"--- Enclosed is a copy of the message.") ends the report. Some descendants put the text in the first part of
-a ``multipart/mixed`` mail, the message after it as ``message/rfc822``.
+form ``(#5.1.1)``. A line starting with ``---`` ("--- Below this line is a copy of the message.", "… of the mail
+header.", "--- Below the next line is a copy of the message.", indimail's "--- Enclosed is a copy of the
+message.") ends the report. Some descendants put the text in the first part of a ``multipart/mixed`` mail, the
+message after it as ``message/rfc822``.
+
+Patched qmail-remote programs (netqmail/notqmail with the TLS and AUTH patches, sagredo's qmail) add their own
+accounts: "TLS connect failed: …; connected to 192.0.2.1.", "Connected to 192.0.2.1 but authentication was
+rejected (AUTH LOGIN).", and some write the envelope in front of the host: "<From:s@example.jp To:r@example.net>
+192.0.2.1 does not like recipient.".
 
 :func:`read_paragraphs` reads the recipient paragraphs; other decoders of qmail-like formats reuse it.
 """
@@ -28,10 +34,14 @@ name = "qmail"
 
 _INTRO = re.compile(r"^Hi\. This is the (?:qmail-send|qmail) program at ([^\s]+?)\.?[ \t]*$", re.M | re.I)
 _RECIPIENT = re.compile(r"^[ \t]*<([^<>\s]*@?[^<>\s]*)>:[ \t]*$", re.M)
-_END = re.compile(r"^---[ \t]*(?:Below this line|Enclosed|Original message|This is a copy)", re.M | re.I)
-# indimail writes the envelope before its account: "From: <s@example.jp> RCPT: <r@example.net> 192.0.2.25 …"
-_ENVELOPE = re.compile(r"^From: <([^<>]*)> RCPT: <[^<>]*>[ \t]*", re.I)
+# "Below this line", "Below the next line" (clones), "Enclosed", "Original message follows", "This is a copy"
+_END = re.compile(r"^---[ \t]*(?:Below (?:this|the next) line|Enclosed|Original message|This is a copy)", re.M | re.I)
+# The envelope in front of the account: indimail's "From: <s@example.jp> RCPT: <r@example.net> 192.0.2.25 …", and
+# a qmail-remote patch's (sagredo's qmail) "<From:s@example.jp To:r@example.net> 192.0.2.25 does not like …".
+_ENVELOPE = re.compile(r"^(?:From: <([^<>]*)> RCPT: <[^<>]*>|<From:([^<>\s]*) To:[^<>\s]*>)[ \t]*", re.I)
 _REMOTE_SAID = re.compile(r"\bRemote host said:[ \t]*", re.I)
+# The reply code that opens the remote server's reply ("552 Error: …", "550-5.7.26 …").
+_REPLY_CODE = re.compile(r"([45][0-9][0-9])(?=[ \t-]|$)")
 _GIVING_UP = re.compile(
     r"(?:^|(?<=[.)\]]))[ \t]*(?:Giving up on \S+?\.?|I'm not going to try again; this message has been in the "
     r"queue too long\.?)[ \t]*$",
@@ -39,18 +49,31 @@ _GIVING_UP = re.compile(
 )
 _HOST = re.compile(
     r"(?:^|\s)(?:remote host |Connected to )?(\[?[0-9A-Fa-f:.]+\]?|[\w.-]+\.[A-Za-z]{2,})"
-    r"(?: does not like recipient| failed after I sent the message| but | said:)",
+    r"(?: does not like recipient| failed after I sent the message| failed on DATA command| but | said:)",
     re.I,
 )
-# qmail's words for the point of the session that failed (qmail-remote.c), the most specific first.
+# The host at the end of a sentence: the TLS patch's "…; connected to 192.0.2.1." (or "connecting to"), and
+# qmail-remote's "Giving up on 192.0.2.1." after every recipient was refused.
+_HOST_LAST = re.compile(
+    r"\b(?:connected to|connecting to|Giving up on)[ \t]+(\[?[0-9A-Fa-f:.]+\]?|[\w.-]+\.[A-Za-z]{2,})\.?(?=\s|$)", re.I
+)
+# qmail's words for the point of the session that failed (qmail-remote.c and its TLS and AUTH patches), the most
+# specific first.
 _STAGES = (
     ("does not like recipient", Stage.RCPT),
     ("most progress was rcpt to", Stage.RCPT),
     ("failed on data command", Stage.DATA),
     ("failed after i sent the message", Stage.END_OF_DATA),
     ("sender was rejected", Stage.MAIL),
+    ("authentication was rejected", Stage.AUTH),
+    ("but password expired", Stage.AUTH),
+    ("tls connect failed", Stage.STARTTLS),
+    ("starttls rejected", Stage.STARTTLS),
+    ("tls unable to verify server", Stage.STARTTLS),
+    ("no tls achieved", Stage.STARTTLS),
     ("my name was rejected", Stage.HELO),
     ("greeting failed", Stage.CONNECT),
+    ("wasn't able to establish an smtp connection", Stage.CONNECT),  # no MX host accepted a connection
     ("most progress was mail from", Stage.MAIL),
     ("most progress was", Stage.CONNECT),
 )
@@ -104,23 +127,27 @@ def _finding(recipient: str, paragraph: str) -> Finding:
     sender = None
     envelope = _ENVELOPE.match(body)
     if envelope:
-        sender = clean_address(envelope.group(1))
+        sender = clean_address(envelope.group(1) or envelope.group(2))
         body = body[envelope.end() :]
     lower = body.lower()
     stage = next((s for words, s in _STAGES if words in lower), None)
-    host_match = _HOST.search(body)
-    remote_host = host_match.group(1).strip("[]") if host_match else None
+    host_match = _HOST.search(body) or _HOST_LAST.search(body)
+    remote_host = host_match.group(1).strip("[]").rstrip(".") if host_match else None
     said = _REMOTE_SAID.search(body)
+    reply_code = None
     if said is not None:
         # The remote server's reply is the diagnostic; qmail's own closing words are not part of it.
         reply = _GIVING_UP.sub("", body[said.end() :])
         account = body[: said.start()]
         diagnostic = " ".join(f"{account} {reply}".split())
+        code = _REPLY_CODE.match(reply)
+        reply_code = code.group(1) if code else None  # qmail quotes the reply as received: its code comes first
     else:
         diagnostic = " ".join(body.split())
     return Finding(
         recipient=recipient,
         action=Action.FAILED,
+        reply_code=reply_code,
         diagnostic=diagnostic or None,
         remote_host=remote_host,
         stage=stage,
