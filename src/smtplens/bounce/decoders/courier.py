@@ -1,10 +1,13 @@
 """The Courier mail server's delivery status notifications.
 
-Courier sends a ``multipart/report`` from ``postmaster@host`` with the subject "NOTICE: mail delivery status."
-and a Message-ID that starts with ``courier.``. Its text part says "This is a delivery status notification from
+Courier sends a ``multipart/report`` from ``postmaster@host`` (or "Courier mail server at <host>") with the subject
+"NOTICE: mail delivery status." ("WARNING: delayed mail." for a delay) and a Message-ID that starts with
+``courier.``. Its text part says "This is a delivery status notification from
 <host>, running the Courier mail server, version …", then, between lines of dashes, one section per outcome
-under a centred title ("UNDELIVERABLE MAIL", "DELAYED MAIL", "DELIVERED MAIL"…) with a sentence such as "Your
-message to the following recipients cannot be delivered:". Each recipient is a paragraph: ``<user@example.org>:``
+under a centred title ("UNDELIVERABLE MAIL", "DELAYS IN DELIVERING YOUR MESSAGE", "MESSAGE DELIVERED
+SUCCESSFULLY", "MESSAGE DELIVERED TO A MAIL GATEWAY") and its explanation ("Your message to the following
+recipients cannot be delivered:"); the title says what happened, the explanation may use other words (a relayed
+message "is eventually returned as undeliverable" only perhaps). Each recipient is a paragraph: ``<user@example.org>:``
 on a line of its own, the remote host indented (``mx.example.org [192.0.2.1]:``), then the SMTP dialogue as
 ``>>> RCPT TO:<…>`` (the command sent) and ``<<< 550 …`` (the reply, one line per reply line), or a local
 explanation. The RFC 3464 part that follows gives each recipient's Status.
@@ -30,6 +33,7 @@ _RECIPIENT = re.compile(r"^<([^<>\s]+)>:[ \t]*$")
 _HOST = re.compile(r"^\s+([A-Za-z0-9][A-Za-z0-9.-]*)\s*\[[0-9A-Fa-f:.]+\]:?\s*$")
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _SECTIONS = (
+    ("mail gateway", Action.RELAYED),  # "MESSAGE DELIVERED TO A MAIL GATEWAY": no delivery report will follow
     ("cannot be delivered", Action.FAILED),
     ("undeliverable", Action.FAILED),
     ("delay", Action.DELAYED),
@@ -40,14 +44,19 @@ _SECTIONS = (
 )
 
 
+_SUBJECTS = ("mail delivery status", "warning: delayed mail")
+_SENDER = "courier mail server at"
+
 # detect() is false unless one of these is in the mail's header (dispatch.py)
-GATE = ("courier.", "mail delivery status")
+GATE = ("courier.", *_SUBJECTS, _SENDER)
 
 
 def detect(mail: Mail) -> bool:
     message_id = mail.lowered("message-id").lstrip(" <")
     subject = mail.lowered("subject")
-    if not message_id.startswith("courier.") and "mail delivery status" not in subject:
+    if not (
+        message_id.startswith("courier.") or any(s in subject for s in _SUBJECTS) or _SENDER in mail.lowered("from")
+    ):
         return False
     return _SIGN in mail.head(3000)
 
@@ -57,6 +66,7 @@ def decode(mail: Mail) -> list[Finding]:
     dsn = _dsn(mail)
     findings: list[Finding] = []
     action = Action.FAILED
+    titled = False  # the current section's title was read: its explanation does not change the action
     current: Finding | None = None
     reply: list[str] = []
     local: list[str] = []
@@ -85,10 +95,12 @@ def decode(mail: Mail) -> list[Finding]:
         stripped = line.strip()
         if current is None:
             lower = stripped.lower()
-            if lower and not lower.startswith("-"):
+            if lower.startswith("---"):
+                titled = False
+            elif lower and not titled:
                 for words, section_action in _SECTIONS:
                     if words in lower:
-                        action = section_action
+                        action, titled = section_action, True
                         break
             continue
         if not stripped or stripped.startswith("---"):

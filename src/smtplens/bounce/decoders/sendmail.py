@@ -4,7 +4,8 @@ Sendmail writes a text part with the reason in words ("----- The following addre
 errors -----", the addresses one a line) and "----- Transcript of session follows -----": its SMTP dialogue
 with the remote server, where ``... while talking to HOST.:`` names the server, ``>>> COMMAND`` what Sendmail
 sent, ``<<< 550 …`` the server's reply (one ``<<<`` line per line of a multi-line reply) and
-``550 5.1.1 <address>... User unknown`` Sendmail's verdict on one recipient. Since 8.8 a
+``550 5.1.1 <address>... User unknown`` Sendmail's verdict on one recipient (a temporary failure without a code:
+``<address>... Deferred: …``); a ``<<<`` reply before any ``>>>`` line answered the greeting. Since 8.8 a
 ``message/delivery-status`` part follows (RFC 3464), whose Diagnostic-Code keeps only the first line of the
 reply and no command. This decoder reads the DSN as :mod:`rfc3464` does and completes each recipient from the
 transcript: the whole reply, the command it answered, the server. Without a DSN part (old Sendmail, other
@@ -22,7 +23,7 @@ from smtplens.bounce.mime import Mail
 from smtplens.bounce.model import Action, Finding
 from smtplens.model import Stage
 
-__all__ = ["Exchange", "decode", "detect", "name", "read_transcript"]
+__all__ = ["Exchange", "decode", "detect", "from_sendmail", "name", "read_transcript"]
 
 name = "sendmail"
 
@@ -35,9 +36,10 @@ _TALKING = re.compile(r"^(?:\.\.\.[ \t]*)?while talking to ([^\s:]+?)\.?:[ \t]*$
 _SENT = re.compile(r"^>>>[ \t]*(.*)$")
 _RECEIVED = re.compile(r"^<<<[ \t]?(.*)$")
 # Sendmail's line about a recipient: "550 5.1.1 <addr>... User unknown"; a local delivery to a program or a file
-# names it quoted instead of an address ("|/usr/bin/procmail"... Service unavailable).
+# names it quoted instead of an address ("|/usr/bin/procmail"... Service unavailable). A temporary failure is
+# written without a reply code: "<addr>... Deferred: 450 4.7.1 …", "<addr>... Deferred: Connection refused by …".
 _VERDICT = re.compile(
-    r"^([245]\d\d)(?:[ -]([245]\.\d{1,3}\.\d{1,3}))?[ \t]+"
+    r"^(?:([245]\d\d)(?:[ -]([245]\.\d{1,3}\.\d{1,3}))?[ \t]+)?"
     r"(?:<?([^\s<>]+@[^\s<>]+?)>?|(\"[|/][^\"\n]*\"))\.\.\.[ \t]*(.*)$"
 )
 _CODE = re.compile(r"^[245]\d\d\b")
@@ -68,11 +70,15 @@ class Exchange:
     # What a local delivery program printed before Sendmail's verdict ("maildrop: maildir over quota."): the
     # lines of a section without a remote dialogue that are neither a command, a reply nor a verdict
     output: list[str] = field(default_factory=list)
+    # Opened by "... while talking to HOST.:": a reply before any ">>>" line is the server's greeting
+    greeting: bool = False
 
     @property
     def stage(self) -> Stage | None:
         cmd = (self.command or "").strip().lower()
-        return next((s for words, s in _STAGES if cmd.startswith(words)), None) if cmd else None
+        if not cmd:
+            return Stage.CONNECT if self.greeting and self.replies else None
+        return next((s for words, s in _STAGES if cmd.startswith(words)), None)
 
     @property
     def diagnostic(self) -> str | None:
@@ -85,14 +91,26 @@ class Exchange:
         return None
 
 
+# Sendmail sends its notices from "Mail Delivery Subsystem <MAILER-DAEMON@host>" with one of these subjects:
+# "Returned mail: <why>" (the message is returned), "Warning: could not send message for past 4 hours" (a delay),
+# and, for the copy sent to the postmaster, "Postmaster notify: <why>" or "Postmaster warning: <why>".
+_SENDERS = ("mailer-daemon", "mail delivery subsystem")
+_SUBJECTS = ("returned mail", "warning: could not send", "postmaster notify", "postmaster warning")
+_WARNING = re.compile(r"(?:postmaster )?warning:")
+
 # detect() is false unless one of these is in the mail's header (dispatch.py)
-GATE = ("mailer-daemon", "returned mail")
+GATE = (*_SENDERS, *_SUBJECTS)
+
+
+def from_sendmail(mail: Mail) -> bool:
+    """Whether the sender or the subject is one Sendmail writes on its notices."""
+    sender = mail.lowered("from")
+    subject = mail.lowered("subject")
+    return any(s in sender for s in _SENDERS) or subject.startswith(_SUBJECTS)
 
 
 def detect(mail: Mail) -> bool:
-    sender = mail.lowered("from")
-    subject = mail.lowered("subject")
-    if "mailer-daemon" not in sender and not subject.startswith("returned mail"):
+    if not from_sendmail(mail):
         return False
     text = mail.text
     return "Transcript of session follows" in text and bool(_transcript_ends(text))
@@ -109,8 +127,11 @@ def decode(mail: Mail) -> list[Finding]:
     for f in findings:
         found = by_address.get(f.recipient.lower())
         if (found is None or not found.replies) and len(findings) == 1:
-            # the one recipient: the last dialogue, else the one verdict (a program the address was aliased to)
-            found = dialogue[-1] if dialogue else exchanges[0] if len(exchanges) == 1 else found
+            # the one recipient: the last dialogue with the DSN's reply (a reply to a later command may follow:
+            # "<<< 503 5.0.0 Need RCPT (recipient)"), else the last dialogue, else the one verdict (a program the
+            # address was aliased to)
+            agreeing = [e for e in dialogue if f.diagnostic and _same_reply(f.diagnostic, e.diagnostic or "")]
+            found = (agreeing or dialogue)[-1] if dialogue else exchanges[0] if len(exchanges) == 1 else found
         if found is not None:
             _complete(f, found)
     return findings
@@ -126,10 +147,13 @@ def _complete(f: Finding, e: Exchange) -> None:
     whole = e.diagnostic if e.replies or not f.diagnostic else None
     if whole and (not f.diagnostic or _same_reply(f.diagnostic, whole)):
         f.diagnostic = whole
-        if f.stage is None:
-            f.stage = e.stage
-        if f.remote_host is None and e.host:
-            f.remote_host = e.host
+    elif not (e.replies and e.verdict and f.diagnostic and e.verdict in f.diagnostic):
+        return
+    # the same reply, or a DSN that quotes Sendmail's verdict on this recipient: the dialogue's stage and host
+    if f.stage is None:
+        f.stage = e.stage
+    if f.remote_host is None and e.host:
+        f.remote_host = e.host
 
 
 def _same_reply(dsn: str, whole: str) -> bool:
@@ -139,6 +163,7 @@ def _same_reply(dsn: str, whole: str) -> bool:
 
 def _from_transcript(mail: Mail, exchanges: list[Exchange]) -> list[Finding]:
     timestamp = parse_date(mail.headers.get("date"))
+    action = Action.DELAYED if _WARNING.match(mail.lowered("subject")) else Action.FAILED
     findings = []
     for e in exchanges:
         recipient = clean_address(e.recipient) if e.recipient else None
@@ -147,7 +172,7 @@ def _from_transcript(mail: Mail, exchanges: list[Exchange]) -> list[Finding]:
         findings.append(
             Finding(
                 recipient=recipient,
-                action=Action.FAILED,
+                action=action,
                 diagnostic=e.diagnostic,
                 remote_host=e.host if e.replies else None,
                 stage=e.stage if e.replies else None,
@@ -191,7 +216,7 @@ def _read_section(section: str) -> list[Exchange]:
         talking = _TALKING.match(line)
         if talking:
             _keep(out, current)
-            current = Exchange(None, host=talking.group(1))
+            current = Exchange(None, host=talking.group(1), greeting=True)
             continue
         sent = _SENT.match(line)
         if sent:
@@ -213,7 +238,14 @@ def _read_section(section: str) -> list[Exchange]:
             if current.recipient is None:
                 current.recipient, current.code, current.verdict = address, code, rest
             else:
-                current = Exchange(address, host=current.host, command=current.command, code=code, verdict=rest)
+                current = Exchange(
+                    address,
+                    host=current.host,
+                    command=current.command,
+                    code=code,
+                    verdict=rest,
+                    greeting=current.greeting,
+                )
             _keep(out, current)
             current = Exchange(None, host=current.host)
             continue

@@ -4,7 +4,8 @@ A plain-text mail, "Returned mail: …" from the Mail Delivery Subsystem, with n
 body is "----- Transcript of session follows -----" with the SMTP dialogue (``While talking to HOST:``,
 ``>>> RCPT To:<…>``, ``<<< 550 …``) and Sendmail's verdict lines, either about a recipient
 (``550 <address>... User unknown``) or about a whole host (``421 example.org (smtp)... Deferred: …``), then
-"----- Unsent message follows -----" and the returned message. A recipient's reason is the remote reply
+"----- Unsent message follows -----" and the returned message (or "----- No message was collected -----" when
+the session failed before the message was received). A recipient's reason is the remote reply
 quoted before its verdict line, else the verdict itself. When only host lines are written, the recipients are
 the returned message's addresses at that host. A temporary error (``4xx``) on such a host line in a mail
 whose subject says "Cannot send message for 4 days" is the last deferral before Sendmail's queue lifetime ran
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from smtplens.bounce.decoders import clean_address, parse_date, sendmail
+from smtplens.bounce.decoders import clean_address, parse_date, rfc3464, sendmail
 from smtplens.bounce.mime import Mail, addresses, parse_headers
 from smtplens.bounce.model import Action, Finding
 
@@ -23,23 +24,26 @@ __all__ = ["decode", "detect", "name"]
 
 name = "v5sendmail"
 
-_UNSENT = re.compile(r"^[ \t]*-+[ \t]*Unsent message follows[ \t]*-+[ \t]*$", re.M | re.I)
+_UNSENT = re.compile(r"^[ \t]*-+[ \t]*(?:Unsent message follows|No message was collected)[ \t]*-+[ \t]*$", re.M | re.I)
 _HOST_VERDICT = re.compile(r"^([245]\d\d) ([\w.-]+) \(\w+\)\.\.\.[ \t]*(.*)$", re.M)
 # Sendmail's subject when a message stayed queued past its lifetime (Timeout.queuereturn)
 _TIMED_OUT = re.compile(r"cannot send (?:the )?message for \d+ (?:days?|hours?)")
 
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
-GATE = ("mailer-daemon", "returned mail")
+GATE = sendmail.GATE
 
 
 def detect(mail: Mail) -> bool:
-    sender = mail.lowered("from")
-    subject = mail.lowered("subject")
-    if "mailer-daemon" not in sender and not subject.startswith("returned mail"):
+    if not sendmail.from_sendmail(mail):
         return False
     text = mail.text
-    if "Unsent message follows" not in text or "Transcript of session follows" not in text:
+    if "Transcript of session follows" not in text:
+        return False
+    # the other ending, "No message was collected": Sendmail 5 wrote no delivery-status part (one is Sendmail 8's)
+    if "Unsent message follows" not in text and (
+        "No message was collected" not in text or mail.find(*rfc3464.DSN_TYPES) is not None
+    ):
         return False
     return _UNSENT.search(text) is not None
 
