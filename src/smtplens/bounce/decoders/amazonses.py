@@ -3,11 +3,14 @@ subject "AWS Notification Message", ``x-amz-sns-*`` header fields).
 
 The body is one JSON object and a footer after a ``--`` line (how to unsubscribe from the topic). The object is
 SES's event, or SNS's envelope (``{"Type": "Notification", "Message": "<the event as a JSON string>"}``):
-``notificationType`` (or ``eventType``) is ``Bounce``, ``Complaint`` or ``Delivery``. A bounce lists
+``notificationType`` (or ``eventType``, when the event comes through a configuration set's event publishing) is
+``Bounce``, ``Complaint``, ``Delivery`` or, for event publishing only, ``DeliveryDelay``. A bounce lists
 ``bouncedRecipients`` with ``emailAddress``, ``action``, ``status`` and ``diagnosticCode`` (``smtp; 550 ...``),
-plus ``bounceType``/``bounceSubType`` (``Permanent``/``Suppressed`` when SES did not even try) and
-``reportingMTA``; a complaint lists ``complainedRecipients`` and ``complaintFeedbackType``; a delivery lists
-``recipients`` and the ``smtpResponse``. Mail transports fold long lines, so the JSON may be broken by
+plus ``bounceType``/``bounceSubType`` (``Permanent``/``Suppressed`` when SES did not even try), ``reportingMTA``
+and, when a server answered, its address ``remoteMtaIp``; a delay lists ``delayedRecipients`` (``emailAddress``,
+``status``, ``diagnosticCode``) with a ``delayType`` and the ``expirationTime`` when SES gives up; a complaint
+lists ``complainedRecipients`` and ``complaintFeedbackType``; a delivery lists ``recipients``, the ``smtpResponse``
+and the ``remoteMtaIp``. Mail transports fold long lines, so the JSON may be broken by
 ``!`` + newline + space (sendmail's line-length limit) or by a plain newline; both are undone.
 
 SES's bounce mails in the RFC 3464 format are left to the standard decoder.
@@ -55,6 +58,8 @@ def decode(mail: Mail) -> list[Finding]:
         return _complaint(_dict(event.get("complaint")))
     if kind == "delivery":
         return _delivery(_dict(event.get("delivery")))
+    if kind == "deliverydelay":
+        return _delay(_dict(event.get("deliveryDelay")))
     return []
 
 
@@ -110,12 +115,28 @@ def _host(value: object) -> str | None:
 
 
 def _bounce(bounce: dict[str, Any]) -> list[Finding]:
-    reporting = _host(bounce.get("reportingMTA"))
-    when = _time(bounce.get("timestamp"))
     subtype = (_str(bounce.get("bounceSubType")) or "").lower()
     transient = (_str(bounce.get("bounceType")) or "").lower() == "transient"
+    findings = _recipients(bounce, "bouncedRecipients", Action.DELAYED if transient else Action.FAILED)
+    for finding in findings:
+        if "suppress" in subtype and not finding.diagnostic:
+            finding.reason = "suppressed"  # on SES's suppression list: not attempted
+    return findings
+
+
+def _delay(delay: dict[str, Any]) -> list[Finding]:
+    """A DeliveryDelay event: SES keeps trying each delayed recipient until ``expirationTime``."""
+    return _recipients(delay, "delayedRecipients", Action.DELAYED)
+
+
+def _recipients(report: dict[str, Any], key: str, default: Action) -> list[Finding]:
+    """One finding per entry of ``report[key]`` (``emailAddress``, ``action``, ``status``, ``diagnosticCode``), with
+    the report's ``reportingMTA``, ``remoteMtaIp`` and ``timestamp``."""
+    reporting = _host(report.get("reportingMTA"))
+    remote = _str(report.get("remoteMtaIp"))
+    when = _time(report.get("timestamp"))
     findings: list[Finding] = []
-    for item in _list(bounce.get("bouncedRecipients")):
+    for item in _list(report.get(key)):
         entry = _dict(item)
         recipient = clean_address(_str(entry.get("emailAddress")))
         if not recipient:
@@ -124,19 +145,18 @@ def _bounce(bounce: dict[str, Any]) -> list[Finding]:
         if diagnostic and ";" in diagnostic[:20]:
             head, _, rest = diagnostic.partition(";")
             diagnostic_type, diagnostic = head.strip().lower() or None, rest.strip() or None
-        action = Action.parse(_str(entry.get("action"))) or (Action.DELAYED if transient else Action.FAILED)
-        finding = Finding(
-            recipient=recipient,
-            action=action,
-            status=_str(entry.get("status")),
-            diagnostic=diagnostic,
-            diagnostic_type=diagnostic_type,
-            reporting_mta=reporting,
-            timestamp=when,
+        findings.append(
+            Finding(
+                recipient=recipient,
+                action=Action.parse(_str(entry.get("action"))) or default,
+                status=_str(entry.get("status")),
+                diagnostic=diagnostic,
+                diagnostic_type=diagnostic_type,
+                remote_host=remote,
+                reporting_mta=reporting,
+                timestamp=when,
+            )
         )
-        if "suppress" in subtype and not diagnostic:
-            finding.reason = "suppressed"  # on SES's suppression list: not attempted
-        findings.append(finding)
     return findings
 
 
@@ -164,6 +184,7 @@ def _complaint(complaint: dict[str, Any]) -> list[Finding]:
 def _delivery(delivery: dict[str, Any]) -> list[Finding]:
     response = _str(delivery.get("smtpResponse"))
     reporting = _host(delivery.get("reportingMTA"))
+    remote = _str(delivery.get("remoteMtaIp"))
     when = _time(delivery.get("timestamp"))
     findings = []
     for entry in _list(delivery.get("recipients")):
@@ -174,6 +195,7 @@ def _delivery(delivery: dict[str, Any]) -> list[Finding]:
                     recipient=recipient,
                     action=Action.DELIVERED,
                     diagnostic=response,
+                    remote_host=remote,
                     reporting_mta=reporting,
                     timestamp=when,
                 )

@@ -3,8 +3,10 @@
 dma sends a plain-text mail (From ``MAILER-DAEMON``, its own ``Received:`` line naming "DragonFly Mail Agent")
 with one failed recipient per bounce. The body opens with "This is the DragonFly Mail Agent vX at HOST.",
 then "There was an error delivering your mail to <ADDRESS>." and a paragraph with the reason: for a refusal
-by the remote server, "HOST [IP] did not like our COMMAND:" followed by the server's reply (all its lines);
-otherwise dma's own words ("Could not deliver for the last N seconds. Giving up."). "Message headers follow."
+by the remote server, "HOST [IP] did not like our COMMAND:" followed by the server's reply (all its lines), where
+COMMAND is "connect" (the greeting), "EHLO", "MAIL FROM", "RCPT TO", "DATA" or "final DATA"; some versions do not
+name the server and write "remote host did not like our COMMAND:"; otherwise dma's own words ("Could not deliver
+for the last N seconds. Giving up.", "DNS lookup failure: host HOST not found"). "Message headers follow."
 or "Original message follows." ends the report; the returned header (or message) comes after it, unmarked.
 """
 
@@ -26,8 +28,9 @@ _MARK_WORD = "DragonFly"  # the mark's first word
 _INTRO = re.compile(r"^This is the DragonFly Mail Agent\b[^\n]*? at ([^\s]+?)\.?[ \t]*$", re.M)
 _RECIPIENT = re.compile(r"^There was an error delivering your mail to <([^<>\n]*)>", re.M)
 _END = re.compile(r"^(?:Message headers follow|Original message follows)\.?[ \t]*$", re.M)
-_REMOTE = re.compile(r"^(\S+)(?: \[([^\]\s]*)\])? did not like our ([^:\n]+):[ \t]*$", re.M)
+_REMOTE = re.compile(r"^(?:remote host|(\S+)(?: \[([^\]\s]*)\])?) did not like our ([^:\n]+):[ \t]*$", re.M)
 _STAGES = {
+    "connect": Stage.CONNECT,
     "helo": Stage.HELO,
     "ehlo": Stage.HELO,
     "starttls": Stage.STARTTLS,
@@ -41,6 +44,10 @@ _STAGES = {
 # dma's own words when a message stayed in its queue past the maximum time (dma.c: "Could not deliver for the
 # last %d seconds. Giving up."): the format decides the reason, no remote reply is quoted.
 _EXPIRED = re.compile(r"Could not deliver for the last \d+ seconds\b", re.I)
+# dma's words when the recipient's domain (or its MX host) does not resolve (net.c: "DNS lookup failure: host %s not
+# found"); dma bounces at once only when the resolver's answer is final (NXDOMAIN, host not found), and retries a
+# transient lookup failure until the message expires, so in a bounce these words mean a domain that does not exist.
+_NO_DOMAIN = re.compile(r"DNS lookup failure: host \S+ not found", re.I)
 _BLANK = re.compile(r"\n[ \t]*\n")
 MAX_BODY = 200_000
 
@@ -82,11 +89,22 @@ def decode(mail: Mail) -> list[Finding]:
                 remote_host=remote_host,
                 reporting_mta=intro.group(1).rstrip("."),
                 stage=stage,
-                reason="expired" if diagnostic and _EXPIRED.match(diagnostic) else None,
+                reason=_own_reason(diagnostic),
                 timestamp=parse_date(mail.headers.get("date")),
             )
         )
     return findings
+
+
+def _own_reason(diagnostic: str | None) -> str | None:
+    """The reason dma's own words decide (no remote reply is quoted), else None."""
+    if not diagnostic:
+        return None
+    if _EXPIRED.match(diagnostic):
+        return "expired"
+    if _NO_DOMAIN.match(diagnostic):
+        return "domain_invalid"
+    return None
 
 
 def _reason(block: str) -> tuple[str | None, str | None, Stage | None]:

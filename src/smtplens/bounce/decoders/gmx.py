@@ -5,8 +5,9 @@ Worded like Exim's report ("This message was created automatically by mail deliv
 you sent could not be delivered to one or more of its recipients. This is a permanent error. The following
 address failed:") but laid out differently: each recipient in double quotes followed by a colon on its own line,
 then the command ("SMTP error from remote server after RCPT command:"), the remote host ("host: mx.example.org")
-and the reply, each on its own line. "--- The header of the original message is following. ---" ends the
-report and only the returned message's header follows.
+and the reply, each on its own line. When GMX itself gave up, the recipient stands in angle brackets without a
+colon, and a "Reason:" line introduces GMX's words on the next line ("delivery retry timeout exceeded"). "--- The
+header of the original message is following. ---" ends the report and only the returned message's header follows.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ name = "gmx"
 
 _START = re.compile(r"The following addresse?s?\s+failed:|could not be delivered to one or more of", re.I)
 _END = re.compile(r"^-{2,}[ \t]*The header of the original message is following", re.I | re.M)
-_RECIPIENT = re.compile(r"^[ \t]*\"?<?([^\s\"<>@]+@[^\s\"<>]+?)>?\"?:[ \t]*$", re.M)
+# "kijitora@example.org": (the remote server's reply follows) or <kijitora@example.org> (GMX's reason follows)
+_RECIPIENT = re.compile(r"^[ \t]*(?:\"?<?([^\s\"<>@]+@[^\s\"<>]+?)>?\"?:|<([^\s\"<>@]+@[^\s\"<>]+?)>)[ \t]*$", re.M)
+_REASON = re.compile(r"^[ \t]*Reason:[ \t]*$", re.I | re.M)
 _COMMAND = re.compile(r"^[^\n]*\bafter ([A-Z]{4}|end of data|RCPT TO|MAIL FROM)\b[^\n]*:[ \t]*$", re.I | re.M)
 _HOST = re.compile(r"^[ \t]*host:?[ \t]+([A-Za-z0-9][\w.-]*)[^\n]*$", re.I | re.M)
 _STAGES = {
@@ -72,10 +75,10 @@ def decode(mail: Mail) -> list[Finding]:
         if host:
             remote = host.group(1).rstrip(".").lower()
             block = block[: host.start()] + block[host.end() :]
-        diagnostic = " ".join(block.split())
+        diagnostic = " ".join(_REASON.sub("", block).split())
         findings.append(
             Finding(
-                recipient=m.group(1),
+                recipient=m.group(1) or m.group(2),
                 action=Action.FAILED,
                 diagnostic=diagnostic or None,
                 remote_host=remote,

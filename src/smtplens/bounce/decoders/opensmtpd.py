@@ -2,13 +2,15 @@
 
 OpenSMTPD (smtpd of OpenBSD) sends them from ``Mailer Daemon <MAILER-DAEMON@host>`` with the subject "Delivery
 status notification: error" (later "failed", "delayed", "warning", "success"). The text, indented by four
-spaces, opens with "Hi!" and "This is the MAILER-DAEMON, please DO NOT REPLY to this e-mail."; a sentence that
-ends with "the following list of recipients:" ("An error has occurred while attempting to deliver a message
-for…", "A message is delayed for more than <time> for…") introduces one unindented line per recipient,
+spaces, opens with "Hi!" and "This is the MAILER-DAEMON, please DO NOT REPLY to this e-mail." (later "email"); a
+sentence that ends with "the following list of recipients:" ("An error has occurred while attempting to deliver a
+message for…", "A message is delayed for more than <time> for…") introduces one unindented line per recipient,
 ``user@example.org: <reason>``, where the reason is the remote server's reply (``550 5.1.1 …``) or a local one
-("Envelope expired", "Domain does not exist"). "Below is a copy of the original message:" ends the list. Newer
-versions put the text in a MIME part followed by an RFC 3464 part and the returned message's header; the status
-of that part is used where the text's reason has none.
+("Envelope expired", "Domain does not exist"). A notice of success (a DSN NOTIFY=SUCCESS request; subject
+"...: delivered" or "...: relayed") says "Your message was successfully delivered to these recipients." or, when
+the next server offered no DSN, "Your message was relayed to these recipients." before the same lines. "Below is a
+copy of the original message:" ends the list. Newer versions put the text in a MIME part followed by an RFC 3464
+part and the returned message's header; the status of that part is used where the text's reason has none.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ MAX_TEXT = 200_000
 DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
 _SUBJECT = "delivery status notification:"
 _SIGN = "this is the mailer-daemon, please do not reply"
-_LIST_START = re.compile(r"following\s+list\s+of\s+recipients:[ \t]*\n", re.I)
+_LIST_START = re.compile(
+    r"(?:following\s+list\s+of\s+recipients:|(successfully\s+delivered|relayed)\s+to\s+these\s+recipients\.)[ \t]*\n",
+    re.I,
+)
 _LIST_END = re.compile(r"^[ \t]*(?:Below is a copy of the original message|Please note that this is only)", re.I | re.M)
 _LINE = re.compile(r"^([^\s:<>()\",;@]+@[^\s:<>()\",;@]+|<[^<>\s]+>):[ \t]*(.*)$")
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -51,9 +56,12 @@ def decode(mail: Mail) -> list[Finding]:
         return []
     intro = text[: start.start()].lower()
     subject = (mail.headers.get("subject") or "").lower()
+    success = (start.group(1) or "").lower()
     if "delayed" in intro or "delayed" in subject or "warning" in subject:
         action = Action.DELAYED
-    elif "success" in subject or "successfully" in intro:
+    elif success.startswith("relayed") or subject.endswith("relayed"):
+        action = Action.RELAYED  # the next server offered no DSN: OpenSMTPD knows only that it passed the mail on
+    elif success or "success" in subject or "delivered" in subject:
         action = Action.DELIVERED
     else:
         action = Action.FAILED

@@ -1,0 +1,131 @@
+"""Notice variants of provider and small-MTA bounce formats that the decoders once missed: OpenSMTPD's success
+notices, Zoho's bracketed status record, GMX's "Reason:" layout, dma's unnamed remote host, its greeting and DNS
+failures, Gmail's connection failures and Amazon SES's delay events (fixtures written for these tests, in each
+sender's wording of the fixed parts)."""
+
+from __future__ import annotations
+
+import pytest
+
+from smtplens.bounce import Action, BounceResult, Kind, decode_bounce
+from smtplens.bounce.decoders import amazonses, dragonfly, gmail, gmx, opensmtpd, zoho
+from smtplens.bounce.mime import parse_mail
+from smtplens.model import Stage
+from tests.conftest import FIXTURES
+
+BOUNCES = FIXTURES / "bounces"
+
+
+def _decode(name: str) -> BounceResult:
+    return decode_bounce((BOUNCES / name).read_bytes())
+
+
+def test_opensmtpd_relayed_notice_is_read_by_its_decoder() -> None:
+    result = _decode("opensmtpd-variant-relayed.eml")
+    assert (result.kind, result.decoder) == (Kind.DELIVERY_NOTICE, "opensmtpd")
+    (r,) = result.recipients
+    assert (r.recipient, r.action, r.status, r.reply_code) == ("oscar@example.org", Action.RELAYED, "2.0.0", "250")
+    assert r.diagnostic == "250 2.0.0 Ok: queued as 4Zb1xQ0abc"
+
+
+def test_opensmtpd_success_notice_reads_each_recipient_line() -> None:
+    result = _decode("opensmtpd-variant-delivered.eml")
+    assert (result.kind, result.decoder) == (Kind.DELIVERY_NOTICE, "opensmtpd")
+    assert [(r.recipient, r.action, r.reply_code) for r in result.recipients] == [
+        ("peggy@example.org", Action.DELIVERED, "250"),
+        ("trent@example.com", Action.DELIVERED, "250"),
+    ]
+    assert all(r.diagnostic is not None and "@" not in r.diagnostic for r in result.recipients)
+
+
+def test_zoho_bracketed_status_record() -> None:
+    result = _decode("zoho-variant-status.eml")
+    assert result.decoder == "zoho"
+    (r,) = result.recipients
+    assert (r.recipient, r.action, r.reply_code, r.reason) == (
+        "walter@far.example.net",
+        Action.FAILED,
+        "421",
+        "expired",
+    )
+    assert r.diagnostic == "421 Host not reachable. (Error)"
+
+
+def test_gmx_reason_layout() -> None:
+    result = _decode("gmx-variant-reason.eml")
+    assert result.decoder == "gmx"
+    (r,) = result.recipients
+    assert (r.recipient, r.action, r.reason) == ("wendy@slow.example.org", Action.FAILED, "expired")
+    assert r.diagnostic == "delivery retry timeout exceeded"
+
+
+def test_dragonfly_unnamed_remote_host_keeps_the_command() -> None:
+    (r,) = _decode("dragonfly-variant-remotehost.eml").recipients
+    assert (r.recipient, r.action, r.reason) == ("yann@remote.test", Action.FAILED, "user_unknown")
+    assert (r.status, r.reply_code, r.stage, r.remote_host) == ("5.1.1", "550", Stage.RCPT, None)
+    assert r.diagnostic is not None and r.diagnostic.startswith("550 5.1.1")
+
+
+def test_dragonfly_refused_greeting_is_the_connect_stage() -> None:
+    (r,) = _decode("dragonfly-variant-connect.eml").recipients
+    assert (r.recipient, r.reason, r.status, r.reply_code) == ("xavier@blocked.test", "blocklisted", "5.7.1", "554")
+    assert (r.stage, r.remote_host) == (Stage.CONNECT, "mx.blocked.test")
+
+
+def test_dragonfly_dns_failure_is_a_domain_that_does_not_exist() -> None:
+    (r,) = _decode("dragonfly-variant-dns.eml").recipients
+    assert (r.recipient, r.action, r.reason) == ("yann@nowhere.test", Action.FAILED, "domain_invalid")
+    assert r.hard_bounce  # the decoder named the reason: the taxonomy says a domain that does not exist is hard
+
+
+def test_gmail_connection_failure_names_the_host_and_stage() -> None:
+    result = _decode("gmail-variant-connect.eml")
+    assert result.decoder == "gmail"
+    (r,) = result.recipients
+    assert (r.recipient, r.action, r.reason) == ("uma@closed.example.org", Action.FAILED, "expired")
+    assert (r.stage, r.remote_host) == (Stage.CONNECT, "mx.closed.example.org")
+
+
+def test_gmail_delay_names_the_host_tried() -> None:
+    (r,) = _decode("gmail-delay.eml").recipients
+    assert (r.action, r.stage, r.remote_host) == (Action.DELAYED, Stage.CONNECT, "example.net")
+
+
+def test_amazonses_delivery_delay_event() -> None:
+    result = _decode("amazonses-variant-delay.eml")
+    assert (result.kind, result.decoder) == (Kind.BOUNCE, "amazonses")
+    (r,) = result.recipients
+    assert (r.recipient, r.action, r.status, r.reply_code) == ("quinn@busy.example.org", Action.DELAYED, "4.4.1", "421")
+    assert r.reporting_mta == "a9-12.smtp-out.amazonses.com" and not r.hard_bounce
+
+
+def test_amazonses_bounce_names_the_remote_server() -> None:
+    (r,) = _decode("amazonses-variant-remoteip.eml").recipients
+    assert (r.recipient, r.reason, r.status, r.reply_code) == ("rita@example.org", "user_unknown", "5.1.1", "550")
+    assert r.remote_host == "192.0.2.77"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"Subject: Delivery status notification: relayed\n\n    This is the MAILER-DAEMON, please DO NOT REPLY to"
+        b" this email.\n    Your message was relayed to these recipients.\n\n: \n",
+        b"From: mailer-daemon@mail.zoho.com\nX-Mailer: Zoho Mail\n\nrecipients.\n[Status: , Address: <@>, ResponseCode",
+        b"From: mailer-daemon@mail.zoho.com\nX-Mailer: Zoho Mail\n\nrecipients.\n"
+        b"[Status: , Address: a@b, ResponseCode ,]",
+        b"From: MAILER-DAEMON@gmx.net\n\nThe following address failed:\n<a@b>\nReason:\n"
+        b"--- The header of the original message is following. ---\n",
+        b"From: MAILER-DAEMON\n\nThis is the DragonFly Mail Agent at x.\n"
+        b"There was an error delivering your mail to <>.\nremote host did not like our :\n",
+        b'From: no-reply@sns.amazonaws.com\nx-amz-sns-message-id: 1\n\n{"eventType":"DeliveryDelay","deliveryDelay":1}',
+        b'From: no-reply@sns.amazonaws.com\nx-amz-sns-message-id: 1\n\n{"eventType":"DeliveryDelay",'
+        b'"deliveryDelay":{"delayedRecipients":[{"emailAddress":7}],"remoteMtaIp":[]}}',
+        b"From: mailer-daemon@googlemail.com\n\nDelivery to the following recipient failed permanently:\n  a@b\n"
+        b"Technical details of permanent failure:\n[(0) . [:]:25: ]\n",
+    ],
+)
+def test_broken_variants_never_raise(data: bytes) -> None:
+    mail = parse_mail(data)
+    for decoder in (amazonses, dragonfly, gmail, gmx, opensmtpd, zoho):
+        if decoder.detect(mail):
+            assert isinstance(decoder.decode(mail), list)
