@@ -19,7 +19,8 @@ from smtplens.bounce.inputs import DEFAULT_LIMIT, InputError, iter_mails
 from smtplens.bounce.mime import Headers, Mail, first_address, parse_mail
 from smtplens.bounce.model import SUCCESS_ACTIONS, Action, BounceResult, Finding, Kind, Recipient
 from smtplens.bounce.registry import DECODERS
-from smtplens.classifier import classify
+from smtplens.classifier import Verdict, classify
+from smtplens.knowledge.reasons import reason_table
 from smtplens.model import ReplyClass
 from smtplens.reply import parse_reply
 
@@ -137,6 +138,17 @@ def _given_up(action: Action | None, status: str | None, reason: str) -> str:
     return reason
 
 
+def _hard_bounce(reason: str, verdict: Verdict | None, action: Action | None) -> bool:
+    """Whether the address itself is bad: the classifier's verdict on the reply, or, where the decoder named the
+    reason from the notice's own words, the taxonomy's for that reason. A delay is never a hard bounce, nor a
+    recipient reported delivered or relayed."""
+    if action is Action.DELAYED or action in SUCCESS_ACTIONS:
+        return False
+    if verdict is not None:
+        return verdict.hard_bounce
+    return reason_table().reasons[reason].hard
+
+
 def _explain(f: Finding, decoder: str, ctx: _Context) -> Recipient:
     verdict = None
     status, reply_code = f.status, f.reply_code
@@ -180,7 +192,7 @@ def _explain(f: Finding, decoder: str, ctx: _Context) -> Recipient:
         remote_host,
         f.reporting_mta,
         stage,
-        verdict.hard_bounce if verdict is not None and f.action is not Action.DELAYED else False,
+        _hard_bounce(reason, verdict, f.action),
         f.timestamp or ctx.date,
         f.original_recipient,
         f.sender or ctx.sender,
