@@ -4,7 +4,8 @@ A plain-text mail from ``"Postmaster" <postmaster@…>`` (with a ``Sender:`` of 
 begins ``Undeliverable Mail``, older versions with ``X-Mailer: <SMTP32 v…>``. Each failed recipient is a line
 of the form ``<reason>: <address>`` ("Unknown user: …", "Invalid final delivery userid: …") or ``undeliverable
 to <address>``; when the remote server refused the message, ``Body of message generated response:`` follows
-with its reply, one line per reply line. ``Original message follows.`` starts the returned message.
+with its reply, one line per reply line: the server answered the message's body, the end of the DATA stage.
+``Original message follows.`` starts the returned message.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address
 from smtplens.bounce.mime import Mail
 from smtplens.bounce.model import Action, Finding
+from smtplens.model import Stage
 
 __all__ = ["decode", "detect", "name"]
 
@@ -78,4 +80,5 @@ def _close(findings: list[Finding], response: list[str]) -> None:
     """The remote server's reply (read after the last recipient) replaces the reason line as its diagnostic."""
     if findings and response:
         findings[-1].diagnostic = " ".join(response)
+        findings[-1].stage = Stage.END_OF_DATA
     response.clear()

@@ -2,9 +2,13 @@
 
 Written like Exim's: a plain-text mail from ``Mail Delivery System <MAILER-DAEMON@….mxlogic.net>`` (or another
 host of the service) with the subject ``Mail delivery failed``, headers ``X-MX-Bounce`` / ``X-MXL-NoteHash`` and
-a ``Message-ID: <mxl~…>``. After ``The following address(es) failed:`` each recipient is an indented
-``<address>: reply`` paragraph (the remote reply may wrap onto more lines); ``Included is a copy of the message
-header:`` starts the returned header.
+a ``Message-ID: <mxl~…>``; some carry ``X-MXL-Hash`` instead. After ``The following address(es) failed:`` each
+recipient is an indented ``<address>: reply`` paragraph (the remote reply may wrap onto more lines), or, as Exim
+writes it, the address alone on its line with the explanation indented below (``SMTP error from remote mail
+server after RCPT TO:<…>:`` / ``host mx.example.jp [192.0.2.1]: 550 …``); ``Included is a copy of the message
+header:`` starts the returned header. A delay warning (subject ``Warning: message … delayed …``) lists the
+recipients after ``The address(es) to which the message has not yet been delivered is/are:``, each with a
+``Delay reason:``.
 """
 
 from __future__ import annotations
@@ -19,19 +23,22 @@ __all__ = ["decode", "detect", "name"]
 
 name = "mxlogic"
 
-_FAILED = re.compile(r"following address(?:\(es\)|es)? failed:\s*$", re.I | re.M)
+_FAILED = re.compile(
+    r"following address(?:\(es\)|es)? failed:\s*$|(has|have) not yet been delivered (?:is|are):\s*$", re.I | re.M
+)
+_DELAY_REASON = re.compile(r"^Delay reason:\s*", re.I)
 _RECIPIENT = re.compile(r"^[ \t]+<?([^\s<>\"@]+@[^\s<>\":]+?)>?(?::\s*(.*))?$")
 _END = ("Included is a copy", "------ This is a copy", "------ The body of the message")
 MAX_TEXT = 100_000
 
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
-GATE = ("x-mx-bounce", "x-mxl-notehash", "<mxl~", "mxlogic.net")
+GATE = ("x-mx-bounce", "x-mxl-notehash", "x-mxl-hash", "<mxl~", "mxlogic.net")
 
 
 def detect(mail: Mail) -> bool:
     headers = mail.headers
-    if "x-mx-bounce" in headers or "x-mxl-notehash" in headers:
+    if "x-mx-bounce" in headers or "x-mxl-notehash" in headers or "x-mxl-hash" in headers:
         return True
     if "<mxl~" in (headers.get("message-id") or ""):
         return True
@@ -47,6 +54,7 @@ def decode(mail: Mail) -> list[Finding]:
         end = text.find(marker, start.end())
         if end >= 0:
             text = text[:end]
+    action = Action.DELAYED if start.group(1) else Action.FAILED  # a warning: "… not yet been delivered …"
     findings: list[Finding] = []
     for paragraph in re.split(r"\n[ \t]*\n", text[start.end() :]):
         lines = paragraph.strip("\n").split("\n")
@@ -56,6 +64,6 @@ def decode(mail: Mail) -> list[Finding]:
         address = clean_address(m.group(1))
         if address is None or len(findings) > MAX_RECIPIENTS:
             continue
-        diagnostic = " ".join(" ".join([m.group(2) or "", *lines[1:]]).split())
-        findings.append(Finding(recipient=address, action=Action.FAILED, diagnostic=diagnostic or None))
+        diagnostic = _DELAY_REASON.sub("", " ".join(" ".join([m.group(2) or "", *lines[1:]]).split()))
+        findings.append(Finding(recipient=address, action=action, diagnostic=diagnostic or None))
     return findings

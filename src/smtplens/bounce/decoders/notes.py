@@ -3,7 +3,8 @@
 A plain-text mail from ``postmaster@…`` with the subject ``Undeliverable message``. The reason and the failed
 recipients stand between the lines ``------- Failure Reasons  --------`` and ``------- Returned Message
 --------``: the explanation first (English, or Japanese in ISO-2022-JP), then the recipient addresses one per
-line. The returned message follows the second line.
+line. The returned message follows the second line. Some notices give only the reason ("Message has exceeded
+maximum hop count"); their recipient is the one the returned message's ``To:`` names.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ name = "notes"
 _START = re.compile(r"^-{5,}\s*Failure Reasons\s*-{5,}\s*$", re.I | re.M)
 _END = re.compile(r"^-{5,}\s*Returned Message\s*-{5,}\s*$", re.I | re.M)
 _ADDRESS = re.compile(r"^\s*<?([^\s<>\"@]+@[^\s<>\"]+?)>?\s*$")
+_RETURNED_TO = re.compile(r"^To:[ \t]*(.+)$", re.I | re.M)
+MAX_RETURNED = 20_000  # the returned message's header stands at its start
 MAX_TEXT = 100_000
 
 
@@ -50,6 +53,11 @@ def decode(mail: Mail) -> list[Finding]:
             continue
         address = clean_address(m.group(1))
         if address is not None and len(findings) <= MAX_RECIPIENTS:
+            findings.append(Finding(recipient=address, action=Action.FAILED))
+    if not findings and end is not None:
+        to = _RETURNED_TO.search(text, end.end(), end.end() + MAX_RETURNED)
+        address = clean_address(to.group(1)) if to is not None else None
+        if address is not None and "@" in address and "," not in address:
             findings.append(Finding(recipient=address, action=Action.FAILED))
     diagnostic = " ".join(" ".join(reasons).split()) or None
     for finding in findings:

@@ -2,7 +2,9 @@
 
 Exchange Online sends ``multipart/report`` mails (``X-MS-Exchange-Message-Is-Ndr``, Message-IDs and Received
 lines at ``….prod.outlook.com``, ``X-MS-Exchange-CrossTenant-*`` headers) whose readable part opens with
-``Delivery has failed to these recipients or groups:`` and the recipients, then a plain-language explanation,
+``Delivery has failed to these recipients or groups:`` ("Falha na entrega a estes destinatários ou grupos:", "Uw
+bericht kan niet worden bezorgd bij de volgende geadresseerden of groepen:"; later reports: "<domain> rejected
+your message to the following email addresses:") and the recipients, then a plain-language explanation,
 and ends with the administrators' section that Exchange 2007 and later write (see ``exchange2007``):
 ``Generating server:``, each recipient and ``Remote Server returned '<reply>'``. Reports that carry a
 ``message/delivery-status`` part are left to the RFC 3464 decoder. When the administrators' section is missing,
@@ -23,7 +25,14 @@ __all__ = ["decode", "detect", "name"]
 
 name = "office365"
 
-_FAILED_TO = re.compile(r"^\s*Delivery has failed to these recipients or groups:\s*$", re.I | re.M)
+# the opening line in English, Portuguese and Dutch, and the later "<domain> rejected your message to the following
+# email addresses:" (or "e-mail addresses")
+_FAILED_TO = re.compile(
+    r"^\s*(?:Delivery has failed to these recipients or groups|Falha na entrega a estes destinat\S*rios ou grupos"
+    r"|Uw bericht kan niet worden bezorgd bij de volgende geadresseerden of groepen"
+    r"|\S.* rejected your message to the following e-?mail addresses):\s*$",
+    re.I | re.M,
+)
 _ADDRESS = re.compile(r"^\s*(?:[^<>@\n]*<)?([^\s<>\"@:]+@[^\s<>\":]+?)>?(?:<mailto:[^>]*>)?\s*(?:\(.*\))?\s*$")
 _PARAGRAPH_END = re.compile(r"\n[ \t]*\n")
 MAX_TEXT = 200_000
