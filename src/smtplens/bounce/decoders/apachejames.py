@@ -1,9 +1,11 @@
 """Bounces of Apache James (its bounce mailet, as deployed by some gateways).
 
-A ``multipart/mixed`` mail (Message-ID of JavaMail, or a subject beginning ``[BOUNCE]``) whose text says
-``Error: <summary>``, then "Error message below:" with the remote server's reply on the following lines, then
-"Message details:" listing the returned message as indented ``Name: value`` lines (``Subject``, ``Sent date``,
-``MAIL FROM``, ``RCPT TO`` — the failed recipient(s), ``From``, ``To``, ``Size (in bytes)``, …).
+A ``multipart/mixed`` mail (Message-ID of JavaMail, a subject beginning ``[BOUNCE]``, or received by "JAMES
+SMTP Server") whose text says ``Error: <summary>``, then "Error message below:" with the remote server's reply
+on the following lines, then "Message details:" listing the returned message as indented ``Name: value`` lines
+(``Subject``, ``Sent date``, ``MAIL FROM``, ``RCPT TO`` — the failed recipient(s), ``From``, ``To``, ``Size (in
+bytes)``, …). Without the reply (the mailet's notice for a failure of its own) the text before "Message
+details:", from the ``Error:`` line on, is the explanation.
 """
 
 from __future__ import annotations
@@ -20,29 +22,36 @@ name = "apachejames"
 
 _BELOW = re.compile(r"^[ \t]*Error message below:[ \t]*$", re.M | re.I)
 _DETAILS = re.compile(r"^[ \t]*Message details:[ \t]*$", re.M | re.I)
+_ERROR = re.compile(r"^[ \t]*Error:[ \t]*", re.M)
 _FIELD = re.compile(r"^[ \t]+([A-Za-z][A-Za-z ()]*?):[ \t]*(.*)$", re.M)
 MAX_BODY = 100_000
 
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
-GATE = ("javamail", "[bounce]")
+GATE = ("javamail", "[bounce]", "james smtp server")
 
 
 def detect(mail: Mail) -> bool:
     message_id = mail.lowered("message-id")
     subject = mail.lowered("subject").lstrip()
-    if "javamail" not in message_id and not subject.startswith("[bounce]"):
+    if "javamail" not in message_id and not subject.startswith("[bounce]") and not mail.in_header("(JAMES"):
         return False
-    return "error message below:" in mail.head(5000)
+    head = mail.head(5000)
+    return "error message below:" in head or "message details:" in head
 
 
 def decode(mail: Mail) -> list[Finding]:
     text = mail.text[:MAX_BODY]
     below = _BELOW.search(text)
-    if below is None:
+    details = _DETAILS.search(text, below.end() if below else 0)
+    if below is not None:
+        start = below.end()
+    elif details is not None:
+        error = _ERROR.search(text, 0, details.start())
+        start = error.end() if error else details.start()
+    else:
         return []
-    details = _DETAILS.search(text, below.end())
-    diagnostic = " ".join(text[below.end() : details.start() if details else len(text)].split()) or None
+    diagnostic = " ".join(text[start : details.start() if details else len(text)].split()) or None
     fields: dict[str, str] = {}
     recipients: list[str] = []
     if details is not None:

@@ -1,14 +1,18 @@
 """au by KDDI's EZweb mobile mail (``ezweb.ne.jp``) returned-mail notices.
 
-Sent by ``Postmaster@ezweb.ne.jp`` with the subject ``Mail System Error - Returned Mail``: plain text, or a
+Sent by ``Postmaster@ezweb.ne.jp`` (since the move to the au.com domain also ``Postmaster@au.com``, with a
+Message-ID at ``….au.com``) with the subject ``Mail System Error - Returned Mail``: plain text, or a
 ``multipart/mixed`` whose first part is the notice (often a Japanese paragraph first, then English). The
-English lines explain the failure ("The user(s) account is disabled.", "Your message was not delivered within
-0 days and 1 hours.", "Each of the following recipients was rejected by a remote mail server.") and the
-recipients stand alone in angle brackets, or as ``Recipient: <address>`` followed by the SMTP transcript
-(``>>> RCPT TO:<…>`` and ``<<< 550 …``). In the oldest form the original message follows a line of dashes.
+English lines explain the failure ("The user(s) account is disabled.", "The user(s) account is temporarily
+over quota.", "Your message was not delivered within 0 days and 1 hours.", "Each of the following recipients
+was rejected by a remote mail server.") and the recipients stand alone in angle brackets, or as ``Recipient:
+<address>`` followed by the SMTP transcript (``>>> RCPT TO:<…>`` and ``<<< 550 …``), or, as Postfix writes
+them, as ``<address>: 550 user unknown (in reply to RCPT TO command)`` with the reply on the same line. In the
+oldest form the original message follows a line of dashes.
 
 A recipient "rejected by a remote mail server" without any SMTP reply is refused by the recipient's own
-reception filter (EZweb's domain/address filter), which answers with this notice and no reply text.
+reception filter (EZweb's domain/address filter), which answers with this notice and no reply text. The
+gateway marks a notice of its filter with the header field ``X-SPASIGN: NG``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,11 @@ __all__ = ["decode", "detect", "name"]
 name = "ezweb"
 
 _DOMAIN = "ezweb.ne.jp"
+_AU_SENDER = "postmaster@au.com"  # the same service's notices after the move to the au.com domain
 _RECIPIENT = re.compile(r"^\s*(?:Recipient:\s*)?<([^\s<>@\"]+@[^\s<>\"]+)>\s*$", re.I)
+# Postfix's layout: the recipient and the remote reply on one line ("<a@ezweb.ne.jp>: 550 user unknown (in reply
+# to RCPT TO command)"); the reply's own "in reply to" words name the stage.
+_RECIPIENT_REPLY = re.compile(r"^\s*<([^\s<>@\"]+@[^\s<>\"]+)>:[ \t]*(\S.*?)\s*$")
 _SENT = re.compile(r"^\s*>>>\s*([A-Za-z]{4})\b")
 _REPLY = re.compile(r"^\s*<<<\s*(.*)$")
 _SEPARATOR = re.compile(r"^-{5,}\s*$", re.M)
@@ -36,13 +44,14 @@ FILTERED = "content_rejected"
 
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
-GATE = ("mail system error - returned mail", _DOMAIN)
+GATE = ("mail system error - returned mail", _DOMAIN, _AU_SENDER)
 
 
 def detect(mail: Mail) -> bool:
     if mail.lowered("subject").strip() == "mail system error - returned mail":
         return True
-    return _DOMAIN in mail.lowered("from") and looks_like_bounce(mail)
+    sender = mail.lowered("from")
+    return (_DOMAIN in sender or _AU_SENDER in sender) and looks_like_bounce(mail)
 
 
 def decode(mail: Mail) -> list[Finding]:
@@ -54,13 +63,13 @@ def decode(mail: Mail) -> list[Finding]:
     replies: list[list[str]] = []
     explanation: list[str] = []
     for line in text.split("\n"):
-        m = _RECIPIENT.match(line)
+        m = _RECIPIENT.match(line) or _RECIPIENT_REPLY.match(line)
         if m is not None:
             address = clean_address(m.group(1))
             if address is None or len(findings) > MAX_RECIPIENTS:
                 continue
             findings.append(Finding(recipient=address, action=Action.FAILED))
-            replies.append([])
+            replies.append([m.group(2)] if m.re is _RECIPIENT_REPLY else [])
             continue
         sent = _SENT.match(line)
         if sent is not None and findings:
@@ -74,11 +83,10 @@ def decode(mail: Mail) -> list[Finding]:
         if stripped and stripped.isascii():
             explanation.append(stripped)
     general = " ".join(explanation) or None
+    marked = mail.lowered("x-spasign").strip() == "ng"  # the gateway's own mark of a mail its filter refused
+    filtered = bool(general and any(word in general.lower() for word in _FILTER_WORDS))
     for finding, lines in zip(findings, replies, strict=True):
-        if lines:
-            finding.diagnostic = " ".join(lines)
-            continue
-        finding.diagnostic = general
-        if general and any(word in general.lower() for word in _FILTER_WORDS):
+        finding.diagnostic = " ".join(lines) if lines else general
+        if marked or (filtered and not lines):
             finding.reason = FILTERED
     return findings

@@ -5,7 +5,8 @@ an RFC 3464 part (read by the standard decoder). Some lack that part, notably fa
 feature (relaying through the user's own SMTP server). The text version reads: a heading between asterisks
 ("** Message not delivered **", "** Address not found **"), a paragraph of explanation, "Learn more here: ..."
 and then "The response was:" followed by the reply or Google's own error ("Unspecified Error (SENT_SECOND_EHLO):
-..."). The recipient is in ``X-Failed-Recipients``.
+..."). The recipient is in ``X-Failed-Recipients``; a notice without that field (subject "Delivery Status
+Notification (Failure)") names it only in the ``To:`` of the returned message.
 
 When the explanation says the "Send mail as" settings are wrong, the failure is the sender's own account's
 (its outgoing server refused or could not be used), so the format decides the reason.
@@ -36,7 +37,9 @@ GATE = ("mailer-daemon@google",)
 
 def detect(mail: Mail) -> bool:
     sender = mail.lowered("from")
-    if "mailer-daemon@google" not in sender or "x-failed-recipients" not in mail.headers:
+    if "mailer-daemon@google" not in sender:
+        return False
+    if "x-failed-recipients" not in mail.headers and "delivery status notification" not in mail.lowered("subject"):
         return False
     dsn = mail.find("message/delivery-status", "message/global-delivery-status")
     if dsn is not None and "recipient" in dsn.text().lower():
@@ -59,7 +62,10 @@ def decode(mail: Mail) -> list[Finding]:
         diagnostic = " ".join(explanation.split())
     reason = "sender_rejected" if _SEND_AS in explanation.lower() else None
     date = parse_date(mail.headers.get("date"))
+    recipients = addresses(mail.headers.get("x-failed-recipients"))
+    if not recipients and mail.original is not None:
+        recipients = addresses(mail.original.get("to"))
     return [
         Finding(recipient=r, action=Action.FAILED, diagnostic=diagnostic or None, reason=reason, timestamp=date)
-        for r in addresses(mail.headers.get("x-failed-recipients"))[: MAX_RECIPIENTS + 1]
+        for r in recipients[: MAX_RECIPIENTS + 1]
     ]

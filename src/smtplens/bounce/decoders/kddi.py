@@ -3,7 +3,9 @@
 Sent from ``no-reply@….dion.ne.jp`` with ``Reply-To: no-reply@app.auone-net.jp``, as a ``multipart/mixed``
 whose first part is the notice (sometimes a Japanese paragraph first) and the second the returned message.
 The notice names each recipient on a line ``Could not be delivered to: <address>``, after ``Your mail sent on:
-<date>``, and explains on the following indented lines ("As their mailbox is full.").
+<date>`` (or ``Your mail attempted to be delivered on: <date>``), and explains on the following indented lines
+("As their mailbox is full.", "As the remote domain doesnt exist.", "Due to the following SMTP relay error." and
+the remote reply).
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ name = "kddi"
 
 _DOMAINS = ("dion.ne.jp", "auone-net.jp")
 _RECIPIENT = re.compile(r"^\s*Could not be delivered to:\s*<?([^\s<>\"]+@[^\s<>\"]+?)>?\s*$", re.I)
-_SENT_ON = re.compile(r"^\s*Your mail sent on:\s*(.+?)\s*$", re.I)
+_SENT_ON = re.compile(r"^\s*Your mail (?:sent on|attempted to be delivered on):\s*(.+?)\s*$", re.I)
 MAX_TEXT = 100_000
 
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
-GATE = _DOMAINS
+GATE = (*_DOMAINS, "no-reply@")
 
 
 def detect(mail: Mail) -> bool:
@@ -34,7 +36,8 @@ def detect(mail: Mail) -> bool:
         value = headers.get(field)
         if value and any(domain in value.lower() for domain in _DOMAINS):
             return True
-    return False
+    # the same notice relayed from another of the carrier's domains (au.com): its own recipient line decides
+    return "no-reply@" in mail.lowered("from") and "could not be delivered to: <" in mail.head(3000)
 
 
 def decode(mail: Mail) -> list[Finding]:

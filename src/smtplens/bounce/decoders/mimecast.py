@@ -1,10 +1,11 @@
 """Mimecast email security gateway delivery-failure alerts.
 
 A plain-text (quoted-printable) mail with the subject ``[Postmaster] Email Delivery Failure``, Mimecast's
-headers (``X-Mimecast-Originator``, ``X-MC-System``, a Message-ID at ``….mimecast.lan``): ``An email that you
-attempted to send to the following address could not be delivered:`` then the address on a line of its own
-after ``-- ``; ``The problem appears to be :`` and ``Additional information follows :`` each followed by a
-``-- `` line (the summary, then the remote server's reply); and how many attempts were made over how long.
+headers (``X-Mimecast-Originator``, ``X-MC-System``, a Message-ID at ``….mimecast.lan``; not always kept when
+the alert is relayed): ``An email that you attempted to send to the following address could not be
+delivered:`` then the address on a line of its own after ``-- ``; ``The problem appears to be :`` and
+``Additional information follows :`` each followed by a ``-- `` line (the summary, then the remote server's
+reply); and how many attempts were made over how long.
 One alert per failed recipient.
 """
 
@@ -27,14 +28,17 @@ MAX_TEXT = 100_000
 
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
-GATE = ("x-mimecast-originator", "x-mc-system", ".mimecast.")
+GATE = ("x-mimecast-originator", "x-mc-system", ".mimecast.", "email delivery failure")
 
 
 def detect(mail: Mail) -> bool:
     headers = mail.headers
     if "x-mimecast-originator" in headers or "x-mc-system" in headers:
         return True
-    return ".mimecast." in mail.lowered("message-id")
+    if ".mimecast." in mail.lowered("message-id"):
+        return True
+    # relayed alerts may lose Mimecast's own fields: the subject and the alert's fixed sentence remain
+    return "email delivery failure" in mail.lowered("subject") and _RECIPIENTS.search(mail.head(5000)) is not None
 
 
 def decode(mail: Mail) -> list[Finding]:

@@ -1,9 +1,12 @@
 """Trend Micro InterScan Messaging Security Suite (InterScan MSS) notices.
 
 A ``multipart/mixed`` with the boundary ``------------InterScan_NT_MIME_Boundary``, often from ``"InterScan
-MSS" <postmaster@…>``: the text part ends with a line ``*****  End of message  *****`` and either quotes the
-SMTP exchange (``Sent <<< RCPT TO:<address>`` then ``Received >>> 550 …``) or says ``Unable to deliver message
-to <address>``; the returned message is attached.
+MSS" <postmaster@…>``, with the subject "Mail could not be delivered" (the Japanese edition: "メッセージを配信で
+きません。" or "メール配信に失敗しました"): the text part ends with a line ``*****  End of message  *****`` and
+either quotes the SMTP exchange (``Sent <<< RCPT TO:<address>`` then ``Received >>> 550 …``) or says ``Unable to
+deliver message to <address>``; the returned message is attached. The Japanese edition labels the exchange in
+Japanese and turns the arrows round: the command it sent after ``>>>``, the reply it received after ``<<<``; so
+a line is read by what follows its arrow (a command word, or a reply code), whichever way the arrow points.
 """
 
 from __future__ import annotations
@@ -19,17 +22,30 @@ __all__ = ["decode", "detect", "name"]
 
 name = "trendmicro"
 
-_SENT = re.compile(r"^\s*Sent\s*<<<\s*([A-Za-z]{4})\b[^<\n]*(?:<([^<>\s]+@[^<>\s]+)>)?", re.I)
-_RECEIVED = re.compile(r"^\s*Received\s*>>>\s*(.+)$", re.I)
+# "Sent <<< RCPT TO:<a@example.jp>" (English), "送信 >>> RCPT TO:<…>" (Japanese): a label, an arrow, a command
+_SENT = re.compile(
+    r"^[^<>\n]*?(?:<<<|>>>)[ \t]*(HELO|EHLO|MAIL|RCPT|DATA|RSET|QUIT)\b[^<\n]*(?:<([^<>\s]+@[^<>\s]+)>)?", re.I
+)
+# "Received >>> 550 5.1.1 …" (English), "受信 <<< 550 …" (Japanese): a label, an arrow, a reply with its code
+_RECEIVED = re.compile(r"^[^<>\n]*?(?:<<<|>>>)[ \t]*([2-5][0-9][0-9](?:[ \t-].*)?)$")
+_ADDRESS = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 _UNABLE = re.compile(r"Unable to deliver message to\s*<([^<>\s]+@[^<>\s]+)>(.*)$", re.I)
 _STAGES = {"HELO": Stage.HELO, "EHLO": Stage.HELO, "MAIL": Stage.MAIL, "RCPT": Stage.RCPT, "DATA": Stage.DATA}
 MAX_TEXT = 100_000
+_ARROW = re.compile(r"^[^<>\n]*(?:<<<|>>>)[ \t]*(?:rcpt|mail|data|[45][0-9][0-9])\b", re.M)
+_SUBJECTS = ("mail could not be delivered", "メッセージを配信できません。", "メール配信に失敗しました")
 
 
 def detect(mail: Mail) -> bool:
     if "interscan" in mail.root.params.get("boundary", "").lower():
         return True
-    return "interscan" in mail.lowered("from")
+    if "interscan" in mail.lowered("from"):
+        return True
+    if mail.lowered_text("subject").strip() not in _SUBJECTS:
+        return False
+    # the product's subject alone is common words: its name, or its quoted exchange, must be in the notice too
+    head = mail.head(3000)
+    return "interscan" in head or "unable to deliver message to <" in head or _ARROW.search(head) is not None
 
 
 def decode(mail: Mail) -> list[Finding]:
@@ -48,6 +64,12 @@ def decode(mail: Mail) -> list[Finding]:
                 findings.append(Finding(recipient=address, action=Action.FAILED, stage=stage))
             continue
         received = _RECEIVED.match(line)
+        if received is not None and not findings:
+            # a reply quoted without the command before it names the recipient itself ("550 5.1.1 <a@…>…")
+            named = _ADDRESS.search(received.group(1))
+            address = clean_address(named.group(1)) if named else None
+            if address is not None:
+                findings.append(Finding(recipient=address, action=Action.FAILED, stage=stage))
         if received is not None and findings:
             last = findings[-1]
             reply = received.group(1).strip()

@@ -3,13 +3,17 @@
 Sent by ``MMSC NDR Administrator <sysadmin@….vzwpix.com>`` with the subject ``Undeliverable Message``: the text
 part says ``Message could not be delivered to mobile.`` and ``Error: <reason>``, then quotes the original under
 ``Original Message:`` with its ``To:`` line, the only place the recipient is named.
+
+The SMS gateway (``post_master@vtext.com``) answers in Apache James's layout instead: ``Error: <summary>``,
+"Error message below:" and the reply, then "Message details:" whose ``RCPT TO:`` line names the recipient;
+those are read as the James decoder reads them.
 """
 
 from __future__ import annotations
 
 import re
 
-from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address
+from smtplens.bounce.decoders import MAX_RECIPIENTS, apachejames, clean_address
 from smtplens.bounce.mime import Mail, addresses
 from smtplens.bounce.model import Action, Finding
 
@@ -19,20 +23,24 @@ name = "verizon"
 
 _ERROR = re.compile(r"^\s*Error:\s*(.+?)\s*$", re.I | re.M)
 _ORIGINAL = re.compile(r"^\s*Original Message:\s*$", re.I | re.M)
+_DETAILS = re.compile(r"^[ \t]*Message details:[ \t]*$", re.I | re.M)
 _TO = re.compile(r"^\s*To:\s*(.+?)\s*$", re.I | re.M)
 MAX_TEXT = 100_000
 
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
-GATE = ("vzwpix.com",)
+GATE = ("vzwpix.com", "vtext.com")
 
 
 def detect(mail: Mail) -> bool:
-    return "vzwpix.com" in mail.lowered("from")
+    sender = mail.lowered("from")
+    return "vzwpix.com" in sender or "@vtext.com" in sender
 
 
 def decode(mail: Mail) -> list[Finding]:
     text = mail.text[:MAX_TEXT]
+    if _DETAILS.search(text) is not None:
+        return apachejames.decode(mail)
     original = _ORIGINAL.search(text)
     if original is None:
         return []

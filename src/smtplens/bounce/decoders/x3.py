@@ -5,7 +5,8 @@ first part is text between lines of ``=`` signs: "This is an automatically gener
 Notification.", then "Delivery to the following recipients failed permanently:" (sometimes misspelt
 "Delevery") and the recipients one per line as ``* address``; then a "Technical details:" section with one line
 per failed attempt, ``SMTP:<COMMAND> host <host>: <the server's reply>`` (``SMTP:RCPT host 192.0.2.8: 553 5.3.0
-<a@example.com>... No such user here``). Some of these mails carry a ``message/delivery-status`` part instead
+<a@example.com>... No such user here``), or, where no server was tried, the routing failure (``Routing: Could not
+find a gateway for a@example.co.jp``). Some of these mails carry a ``message/delivery-status`` part instead
 of the details; the standard decoder reads those.
 """
 
@@ -28,6 +29,7 @@ _LIST = re.compile(
 _RECIPIENT = re.compile(r"^[ \t]*\*[ \t]*<?([^\s<>@]+@[^\s<>]+?)>?[ \t]*$")
 _DETAILS = re.compile(r"^[ \t]*Technical details:?[ \t]*$", re.M | re.I)
 _ATTEMPT = re.compile(r"^[ \t]*SMTP:([A-Za-z]+)[ \t]+host[ \t]+\[?([^\s:\]]+)\]?:[ \t]*(.+)$", re.M)
+_ROUTING = re.compile(r"^[ \t]*Routing:[ \t]*(.+)$", re.M)
 _STAGES = {
     "CONN": Stage.CONNECT,
     "HELO": Stage.HELO,
@@ -65,13 +67,18 @@ def decode(mail: Mail) -> list[Finding]:
             if address:
                 recipients.append(address)
     attempts = list(_ATTEMPT.finditer(text, details.end()))
+    routes = list(_ROUTING.finditer(text, details.end()))
     findings = []
     for i, recipient in enumerate(recipients):
         attempt = next((a for a in attempts if recipient.lower() in a.group(3).lower()), None)
         if attempt is None and attempts:
             attempt = attempts[i] if len(attempts) == len(recipients) else attempts[0]
         finding = Finding(recipient=recipient, action=action)
-        if attempt is not None:
+        if attempt is None:
+            # no server was tried: the routing failure naming this recipient, else the first one
+            route = next((r for r in routes if recipient.lower() in r.group(1).lower()), routes[0] if routes else None)
+            finding.diagnostic = " ".join(route.group(1).split()) if route else None
+        else:
             finding.stage = _STAGES.get(attempt.group(1).upper()[:4])
             finding.remote_host = attempt.group(2)
             finding.diagnostic = " ".join(attempt.group(3).split()) or None

@@ -1,8 +1,12 @@
 """Bounces of an unidentified qmail-based MTA (Sisimai's "X4"): qmail's paragraphs without qmail's greeting.
 
-A plain-text mail from ``MAILER-DAEMON@host`` with the subject "failure notice". Instead of qmail-send's "Hi.
-This is the qmail-send program at HOST." the body opens with the provider's own sentences ("Your mail message to
-the following address(es) could not be delivered. This is a permanent error. …"); then, as qmail writes them,
+A plain-text mail from ``MAILER-DAEMON@host`` with the subject "failure notice" (some: "Permanent Delivery
+Failure"). Instead of qmail-send's "Hi. This is the qmail-send program at HOST." the body opens with the
+provider's own sentences: "Your mail message to the following address(es) could not be delivered. This is a
+permanent error. …", "Your message to the following addresses …", "Unfortunately, your mail was not delivered to
+the following address:", "We're sorry. …", "This is the mail delivery agent at HOST.", "This is the machine
+generated message from mail service.", "unable to deliver your message to the following addresses", in Spanish
+"Su mensaje no pudo ser entregado"; then, as qmail writes them,
 one paragraph per recipient: ``<address>:`` alone on a line and the account below it (for a local delivery the
 exit status of the delivery program, "child status 100...", and its message). "--- Below this line is a copy of
 the message." ends the report.
@@ -20,7 +24,18 @@ __all__ = ["decode", "detect", "name"]
 
 name = "x4"
 
-_START = re.compile(r"following address(?:\(es\)|es)?\b[^\n]*?(?:could not be delivered|delivery failed)", re.I)
+_START = re.compile(
+    r"following address(?:\(es\)|es)?\b[^\n]*?(?:could not be delivered|delivery failed)"
+    r"|Your message to the following address"
+    r"|(?:was|were) not delivered to the following address"
+    r"|unable to deliver (?:your )?message to the following address"
+    r"|^[ \t]*We're sorry\."
+    r"|This is the mail delivery agent at\b"
+    r"|This is the machine generated message from mail service"
+    r"|Su mensaje no pudo ser entregado",
+    re.I | re.M,
+)
+_SUBJECTS = ("failure notice", "permanent delivery failure")
 _SENDER = re.compile(r"mailer-daemon@([\w.-]+)", re.I)
 MAX_BODY = 200_000
 
@@ -33,7 +48,7 @@ def detect(mail: Mail) -> bool:
     sender = mail.lowered("from")
     if "mailer-daemon" not in sender:
         return False
-    if mail.lowered("subject").strip() != "failure notice":
+    if not mail.lowered("subject").strip().startswith(_SUBJECTS):
         return False
     head = mail.head(2000)
     return "qmail-send program" not in head and _START.search(head) is not None

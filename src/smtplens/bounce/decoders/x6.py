@@ -6,6 +6,9 @@ message, counts the errors ("1 error(s):") and then writes, per group, one sente
 returned permanent errors: ADDRESS[, ADDRESS…]. Reason: SMTP Server <HOST> refused to accept your message
 (COMMAND), with the following error message: [REPLY]". A second part, an attachment, holds the header of the
 returned message.
+
+Another version writes one sentence per refused recipient instead: "SMTP Server <HOST> rejected recipient
+<ADDRESS> (Error following RCPT command). It responded as follows: [REPLY]", wrapped over two lines.
 """
 
 from __future__ import annotations
@@ -25,6 +28,11 @@ _GROUP = re.compile(
     r"The following recipients? returned (permanent|temporary|transient) errors?:[ \t]*(.+?)\.[ \t]+Reason:[ \t]*"
     r"(.+?)(?=\n[ \t]*\n|\nThe following recipients? returned|\Z)",
     re.I | re.S,
+)
+_REJECTED = re.compile(
+    r"SMTP Server <\[?([^<>\s\]]+)\]?>\s+rejected recipient\s+<([^<>\s]+)>\s*\(Error following\s+([A-Za-z ]+?)"
+    r"\s+command\)\.?\s*It responded as follows:\s*\[([^\]]*)\]",
+    re.I,
 )
 _REFUSED = re.compile(r"<\[?([^<>\s\]]+)\]?>[^()\n]*?\(([A-Za-z ]+)\)")
 _REPLY = re.compile(r"error message:[ \t]*\[(.+)\][ \t.]*$", re.S | re.I)
@@ -49,7 +57,8 @@ def detect(mail: Mail) -> bool:
     subject = mail.lowered("subject").strip()
     if not subject.startswith("there was an error sending your mail"):
         return False
-    return "returned" in mail.text[:MAX_BODY]
+    head = mail.head(MAX_BODY)
+    return "returned" in head or "rejected recipient" in head
 
 
 def decode(mail: Mail) -> list[Finding]:
@@ -73,4 +82,17 @@ def decode(mail: Mail) -> list[Finding]:
                     stage=_STAGES.get(refused.group(2).strip().upper()) if refused else None,
                 )
             )
+    for m in _REJECTED.finditer(text):
+        recipient = clean_address(m.group(2))
+        if not recipient or "@" not in recipient or len(findings) > MAX_RECIPIENTS:
+            continue
+        findings.append(
+            Finding(
+                recipient=recipient,
+                action=Action.FAILED,
+                diagnostic=" ".join(m.group(4).split()) or None,
+                remote_host=m.group(1),
+                stage=_STAGES.get(" ".join(m.group(3).split()).upper()),
+            )
+        )
     return findings
