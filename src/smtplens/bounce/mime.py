@@ -755,6 +755,9 @@ _QUOTED_START = re.compile(
     r"|content-type|list-id|x-[!-9;-~]+)[ \t]*:",
     re.M | re.I,
 )
+# The same names after a line break: a pattern that opens with a literal is scanned for quickly, where the "^" of a
+# multi-line pattern is tried at every position (see _quoted_start).
+_QUOTED_AFTER_BREAK = re.compile("\n" + _QUOTED_START.pattern.removeprefix("^"), re.I)
 MAX_QUOTED_SEARCH = 1_000_000
 MAX_QUOTED_BLOCKS = 20
 _NAMING = frozenset({"message-id", "subject", "from"})
@@ -768,14 +771,14 @@ def _quoted_block(text: str, own_subject: str) -> tuple[Headers | None, Headers 
     named: Headers | None = None
     at = 0
     for _ in range(MAX_QUOTED_BLOCKS):
-        start = _QUOTED_START.search(text, at, stop)
-        if start is None:
+        start, name_end = _quoted_start(text, at, stop)
+        if start < 0:
             break
-        block = _HEADER_BLOCK.match(text, start.start(), stop)
-        at = max(block.end(), start.end()) if block is not None else start.end()
+        block = _HEADER_BLOCK.match(text, start, stop)
+        at = max(block.end(), name_end) if block is not None else name_end
         if block is None or _field_lines(block.group()) < 2:
             continue
-        fields = _identity_fields(text, start.start(), block.end())
+        fields = _identity_fields(text, start, block.end())
         names = {name.lower() for name, value in fields if value.strip()}
         if not names & _NAMING:
             continue
@@ -786,6 +789,17 @@ def _quoted_block(text: str, own_subject: str) -> tuple[Headers | None, Headers 
             return found, found
         named = named or found
     return None, named
+
+
+def _quoted_start(text: str, at: int, stop: int) -> tuple[int, int]:
+    """Where the first match of ``_QUOTED_START.search(text, at, stop)`` begins and ends; ``(-1, -1)`` if none. Its
+    "^" matches at ``at`` only where a line begins there; every later line begins after a line break."""
+    if at == 0 or text[at - 1] == "\n":
+        first = _QUOTED_START.match(text, at, stop)
+        if first is not None:
+            return at, first.end()
+    later = _QUOTED_AFTER_BREAK.search(text, at, stop)
+    return (-1, -1) if later is None else (later.start() + 1, later.end())
 
 
 def _is_notice(found: Headers, own_subject: str) -> bool:
