@@ -35,6 +35,10 @@ _DSN_IN_TEXT = re.compile(r"^(?:Final-Recipient|Original-Recipient)[ \t]*:[ \t]*
 _DSN_START = re.compile(
     r"^(?:Reporting-MTA|Received-From-MTA|Arrival-Date|Final-Recipient|Original-Recipient)[ \t]*:", re.I | re.M
 )
+# The same two after a line break: a pattern that opens with a literal is scanned for quickly, where the "^" of a
+# multi-line pattern is tried at every position of the text (see _line_start).
+_DSN_IN_TEXT_AFTER_BREAK = re.compile("\n" + _DSN_IN_TEXT.pattern.removeprefix("^"), re.I)
+_DSN_START_AFTER_BREAK = re.compile("\n" + _DSN_START.pattern.removeprefix("^"), re.I)
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _TYPE = re.compile(r"^\s*([A-Za-z][\w.-]{0,30})\s*;")
 _REPLY_CODE = re.compile(r"\b[245]\d\d\b")
@@ -52,7 +56,16 @@ def detect(mail: Mail) -> bool:
         return True
     if mail.ctype == "multipart/report" and mail.root.params.get("report-type", "").lower() == "delivery-status":
         return True
-    return _DSN_IN_TEXT.search(mail.text) is not None
+    return _line_start(_DSN_IN_TEXT, _DSN_IN_TEXT_AFTER_BREAK, mail.text) >= 0
+
+
+def _line_start(pattern: re.Pattern[str], after_break: re.Pattern[str], text: str) -> int:
+    """Where ``pattern.search(text)`` finds its first match (-1: none) for a multi-line ``pattern`` that opens with
+    "^", and ``after_break``, the same pattern after a line break: at the start of the text, else after a break."""
+    if pattern.match(text) is not None:
+        return 0
+    found = after_break.search(text)
+    return -1 if found is None else found.start() + 1
 
 
 def decode(mail: Mail) -> list[Finding]:
@@ -63,11 +76,11 @@ def decode(mail: Mail) -> list[Finding]:
         _complete_from_text(findings, _human_text(mail))
         return findings
     text = mail.text
-    start = _DSN_START.search(text)
-    if start is None:
+    start = _line_start(_DSN_START, _DSN_START_AFTER_BREAK, text)
+    if start < 0:
         return []
-    findings = _read(_blocks_in_text(text[start.start() : start.start() + MAX_REPORT]))
-    _complete_from_text(findings, text[: start.start()])
+    findings = _read(_blocks_in_text(text[start : start + MAX_REPORT]))
+    _complete_from_text(findings, text[:start])
     return findings
 
 
