@@ -170,7 +170,7 @@ class Headers:
             fields = self._fields
             if len(fields) <= _SCAN:
                 for n, v in fields:  # a part's few fields: scanning beats building an index
-                    if n.lower() == name:
+                    if len(n) == len(name) and n.lower() == name:  # (names are ASCII: lowering keeps the length)
                         return _unfold(v)
                 return None
             index = self._index = {n.lower(): v for n, v in reversed(fields)}
