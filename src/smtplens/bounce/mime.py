@@ -235,7 +235,8 @@ def split_headers(text: str, start: int = 0, *, mbox: bool = False, end: int | N
         nl = text.find("\n", pos, stop)
         pos = stop if nl < 0 else nl + 1
     if _COMPILED:
-        fields, at = _header_fields(text, pos, stop)
+        fields: list[tuple[str, str]] = []
+        at = _header_fields(text, pos, stop, fields)[1]
     else:
         block = _HEADER_BLOCK.match(text, pos, stop)  # matches at least the empty string
         at = block.end() if block else pos
@@ -245,14 +246,15 @@ def split_headers(text: str, start: int = 0, *, mbox: bool = False, end: int | N
     return Headers(fields), at
 
 
-def _header_fields(text: str, pos: int, stop: int) -> tuple[list[tuple[str, str]], int]:
-    """``_FIELD_LINE.findall`` over the header block that ``_HEADER_BLOCK.match(text, pos, stop)`` finds, and where
-    that block ends, in one pass: the compiled build's way (its loops over a line's name and white space are C
-    loops, a value is found by its line breaks); interpreted, the two searches cost less."""
+def _header_fields(text: str, pos: int, stop: int, fields: list[tuple[str, str]] | None) -> tuple[int, int]:
+    """The header block that ``_HEADER_BLOCK.match(text, pos, stop)`` finds, in one pass: how many field lines it
+    holds and where it ends; into ``fields``, when given, what ``_FIELD_LINE.findall`` finds in it. The compiled
+    build's way (its loops over a line's name and white space are C loops, a value is found by its line breaks);
+    interpreted, the regular expressions cost less."""
     length = len(text)
     pos = min(max(pos, 0), length)  # as the regular expressions take their bounds
     stop = min(max(stop, 0), length)
-    fields: list[tuple[str, str]] = []
+    count = 0
     report = pos == 0 or text[pos - 1] == "\n"  # findall's "^" matches at pos only where a line begins
     line = pos
     while line < stop:
@@ -277,11 +279,12 @@ def _header_fields(text: str, pos: int, stop: int) -> tuple[list[tuple[str, str]
             end = text.find("\n", end + 1, stop)
         if end < 0:
             end = stop
-        if report:
+        count += 1
+        if report and fields is not None:
             fields.append((text[line:name_end], text[value:end]))
         report = True
         line = end + 1 if end < stop else stop
-    return fields, line
+    return count, line
 
 
 def parse_headers(text: str) -> Headers:
@@ -753,9 +756,9 @@ class Mail:
             end = part._end if part.ctype not in HEADERS_ONLY_TYPES else min(part._end, start + MAX_HEADER_PART)
             blank = _STRAY_BLANK_LINES.match(part._src, start, end)  # a stray blank line before the header
             start = blank.end() if blank is not None else start
-            block = _HEADER_BLOCK.match(part._src, start, end)
-            if block is not None and block.end() > start:
-                return Headers(_identity_fields(part._src, start, block.end()))
+            block_end = _block_end(part._src, start, end)
+            if block_end > start:
+                return Headers(_identity_fields(part._src, start, block_end))
         return self._quoted_identity()
 
     def _quoted_identity(self) -> Headers | None:
@@ -817,11 +820,16 @@ def _quoted_block(text: str, own_subject: str) -> tuple[Headers | None, Headers 
         start, name_end = _quoted_start(text, at, stop)
         if start < 0:
             break
-        block = _HEADER_BLOCK.match(text, start, stop)
-        at = max(block.end(), name_end) if block is not None else name_end
-        if block is None or _field_lines(block.group()) < 2:
+        if _COMPILED:
+            count, block_end = _header_fields(text, start, stop, None)
+        else:
+            block = _HEADER_BLOCK.match(text, start, stop)  # matches at least the empty string
+            block_end = block.end() if block is not None else start
+            count = _field_lines(text[start:block_end])
+        at = max(block_end, name_end)
+        if count < 2:
             continue
-        fields = _identity_fields(text, start, block.end())
+        fields = _identity_fields(text, start, block_end)
         names = {name.lower() for name, value in fields if value.strip()}
         if not names & _NAMING:
             continue
@@ -832,6 +840,14 @@ def _quoted_block(text: str, own_subject: str) -> tuple[Headers | None, Headers 
             return found, found
         named = named or found
     return None, named
+
+
+def _block_end(text: str, start: int, end: int) -> int:
+    """Where the header block at ``start`` ends (``_HEADER_BLOCK.match(text, start, end).end()``)."""
+    if _COMPILED:
+        return _header_fields(text, start, end, None)[1]
+    block = _HEADER_BLOCK.match(text, start, end)  # matches at least the empty string
+    return block.end() if block is not None else start
 
 
 def _quoted_start(text: str, at: int, stop: int) -> tuple[int, int]:
