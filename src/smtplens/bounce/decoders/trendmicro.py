@@ -41,7 +41,10 @@ def detect(mail: Mail) -> bool:
         return True
     if "interscan" in mail.lowered("from"):
         return True
-    if mail.lowered_text("subject").strip() not in _SUBJECTS:
+    subject = mail.lowered("subject")
+    if "=?" in subject:  # the Japanese subjects come as encoded words: decoded only then
+        subject = mail.lowered_text("subject")
+    if subject.strip() not in _SUBJECTS:
         return False
     # the product's subject alone is common words: its name, or its quoted exchange, must be in the notice too
     head = mail.head(3000)
