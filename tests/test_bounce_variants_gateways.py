@@ -9,21 +9,15 @@ from __future__ import annotations
 
 import pytest
 
-from smtplens.bounce import Action, BounceResult, Kind, decode_bounce
+from smtplens.bounce import Action, Kind
 from smtplens.bounce.decoders import exchange2003, exchange2007, mxlogic, notes, office365
 from smtplens.bounce.mime import parse_mail
 from smtplens.model import Stage
-from tests.conftest import FIXTURES
-
-BOUNCES = FIXTURES / "bounces"
-
-
-def _decode(name: str) -> BounceResult:
-    return decode_bounce((BOUNCES / name).read_bytes())
+from tests.bounce_fixtures import decode_fixture
 
 
 def test_exchange_connector_x400_recipient_gives_its_smtp_address() -> None:
-    result = _decode("exchange2003-variant-x400.eml")
+    result = decode_fixture("exchange2003-variant-x400.eml")
     assert result.decoder == "exchange2003"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.reason) == ("bob@example.com", Action.FAILED, "user_unknown")
@@ -32,7 +26,7 @@ def test_exchange_connector_x400_recipient_gives_its_smtp_address() -> None:
 
 
 def test_exchange55_indented_recipients_with_local_dates() -> None:
-    result = _decode("exchange2003-variant-indented.eml")
+    result = decode_fixture("exchange2003-variant-indented.eml")
     assert result.decoder == "exchange2003"
     assert [(r.recipient, r.action) for r in result.recipients] == [
         ("carol@example.com", Action.FAILED),
@@ -44,7 +38,7 @@ def test_exchange55_indented_recipients_with_local_dates() -> None:
 
 
 def test_exchange2003_could_not_be_reached_layout() -> None:
-    result = _decode("exchange2003-variant-2003.eml")
+    result = decode_fixture("exchange2003-variant-2003.eml")
     assert (result.kind, result.decoder) == (Kind.BOUNCE, "exchange2003")
     erin, frank = result.recipients
     assert (erin.recipient, erin.action, erin.status, erin.reply_code, erin.reason) == (
@@ -60,7 +54,7 @@ def test_exchange2003_could_not_be_reached_layout() -> None:
 
 
 def test_exchange2007_swedish_administrators_section() -> None:
-    result = _decode("exchange2007-variant-swedish.eml")
+    result = decode_fixture("exchange2007-variant-swedish.eml")
     assert result.decoder == "exchange2007"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.status, r.reply_code, r.reason) == (
@@ -74,7 +68,7 @@ def test_exchange2007_swedish_administrators_section() -> None:
 
 
 def test_office365_portuguese_report() -> None:
-    result = _decode("office365-variant-portuguese.eml")
+    result = decode_fixture("office365-variant-portuguese.eml")
     assert result.decoder == "office365"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.status, r.reply_code) == ("ana@example.com.br", Action.FAILED, "5.1.10", "550")
@@ -82,7 +76,7 @@ def test_office365_portuguese_report() -> None:
 
 
 def test_office365_dutch_report_names_the_remote_host() -> None:
-    result = _decode("office365-variant-dutch.eml")
+    result = decode_fixture("office365-variant-dutch.eml")
     assert result.decoder == "office365"
     (r,) = result.recipients
     assert (r.recipient, r.status, r.reply_code, r.reason) == ("jan@example.nl", "5.2.2", "552", "mailbox_full")
@@ -90,7 +84,7 @@ def test_office365_dutch_report_names_the_remote_host() -> None:
 
 
 def test_office365_error_details_layout() -> None:
-    result = _decode("office365-variant-details.eml")
+    result = decode_fixture("office365-variant-details.eml")
     assert result.decoder == "office365"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.status, r.reply_code, r.reason) == (
@@ -118,7 +112,7 @@ def test_office365_top_section_in_other_languages() -> None:
 
 
 def test_notes_notice_without_recipient_reads_the_returned_message() -> None:
-    result = _decode("notes-variant-returned-to.eml")
+    result = decode_fixture("notes-variant-returned-to.eml")
     assert result.decoder == "notes"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.reason) == ("grace@example.com", Action.FAILED, "routing_loop")
@@ -126,14 +120,14 @@ def test_notes_notice_without_recipient_reads_the_returned_message() -> None:
 
 
 def test_imailserver_reply_to_the_body_is_the_end_of_data() -> None:
-    result = _decode("imailserver-response.eml")
+    result = decode_fixture("imailserver-response.eml")
     frank, grace = result.recipients
     assert (frank.recipient, frank.stage) == ("frank@relay.test", None)
     assert (grace.recipient, grace.reply_code, grace.stage) == ("grace@far.test", "552", Stage.END_OF_DATA)
 
 
 def test_mxlogic_exim_style_explanation() -> None:
-    result = _decode("mxlogic-variant-transcript.eml")
+    result = decode_fixture("mxlogic-variant-transcript.eml")
     assert result.decoder == "mxlogic"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.status, r.reply_code, r.reason) == (
@@ -147,7 +141,7 @@ def test_mxlogic_exim_style_explanation() -> None:
 
 
 def test_mxlogic_delay_warning() -> None:
-    result = _decode("mxlogic-variant-delayed.eml")
+    result = decode_fixture("mxlogic-variant-delayed.eml")
     assert (result.kind, result.decoder) == (Kind.BOUNCE, "mxlogic")
     (r,) = result.recipients
     assert (r.recipient, r.action, r.status, r.reply_code) == (

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from smtplens.bounce import Action, BounceResult, decode_bounce
+from smtplens.bounce import Action
 from smtplens.bounce.decoders import (
     apachejames,
     ezweb,
@@ -25,17 +25,11 @@ from smtplens.bounce.decoders import (
 )
 from smtplens.bounce.mime import parse_mail
 from smtplens.model import Stage
-from tests.conftest import FIXTURES
-
-BOUNCES = FIXTURES / "bounces"
-
-
-def _decode(name: str) -> BounceResult:
-    return decode_bounce((BOUNCES / name).read_bytes())
+from tests.bounce_fixtures import decode_fixture
 
 
 def test_ezweb_recipient_and_reply_on_one_line() -> None:
-    result = _decode("ezweb-variant-replyline.eml")
+    result = decode_fixture("ezweb-variant-replyline.eml")
     assert result.decoder == "ezweb"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.reply_code, r.stage) == ("hanako@au.example.com", Action.FAILED, "550", Stage.RCPT)
@@ -43,12 +37,12 @@ def test_ezweb_recipient_and_reply_on_one_line() -> None:
 
 
 def test_ezweb_filter_mark_decides_the_reason() -> None:
-    (r,) = _decode("ezweb-variant-spasign.eml").recipients
+    (r,) = decode_fixture("ezweb-variant-spasign.eml").recipients
     assert (r.recipient, r.reason, r.reply_code, r.stage) == ("taro@ezweb.ne.jp", "content_rejected", "550", Stage.RCPT)
 
 
 def test_kddi_attempted_delivery_date() -> None:
-    result = _decode("kddi-variant-attempted.eml")
+    result = decode_fixture("kddi-variant-attempted.eml")
     assert result.decoder == "kddi"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.reason) == ("jiro@nowhere.example.org", Action.FAILED, "domain_invalid")
@@ -56,7 +50,7 @@ def test_kddi_attempted_delivery_date() -> None:
 
 
 def test_interscan_japanese_edition_reads_the_reversed_arrows() -> None:
-    result = _decode("trendmicro-variant-japanese.eml")
+    result = decode_fixture("trendmicro-variant-japanese.eml")
     assert result.decoder == "trendmicro"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.reason) == ("saburo@example.net", Action.FAILED, "user_unknown")
@@ -64,7 +58,7 @@ def test_interscan_japanese_edition_reads_the_reversed_arrows() -> None:
 
 
 def test_x6_rejected_recipient_sentence() -> None:
-    result = _decode("x6-variant-rejected.eml")
+    result = decode_fixture("x6-variant-rejected.eml")
     assert result.decoder == "x6"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.status, r.reply_code) == ("shiro@example.net", Action.FAILED, "5.1.1", "550")
@@ -72,7 +66,7 @@ def test_x6_rejected_recipient_sentence() -> None:
 
 
 def test_x4_other_opening_sentence() -> None:
-    result = _decode("x4-variant-unfortunately.eml")
+    result = decode_fixture("x4-variant-unfortunately.eml")
     assert result.decoder == "x4"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.reason) == ("goro@example.org", Action.FAILED, "user_unknown")
@@ -80,7 +74,7 @@ def test_x4_other_opening_sentence() -> None:
 
 
 def test_verizon_sms_gateway_in_james_layout() -> None:
-    result = _decode("verizon-variant-vtext.eml")
+    result = decode_fixture("verizon-variant-vtext.eml")
     assert result.decoder == "verizon"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.reply_code, r.reason) == (
@@ -93,7 +87,7 @@ def test_verizon_sms_gateway_in_james_layout() -> None:
 
 
 def test_james_known_by_its_received_field_without_a_reply_block() -> None:
-    result = _decode("apachejames-variant-received.eml")
+    result = decode_fixture("apachejames-variant-received.eml")
     assert result.decoder == "apachejames"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.reason) == ("rokuro@example.org", Action.FAILED, "mailbox_full")
@@ -101,20 +95,20 @@ def test_james_known_by_its_received_field_without_a_reply_block() -> None:
 
 
 def test_google_notice_without_failed_recipients_field_names_the_returned_to() -> None:
-    result = _decode("googleworkspace-variant-noheader.eml")
+    result = decode_fixture("googleworkspace-variant-noheader.eml")
     assert result.decoder == "googleworkspace"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.reason) == ("nanako@example.net", Action.FAILED, "user_unknown")
 
 
 def test_x3_routing_failure_is_the_diagnostic() -> None:
-    (r,) = _decode("x3-variant-routing.eml").recipients
+    (r,) = decode_fixture("x3-variant-routing.eml").recipients
     assert (r.recipient, r.action) == ("hachiro@unrouted.example.co.jp", Action.FAILED)
     assert r.diagnostic == "Could not find a gateway for hachiro@unrouted.example.co.jp"
 
 
 def test_mimecast_alert_relayed_without_its_fields() -> None:
-    result = _decode("mimecast-variant-relayed.eml")
+    result = decode_fixture("mimecast-variant-relayed.eml")
     assert result.decoder == "mimecast"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.reason) == ("kuro@example.org", Action.FAILED, "user_unknown")

@@ -7,21 +7,15 @@ from __future__ import annotations
 
 import pytest
 
-from smtplens.bounce import Action, BounceResult, Kind, decode_bounce
+from smtplens.bounce import Action, Kind
 from smtplens.bounce.decoders import amazonses, dragonfly, gmail, gmx, opensmtpd, zoho
 from smtplens.bounce.mime import parse_mail
 from smtplens.model import Stage
-from tests.conftest import FIXTURES
-
-BOUNCES = FIXTURES / "bounces"
-
-
-def _decode(name: str) -> BounceResult:
-    return decode_bounce((BOUNCES / name).read_bytes())
+from tests.bounce_fixtures import decode_fixture
 
 
 def test_opensmtpd_relayed_notice_is_read_by_its_decoder() -> None:
-    result = _decode("opensmtpd-variant-relayed.eml")
+    result = decode_fixture("opensmtpd-variant-relayed.eml")
     assert (result.kind, result.decoder) == (Kind.DELIVERY_NOTICE, "opensmtpd")
     (r,) = result.recipients
     assert (r.recipient, r.action, r.status, r.reply_code) == ("oscar@example.org", Action.RELAYED, "2.0.0", "250")
@@ -29,7 +23,7 @@ def test_opensmtpd_relayed_notice_is_read_by_its_decoder() -> None:
 
 
 def test_opensmtpd_success_notice_reads_each_recipient_line() -> None:
-    result = _decode("opensmtpd-variant-delivered.eml")
+    result = decode_fixture("opensmtpd-variant-delivered.eml")
     assert (result.kind, result.decoder) == (Kind.DELIVERY_NOTICE, "opensmtpd")
     assert [(r.recipient, r.action, r.reply_code) for r in result.recipients] == [
         ("peggy@example.org", Action.DELIVERED, "250"),
@@ -39,7 +33,7 @@ def test_opensmtpd_success_notice_reads_each_recipient_line() -> None:
 
 
 def test_zoho_bracketed_status_record() -> None:
-    result = _decode("zoho-variant-status.eml")
+    result = decode_fixture("zoho-variant-status.eml")
     assert result.decoder == "zoho"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.reply_code, r.reason) == (
@@ -52,7 +46,7 @@ def test_zoho_bracketed_status_record() -> None:
 
 
 def test_gmx_reason_layout() -> None:
-    result = _decode("gmx-variant-reason.eml")
+    result = decode_fixture("gmx-variant-reason.eml")
     assert result.decoder == "gmx"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.reason) == ("wendy@slow.example.org", Action.FAILED, "expired")
@@ -60,26 +54,26 @@ def test_gmx_reason_layout() -> None:
 
 
 def test_dragonfly_unnamed_remote_host_keeps_the_command() -> None:
-    (r,) = _decode("dragonfly-variant-remotehost.eml").recipients
+    (r,) = decode_fixture("dragonfly-variant-remotehost.eml").recipients
     assert (r.recipient, r.action, r.reason) == ("yann@remote.test", Action.FAILED, "user_unknown")
     assert (r.status, r.reply_code, r.stage, r.remote_host) == ("5.1.1", "550", Stage.RCPT, None)
     assert r.diagnostic is not None and r.diagnostic.startswith("550 5.1.1")
 
 
 def test_dragonfly_refused_greeting_is_the_connect_stage() -> None:
-    (r,) = _decode("dragonfly-variant-connect.eml").recipients
+    (r,) = decode_fixture("dragonfly-variant-connect.eml").recipients
     assert (r.recipient, r.reason, r.status, r.reply_code) == ("xavier@blocked.test", "blocklisted", "5.7.1", "554")
     assert (r.stage, r.remote_host) == (Stage.CONNECT, "mx.blocked.test")
 
 
 def test_dragonfly_dns_failure_is_a_domain_that_does_not_exist() -> None:
-    (r,) = _decode("dragonfly-variant-dns.eml").recipients
+    (r,) = decode_fixture("dragonfly-variant-dns.eml").recipients
     assert (r.recipient, r.action, r.reason) == ("yann@nowhere.test", Action.FAILED, "domain_invalid")
     assert r.hard_bounce  # the decoder named the reason: the taxonomy says a domain that does not exist is hard
 
 
 def test_gmail_connection_failure_names_the_host_and_stage() -> None:
-    result = _decode("gmail-variant-connect.eml")
+    result = decode_fixture("gmail-variant-connect.eml")
     assert result.decoder == "gmail"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.reason) == ("uma@closed.example.org", Action.FAILED, "expired")
@@ -87,12 +81,12 @@ def test_gmail_connection_failure_names_the_host_and_stage() -> None:
 
 
 def test_gmail_delay_names_the_host_tried() -> None:
-    (r,) = _decode("gmail-delay.eml").recipients
+    (r,) = decode_fixture("gmail-delay.eml").recipients
     assert (r.action, r.stage, r.remote_host) == (Action.DELAYED, Stage.CONNECT, "example.net")
 
 
 def test_amazonses_delivery_delay_event() -> None:
-    result = _decode("amazonses-variant-delay.eml")
+    result = decode_fixture("amazonses-variant-delay.eml")
     assert (result.kind, result.decoder) == (Kind.BOUNCE, "amazonses")
     (r,) = result.recipients
     assert (r.recipient, r.action, r.status, r.reply_code) == ("quinn@busy.example.org", Action.DELAYED, "4.4.1", "421")
@@ -100,7 +94,7 @@ def test_amazonses_delivery_delay_event() -> None:
 
 
 def test_amazonses_bounce_names_the_remote_server() -> None:
-    (r,) = _decode("amazonses-variant-remoteip.eml").recipients
+    (r,) = decode_fixture("amazonses-variant-remoteip.eml").recipients
     assert (r.recipient, r.reason, r.status, r.reply_code) == ("rita@example.org", "user_unknown", "5.1.1", "550")
     assert r.remote_host == "192.0.2.77"
 

@@ -9,21 +9,15 @@ from __future__ import annotations
 
 import pytest
 
-from smtplens.bounce import Action, BounceResult, Kind, decode_bounce
+from smtplens.bounce import Action, Kind, decode_bounce
 from smtplens.bounce.decoders import exim, qmail
 from smtplens.bounce.mime import parse_mail
 from smtplens.model import Stage
-from tests.conftest import FIXTURES
-
-BOUNCES = FIXTURES / "bounces"
-
-
-def _decode(name: str) -> BounceResult:
-    return decode_bounce((BOUNCES / name).read_bytes())
+from tests.bounce_fixtures import BOUNCES, decode_fixture
 
 
 def test_qmail_data_command_failure_names_the_host() -> None:
-    result = _decode("qmail-variant-data-command.eml")
+    result = decode_fixture("qmail-variant-data-command.eml")
     assert (result.kind, result.decoder) == (Kind.BOUNCE, "qmail")
     (r,) = result.recipients
     assert (r.recipient, r.action, r.reply_code, r.status) == ("bob@remote.test", Action.FAILED, "554", "5.7.1")
@@ -32,7 +26,7 @@ def test_qmail_data_command_failure_names_the_host() -> None:
 
 
 def test_qmail_reply_without_enhanced_code_keeps_its_code() -> None:
-    result = _decode("qmail-variant-code-only.eml")
+    result = decode_fixture("qmail-variant-code-only.eml")
     assert result.decoder == "qmail"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.reply_code, r.status) == ("carol@remote.test", Action.FAILED, "552", None)
@@ -42,7 +36,7 @@ def test_qmail_reply_without_enhanced_code_keeps_its_code() -> None:
 
 
 def test_qmail_clone_boundary_ends_the_report() -> None:
-    result = _decode("qmail-variant-next-line.eml")
+    result = decode_fixture("qmail-variant-next-line.eml")
     assert result.decoder == "qmail"
     (r,) = result.recipients  # the "<address>:" line of the returned message is not a recipient
     assert (r.recipient, r.reply_code, r.status, r.stage) == ("dave@remote.test", "550", "5.1.1", Stage.RCPT)
@@ -50,7 +44,7 @@ def test_qmail_clone_boundary_ends_the_report() -> None:
 
 
 def test_qmail_tls_auth_and_envelope_accounts() -> None:
-    result = _decode("qmail-variant-patched.eml")
+    result = decode_fixture("qmail-variant-patched.eml")
     assert result.decoder == "qmail"
     tls, auth, envelope = result.recipients
     assert (tls.recipient, tls.action, tls.stage, tls.remote_host) == (
@@ -69,14 +63,14 @@ def test_qmail_tls_auth_and_envelope_accounts() -> None:
 
 
 def test_qmail_no_connection_is_the_connect_stage() -> None:
-    (r,) = _decode("qmail-variant-no-connection.eml").recipients
+    (r,) = decode_fixture("qmail-variant-no-connection.eml").recipients
     assert (r.recipient, r.action, r.status, r.reply_code) == ("ivan@down.example.net", Action.FAILED, "4.4.1", None)
     assert r.stage is Stage.CONNECT and r.remote_host is None
     assert r.reason == "expired" and not r.hard_bounce
 
 
 def test_exim_undisclosed_address_is_the_address_it_came_from() -> None:
-    result = _decode("exim-variant-undisclosed.eml")
+    result = decode_fixture("exim-variant-undisclosed.eml")
     assert (result.kind, result.decoder) == (Kind.BOUNCE, "exim")
     (r,) = result.recipients
     assert (r.recipient, r.original_recipient, r.action) == ("team@example.net", None, Action.FAILED)
@@ -85,7 +79,7 @@ def test_exim_undisclosed_address_is_the_address_it_came_from() -> None:
 
 
 def test_exim_lmtp_reply_on_the_command_line() -> None:
-    result = _decode("exim-variant-lmtp.eml")
+    result = decode_fixture("exim-variant-lmtp.eml")
     assert result.decoder == "exim"
     grace, heidi = result.recipients
     assert (grace.recipient, grace.action, grace.reply_code, grace.status, grace.stage) == (
@@ -106,7 +100,7 @@ def test_exim_lmtp_reply_on_the_command_line() -> None:
 
 
 def test_exim_generated_addresses() -> None:
-    result = _decode("exim-variant-generated.eml")
+    result = decode_fixture("exim-variant-generated.eml")
     assert result.decoder == "exim"
     niaj, olivia = result.recipients
     assert (niaj.recipient, niaj.original_recipient) == ("niaj@example.org", "sales@example.net")
@@ -122,7 +116,7 @@ def test_exim_generated_addresses() -> None:
 
 
 def test_exim_malformed_recipient_notice() -> None:
-    result = _decode("exim-variant-malformed.eml")
+    result = decode_fixture("exim-variant-malformed.eml")
     assert (result.kind, result.decoder) == (Kind.BOUNCE, "exim")
     (r,) = result.recipients
     assert (r.recipient, r.action, r.diagnostic) == ("ivan@example..org", Action.FAILED, "domain missing or malformed")
@@ -130,7 +124,7 @@ def test_exim_malformed_recipient_notice() -> None:
 
 
 def test_exim_frozen_message_notice_is_delayed() -> None:
-    result = _decode("exim-variant-frozen.eml")
+    result = decode_fixture("exim-variant-frozen.eml")
     assert (result.kind, result.decoder) == (Kind.BOUNCE, "exim")
     (r,) = result.recipients
     assert (r.recipient, r.action, r.diagnostic) == ("mallory@example.org", Action.DELAYED, "forced freeze")
@@ -138,7 +132,7 @@ def test_exim_frozen_message_notice_is_delayed() -> None:
 
 
 def test_exim_notice_to_errors_to_names_the_envelope_sender() -> None:
-    result = _decode("exim-variant-errors-to.eml")
+    result = decode_fixture("exim-variant-errors-to.eml")
     assert result.decoder == "exim"
     (r,) = result.recipients
     assert (r.recipient, r.action, r.reply_code, r.status) == ("peggy@example.org", Action.FAILED, "550", "5.1.1")

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import pytest
 
-from smtplens.bounce import Action, BounceResult, Kind, decode_bounce
+from smtplens.bounce import Action, Kind, decode_bounce
 from smtplens.bounce.decoders import courier, postfix, sendmail, v5sendmail
 from smtplens.bounce.mime import parse_mail
 from smtplens.model import Stage
-from tests.conftest import FIXTURES
+from tests.bounce_fixtures import BOUNCES, decode_fixture
 
-BOUNCES = FIXTURES / "bounces"
 VARIANTS = sorted(
     p.name
     for p in BOUNCES.glob("*-variant-*.eml")
@@ -32,14 +31,10 @@ VARIANTS = sorted(
 )
 
 
-def _decode(name: str) -> BounceResult:
-    return decode_bounce((BOUNCES / name).read_bytes())
-
-
 def test_sendmail_delay_warning_from_a_masqueraded_sender() -> None:
     # "Warning: could not send message for past 4 hours" from "Mail Delivery Subsystem <postmaster@…>", no DSN part:
     # the recipient's line carries no reply code ("<bob@…>... Deferred: 421 …"), the 421 answered the greeting
-    result = _decode("sendmail-variant-warning.eml")
+    result = decode_fixture("sendmail-variant-warning.eml")
     assert result.decoder == "sendmail"
     (bob,) = result.recipients
     assert bob.recipient == "bob@example.org" and bob.action is Action.DELAYED
@@ -49,7 +44,7 @@ def test_sendmail_delay_warning_from_a_masqueraded_sender() -> None:
 
 def test_sendmail_postmaster_copy_takes_the_reply_the_dsn_quotes() -> None:
     # "<<< 503 5.0.0 Need RCPT (recipient)" follows the rejection; the DSN names the alias, the transcript the address
-    result = _decode("sendmail-variant-pipelined.eml")
+    result = decode_fixture("sendmail-variant-pipelined.eml")
     assert result.decoder == "sendmail"
     (r,) = result.recipients
     assert r.recipient == "team@example.net" and r.action is Action.FAILED
@@ -79,7 +74,7 @@ def test_sendmail_transcript_lines_without_a_reply_code() -> None:
 
 
 def test_v5sendmail_without_a_collected_message() -> None:
-    result = _decode("v5sendmail-variant-nomessage.eml")
+    result = decode_fixture("v5sendmail-variant-nomessage.eml")
     assert result.decoder == "v5sendmail"
     (dave,) = result.recipients
     assert dave.recipient == "dave@example.org" and dave.action is Action.FAILED
@@ -88,7 +83,7 @@ def test_v5sendmail_without_a_collected_message() -> None:
 
 
 def test_postfix_session_broken_off_names_host_and_stage() -> None:
-    result = _decode("postfix-variant-lost-connection.eml")
+    result = decode_fixture("postfix-variant-lost-connection.eml")
     assert result.decoder == "postfix"
     erin, frank = result.recipients
     assert erin.recipient == "erin@example.org" and erin.action is Action.FAILED
@@ -99,13 +94,13 @@ def test_postfix_session_broken_off_names_host_and_stage() -> None:
 
 
 def test_postfix_connect_to_is_the_connection_stage() -> None:
-    (erin, frank) = _decode("postfix-text.eml").recipients
+    (erin, frank) = decode_fixture("postfix-text.eml").recipients
     assert erin.stage is Stage.RCPT
     assert (frank.stage, frank.remote_host) == (Stage.CONNECT, "example.com")
 
 
 def test_postfix_with_a_renamed_program() -> None:
-    result = _decode("postfix-variant-renamed.eml")
+    result = decode_fixture("postfix-variant-renamed.eml")
     assert result.decoder == "postfix"
     (grace,) = result.recipients
     assert grace.recipient == "grace@example.org" and grace.action is Action.FAILED
@@ -119,7 +114,7 @@ def test_postfix_with_a_renamed_program() -> None:
 
 
 def test_postfix_smtp_server_notice_to_the_postmaster() -> None:
-    result = _decode("postfix-variant-smtpd-notice.eml")
+    result = decode_fixture("postfix-variant-smtpd-notice.eml")
     assert result.decoder == "postfix"
     henry, ivan = result.recipients
     assert henry.recipient == "henry@example.org" and henry.action is Action.FAILED
@@ -132,7 +127,7 @@ def test_postfix_smtp_server_notice_to_the_postmaster() -> None:
 
 
 def test_courier_delay_notice_without_a_courier_message_id() -> None:
-    result = _decode("courier-variant-delayed.eml")
+    result = decode_fixture("courier-variant-delayed.eml")
     assert result.decoder == "courier"
     (judy,) = result.recipients
     assert judy.recipient == "judy@example.org" and judy.action is Action.DELAYED
@@ -147,7 +142,7 @@ def test_courier_delay_notice_without_a_courier_message_id() -> None:
 
 def test_courier_section_title_decides_the_action() -> None:
     # no delivery-status part: "MESSAGE DELIVERED TO A MAIL GATEWAY" is relayed, whatever the explanation says
-    result = _decode("courier-variant-relayed.eml")
+    result = decode_fixture("courier-variant-relayed.eml")
     assert result.decoder == "courier"
     (kim,) = result.recipients
     assert kim.recipient == "kim@example.org" and kim.action is Action.RELAYED
