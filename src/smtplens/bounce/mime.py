@@ -573,9 +573,13 @@ def _split_spans(text: str, boundary: str, first: int, stop: int) -> list[tuple[
         after = line_start + len(delim)
         nl = text.find("\n", after, stop)
         line_end = stop if nl < 0 else nl
-        tail = _DELIMITER_TAIL.fullmatch(text, after, line_end)
-        if tail is not None:  # a delimiter line, not content that starts like one
-            closing = tail.group(1) is not None
+        if line_end == after or (line_end == after + 2 and text.startswith("--", after)):
+            # the usual delimiter lines, "--boundary" and "--boundary--", told apart without the pattern
+            delimiter, closing = True, line_end > after
+        else:
+            tail = _DELIMITER_TAIL.fullmatch(text, after, line_end)
+            delimiter, closing = tail is not None, tail is not None and tail.group(1) is not None
+        if delimiter:  # a delimiter line, not content that starts like one
             if start is not None:
                 spans.append((start, max(line_start - 1, start)))
             if closing:
