@@ -82,7 +82,6 @@ _MONTHS = {
 }
 
 
-@lru_cache(maxsize=256)
 def mta_host(value: str | None) -> str | None:
     """``dns; mx.example.jp`` → ``mx.example.jp`` (RFC 3464 section 2.2.2, 2.3.5)."""
     if not value:
@@ -95,10 +94,9 @@ def mta_host(value: str | None) -> str | None:
     return host or None
 
 
-@lru_cache(maxsize=128)
+@lru_cache(maxsize=256)
 def _zone(sign: str, hours: str, minutes: str) -> timezone:
-    """The fixed-offset zone of ``+0900`` (one object per offset, kept: a few dozen offsets exist, and every mail
-    names one)."""
+    """The fixed-offset zone of ``+0900`` (one object per offset: a few dozen offsets exist)."""
     offset = int(hours) * 3600 + int(minutes) * 60
     return timezone(timedelta(seconds=-offset if sign == "-" else offset))
 
