@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import itertools
 import re
 from collections.abc import Iterator
 from email.errors import HeaderParseError
@@ -238,8 +239,7 @@ def split_headers(text: str, start: int = 0, *, mbox: bool = False, end: int | N
         fields: list[tuple[str, str]] = []
         at = _header_fields(text, pos, stop, fields)[1]
     else:
-        block = _HEADER_BLOCK.match(text, pos, stop)  # matches at least the empty string
-        at = block.end() if block else pos
+        at = _block_end(text, pos, stop)
         fields = _FIELD_LINE.findall(text, pos, at) if at > pos else []
     if text.startswith("\n", at, stop):
         at += 1  # the blank line that separates the body
@@ -773,9 +773,8 @@ class Mail:
         turn (a bounce of a bounce, a summary of the mail itself)."""
         own = self.lowered("subject").strip()
         fallback: Headers | None = None
-        texts = [self.text]
-        texts += [p.text() for p in self.parts if p.ctype == "text/plain" and not _is_readable(p) and p.size > 0]
-        for text in texts:
+        attached = (p.text() for p in self.parts if p.ctype == "text/plain" and not _is_readable(p) and p.size > 0)
+        for text in itertools.chain((self.text,), attached):  # an attachment is decoded only when it is looked at
             found, named = _quoted_block(text, own)
             if found is not None:
                 return found
@@ -827,8 +826,7 @@ def _quoted_block(text: str, own_subject: str) -> tuple[Headers | None, Headers 
         if _COMPILED:
             count, block_end = _header_fields(text, start, stop, None)
         else:
-            block = _HEADER_BLOCK.match(text, start, stop)  # matches at least the empty string
-            block_end = block.end() if block is not None else start
+            block_end = _block_end(text, start, stop)
             count = _field_lines(text[start:block_end])
         at = max(block_end, name_end)
         if count < 2:
