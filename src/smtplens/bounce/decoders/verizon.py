@@ -23,7 +23,6 @@ name = "verizon"
 
 _ERROR = re.compile(r"^\s*Error:\s*(.+?)\s*$", re.I | re.M)
 _ORIGINAL = re.compile(r"^\s*Original Message:\s*$", re.I | re.M)
-_DETAILS = re.compile(r"^[ \t]*Message details:[ \t]*$", re.I | re.M)
 _TO = re.compile(r"^\s*To:\s*(.+?)\s*$", re.I | re.M)
 MAX_TEXT = 100_000
 
@@ -38,9 +37,10 @@ def detect(mail: Mail) -> bool:
 
 
 def decode(mail: Mail) -> list[Finding]:
+    james = apachejames.decode(mail)  # the SMS gateway's layout: recipients only under its "Message details:"
+    if james:
+        return james
     text = mail.text[:MAX_TEXT]
-    if _DETAILS.search(text) is not None:
-        return apachejames.decode(mail)
     original = _ORIGINAL.search(text)
     if original is None:
         return []
