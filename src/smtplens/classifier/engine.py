@@ -35,6 +35,7 @@ SENDER_AT_MAIL = frozenset(
     {"user_unknown", "mailbox_disabled", "mailbox_moved", "domain_invalid", "domain_no_mail", "policy_rejected"}
 )
 SENDER_REJECTED = "sender_rejected"
+AFTER_DATA = frozenset({Stage.DATA, Stage.END_OF_DATA})
 DEFAULT_RETRY_AFTER = 1800  # RFC 5321 section 4.5.4.1: wait at least 30 minutes before retrying
 
 
@@ -218,10 +219,16 @@ def _decision(tab: Tables, key: DecisionKey) -> Decision:
     if stage is Stage.MAIL and reason_id in SENDER_AT_MAIL:
         reason_id = SENDER_REJECTED
         deciding = deciding._replace(reason=SENDER_REJECTED, detail=_AT_MAIL + deciding.detail)
+    after_data = provider.after_data.get(reason_id) if provider is not None and stage in AFTER_DATA else None
+    if after_data is not None:
+        # The provider accepted the address at RCPT TO: what its words say about the recipient means else here.
+        reason_id = after_data.means
     info = tab.english[reason_id] if lang == "en" else reason_table().info(reason_id, lang)
     code_text = f"{basic or ''} {enhanced or ''}".strip()
     permanent, retry, retry_after, notes = _decide(info.reason, reply_class, code_text, lang, info.title)
     evidence: tuple[Evidence, ...] = (deciding,) if provider is None else (tab.provider_evidence[provider.id], deciding)
+    if after_data is not None:
+        evidence += (after_data.evidence,)
     if notes:
         evidence += tuple(Evidence("override", note, reason_id, "", "") for note in notes)
     return (

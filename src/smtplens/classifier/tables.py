@@ -14,7 +14,7 @@ from smtplens.classifier.verdict import Decision, DecisionKey, Evidence
 from smtplens.knowledge import schema
 from smtplens.knowledge.reasons import ReasonInfo, ReasonTable, reason_table
 
-__all__ = ["CodeRule", "Provider", "Tables", "load_tables", "tables"]
+__all__ = ["AfterData", "CodeRule", "Provider", "Tables", "load_tables", "tables"]
 
 _CODE = re.compile(r"(?:[245X]\.\d{1,3}\.\d{1,3}|[2-5]\d\d)")
 
@@ -36,12 +36,31 @@ class CodeRule:
 
 
 @dataclass(frozen=True, slots=True)
+class AfterData:
+    """What a provider means by a recipient refusal that answers DATA or the end of the data: the address was
+    accepted at RCPT TO, so words such as "unknown user" there stand for something else (a recipient's
+    reception filter)."""
+
+    reason: str  # what the words say
+    means: str  # what the provider means by them after DATA
+    source: str
+    table: str
+    evidence: Evidence = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        said, means = self.reason, self.means
+        detail = f"in reply to DATA, after the address was accepted at RCPT TO: words that say {said} mean {means}"
+        object.__setattr__(self, "evidence", Evidence("override", detail, self.means, self.table, self.source))
+
+
+@dataclass(frozen=True, slots=True)
 class Provider:
     id: str
     name: str
     hosts: tuple[str, ...]  # remote host name suffixes, lower case
     markers: tuple[str, ...]  # substrings of the (normalised) reply text that name the provider
     codes: Mapping[str, CodeRule]
+    after_data: Mapping[str, AfterData] = field(default_factory=dict)  # by the reason the words say
 
 
 @dataclass(frozen=True)
@@ -117,6 +136,20 @@ def _greeting(label: str, data: Mapping[str, object], reasons: ReasonTable) -> d
     return out
 
 
+def _after_data(label: str, data: Mapping[str, object], reasons: ReasonTable) -> dict[str, AfterData]:
+    """``[[after_data]]`` rows of a provider table: ``reason`` (what the words say) → ``means`` (what the
+    provider means by them in reply to DATA or to the end of the data)."""
+    out = {}
+    for i, row in enumerate(schema.tables(schema.Where(label), data, "after_data")):
+        where = schema.Where(label, f"after_data[{i}]")
+        reason, means = schema.req_text(where, row, "reason"), schema.req_text(where, row, "means")
+        for name, value in (("reason", reason), ("means", means)):
+            if value not in reasons.reasons:
+                raise where.error(name, f"unknown reason id {value!r}")
+        out[reason] = AfterData(reason, means, schema.req_text(where, row, "source"), label)
+    return out
+
+
 def load_tables(root: Traversable | None = None, reasons: ReasonTable | None = None) -> Tables:
     """Load every table under ``root`` (the package's ``classifier/rules`` folder by default)."""
     root = root or resources.files("smtplens.classifier") / "rules"
@@ -140,7 +173,8 @@ def load_tables(root: Traversable | None = None, reasons: ReasonTable | None = N
         if not hosts and not markers:
             raise where.error("hosts", "a provider needs host suffixes or text markers to be recognised")
         patterns += _patterns(label, data, reasons, name)
-        providers.append(Provider(node.name.removesuffix(".toml"), name, hosts, markers, _codes(label, data, reasons)))
+        own_codes, after_data = _codes(label, data, reasons), _after_data(label, data, reasons)
+        providers.append(Provider(node.name.removesuffix(".toml"), name, hosts, markers, own_codes, after_data))
     marker_patterns = [
         Pattern(p.id, m, tuple(part.strip() for part in m.split("*")), p.name, "marker", p.id, kind="marker")
         for p in providers
