@@ -1,7 +1,8 @@
 """Server wordings the classifier did not know until it was probed with the phrases that another bounce decoder
-(Sisimai) lists for each of its reasons: each reply here, with a code that decides nothing by itself, is now
-decided by its words. Where smtplens's taxonomy is finer than Sisimai's (a recipient's own allow-list is a
-``policy_rejected``, not a ``filtered``), the reason is smtplens's."""
+(Sisimai) lists for each of its reasons and providers: each reply here, with a code that decides nothing by
+itself, is now decided by its words (providers' codes and texts as their postmaster documentation gives them).
+Where smtplens's taxonomy is finer than Sisimai's (a recipient's own allow-list is a ``policy_rejected``, not a
+``filtered``), the reason is smtplens's."""
 
 from __future__ import annotations
 
@@ -76,5 +77,77 @@ CASES = [
 @pytest.mark.parametrize(("reply", "reason"), CASES)
 def test_wording_decides_the_reason(reply: str, reason: str) -> None:
     verdict = classify(reply)
+    assert verdict.reason == reason
+    assert any(e.kind == "phrase" for e in verdict.evidence), "decided by the words, not by the code"
+
+
+# Providers' own wording and codes (from their postmaster documentation), with a host of the provider.
+PROVIDER_CASES = [
+    ("550 5.4.11 Agent generated message depth exceeded", "mail.protection.outlook.com", "routing_loop"),
+    ("550 5.5.6 Invalid message content", "mail.protection.outlook.com", "not_rfc_compliant"),
+    ("550 5.1.4 Destination mailbox address ambiguous", "mail.protection.outlook.com", "system_error"),
+    ("550 5.2.14 Misconfigured forwarding address", "mail.protection.outlook.com", "system_error"),
+    (
+        "550 5.3.190 Journaling on-premises messages not supported when journaling archive is disabled",
+        "mail.protection.outlook.com",
+        "system_error",
+    ),
+    ("501 5.5.4 HELO / EHLO requires domain address", "mail.protection.outlook.com", "protocol_error"),
+    (
+        "550 5.1.6 Recipient addresses in single label domains not accepted",
+        "mail.protection.outlook.com",
+        "domain_invalid",
+    ),
+    (
+        "451 4.7.652 The mail server [192.0.2.1] has exceeded the maximum number of connections.",
+        "mail.protection.outlook.com",
+        "rate_limited",
+    ),
+    (
+        "451 4.4.4 Mail received as unauthenticated, incoming to a recipient domain configured in a hosted "
+        "tenant which has no mail-enabled subscriptions.",
+        "mail.protection.outlook.com",
+        "domain_no_mail",
+    ),
+    ("550 5.7.3 Cannot achieve Exchange Server authentication", "mail.protection.outlook.com", "auth_required"),
+    ("554 5.1.0 Sender Denied", "mail.example.org", "policy_rejected"),
+    ("550 Journal messages past the expiration time", "eu-smtp-inbound-1.mimecast.com", "expired"),
+    ("550 Suspected bounce attacks", "mx1.qq.com", "blocklisted"),
+    ("550 Connection denied", "mx1.qq.com", "blocklisted"),
+    ("451 The frequency of receiving messages is limited", "mx1.qq.com", "rate_limited"),
+    (
+        "553 5.7.2 [TSS09] All messages from 192.0.2.1 will be permanently deferred; Retrying will NOT succeed. "
+        "due to unresolvable RFC.5321 domain",
+        "mta5.am0.yahoodns.net",
+        "sender_rejected",
+    ),
+    ("554 esmtp no data before greeting", "cxr.mx.a.cloudfilter.net", "protocol_error"),
+    ("552 attachment extension is forbidden", "cxr.mx.a.cloudfilter.net", "virus_detected"),
+    ("452 message threshold exceeded", "cxr.mx.a.cloudfilter.net", "rate_limited"),
+    (
+        "421 4.7.40 Gmail requires that you add a DMARC record to your domain.",
+        "gmail-smtp-in.l.google.com",
+        "auth_failed",
+    ),
+    ("550 5.7.1 POL-P2 http://postmaster.facebook.com/response_codes#pol-p2", "mx.facebook.com", "blocklisted"),
+    ("550 5.7.1 POL-P5 http://postmaster.facebook.com/response_codes#pol-p5", "mx.facebook.com", "virus_detected"),
+    ("550 5.7.1 POL-P6 http://postmaster.facebook.com/response_codes#pol-p6", "mx.facebook.com", "spam_detected"),
+    ("550 5.7.1 POL-P7 http://postmaster.facebook.com/response_codes#pol-p7", "mx.facebook.com", "auth_failed"),
+    ("550 5.7.1 POL-P8 http://postmaster.facebook.com/response_codes#pol-p8", "mx.facebook.com", "policy_rejected"),
+    ("552 5.3.4 MSG-P1 http://postmaster.facebook.com/response_codes#msg-p1", "mx.facebook.com", "message_too_large"),
+    ("550 5.6.0 MSG-P3 http://postmaster.facebook.com/response_codes#msg-p3", "mx.facebook.com", "not_rfc_compliant"),
+    ("452 4.5.3 MSG-T1 http://postmaster.facebook.com/response_codes#msg-t1", "mx.facebook.com", "too_many_recipients"),
+    ("550 5.7.1 RCP-P3 http://postmaster.facebook.com/response_codes#rcp-p3", "mx.facebook.com", "content_rejected"),
+    ("450 4.2.1 RCP-T4 http://postmaster.facebook.com/response_codes#rcp-t4", "mx.facebook.com", "mailbox_disabled"),
+    ("550 5.2.2 INT-P7 http://postmaster.facebook.com/response_codes#int-p7", "mx.facebook.com", "mailbox_full"),
+    ("421 4.7.0 CON-T2 http://postmaster.facebook.com/response_codes#con-t2", "mx.facebook.com", "rate_limited"),
+    ("550 5.1.8 DNS-P1 http://postmaster.facebook.com/response_codes#dns-p1", "mx.facebook.com", "sender_rejected"),
+    ("550 5.7.1 DNS-P3 http://postmaster.facebook.com/response_codes#dns-p3", "mx.facebook.com", "reverse_dns"),
+]
+
+
+@pytest.mark.parametrize(("reply", "host", "reason"), PROVIDER_CASES)
+def test_a_provider_s_wording_decides_the_reason(reply: str, host: str, reason: str) -> None:
+    verdict = classify(reply, remote_host=host)
     assert verdict.reason == reason
     assert any(e.kind == "phrase" for e in verdict.evidence), "decided by the words, not by the code"
