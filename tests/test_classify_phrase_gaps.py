@@ -71,6 +71,16 @@ CASES = [
     ("554 5.4.0 DNS records for the destination computer could not be found", "network_error"),
     ("550 5.4.7 Message could not be delivered for 5 days", "expired"),
     ("550 5.7.1 Learn more at https://support.google.com/mail/?p=RfcMessageNonCompliant", "not_rfc_compliant"),
+    ("Mailaddress is administrativley disabled. (#5.2.1)", "mailbox_disabled"),
+    ("550 all host address lookups failed permanently", "domain_invalid"),
+    ("550 Requested action not taken: mailbox unavailable (not enough free space)", "system_full"),
+    ("Unable to login into LDAP server, bad credentials (#4.4.3)", "system_error"),
+    ("No valid route to remote MX", "network_error"),
+    ("Address family mismatch on destination MXs", "network_error"),
+    ("Temporary failure in MX lookup", "network_error"),
+    ("550 NOT MEMBER article from alice@example.org", "policy_rejected"),
+    ("550 you are not member of this list", "policy_rejected"),
+    ("554 Duplicated Message-ID", "not_rfc_compliant"),
 ]
 
 
