@@ -169,6 +169,15 @@ def test_explain_text_and_json() -> None:
     assert rows[0]["reason"] == "user_unknown"
 
 
+def test_explain_shows_the_table_row_that_changed_the_reason() -> None:
+    """A provider's reading of its words after DATA (an ``[[after_data]]`` row) is shown with its table."""
+    code, out, _ = run(
+        "explain", "550 Unknown user hanako@docomo.ne.jp", "--stage", "data", "--host", "mfsmax.docomo.ne.jp"
+    )
+    assert code == 0
+    assert "content_rejected" in out and "rules/providers/nttdocomo.toml" in out
+
+
 def test_reasons_json() -> None:
     code, out, _ = run("reasons", "--json")
     data = json.loads(out)

@@ -60,6 +60,8 @@ def _print_verdict(v: Verdict, lang: str) -> None:
     for e in v.evidence:
         if e.kind in ("phrase", "code"):
             rows.append((ui(lang, "label_evidence"), f"{e.kind} “{e.detail}” → {e.reason} ({e.table}; {e.source})"))
+        elif e.kind == "override" and e.table:  # a table row that changed the reason (not a note, shown above)
+            rows.append((ui(lang, "label_evidence"), f"{e.detail} → {e.reason} ({e.table}; {e.source})"))
     emit_pairs(rows)
 
 
