@@ -60,7 +60,7 @@ def test_googleworkspace_send_mail_as_failure() -> None:
 def test_yahoo_reads_each_recipient_block_and_the_command_tag() -> None:
     result = _decode("yahoo-failure.eml")
     assert result.decoder == "yahoo"
-    gone, full = result.recipients
+    gone, full, filtered = result.recipients
     assert (gone.recipient, gone.reason, gone.status, gone.stage) == (
         "gone@example.org",
         "user_unknown",
@@ -69,6 +69,13 @@ def test_yahoo_reads_each_recipient_block_and_the_command_tag() -> None:
     )
     assert gone.diagnostic is not None and "[RCPT_TO]" not in gone.diagnostic
     assert (full.recipient, full.reason, full.reply_code) == ("full@example.org", "mailbox_full", "550")
+    assert full.diagnostic == "550 5.2.2 <full@example.org>... Mailbox Full"  # Yahoo's "550: …" is the reply "550 …"
+    # au's address-less refusal by the recipient's reception filter, as Yahoo quotes it ("550: : User unknown")
+    assert (filtered.diagnostic, filtered.reason, filtered.hard_bounce) == (
+        "550 : User unknown",
+        "content_rejected",
+        False,
+    )
 
 
 def test_mailru_counts_each_recipient_once() -> None:

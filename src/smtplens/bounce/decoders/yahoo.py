@@ -3,8 +3,9 @@
 A qmail-like letter: "Sorry, we were unable to deliver your message to the following address." and then, per
 recipient, the address in angle brackets followed by a colon on a line of its own and the explanation on the
 next lines: the remote server's reply ("Remote host said: 550 5.1.1 <...>... User Unknown [RCPT_TO]", the
-reply sometimes on the next line, or a bare "550: 5.2.2 ... Mailbox Full"), or Yahoo's own words ("Unable to
-deliver message after multiple retries, giving up."). A bracketed tag names the SMTP command the reply answered
+reply sometimes on the next line, or a bare "550: 5.2.2 ... Mailbox Full", the reply code and a colon before the
+rest of the reply, read as the reply "550 5.2.2 ... Mailbox Full"), or Yahoo's own words ("Unable to deliver
+message after multiple retries, giving up."). A bracketed tag names the SMTP command the reply answered
 (``[RCPT_TO]``, ``[MAIL_FROM]``, ``[DATA]``). "--- Below this line is a copy of the message." ends the report.
 """
 
@@ -25,6 +26,7 @@ _START = re.compile(r"Sorry, we were unable to deliver your message to the follo
 _END = re.compile(r"^-{2,}[ \t]*Below this line is a copy of the message", re.I | re.M)
 _RECIPIENT = re.compile(r"^[ \t]*<([^\s<>@]+@[^\s<>]+)>:?[ \t]*$", re.M)
 _REMOTE_SAID = re.compile(r"^\s*Remote host said:\s*", re.I)
+_CODE_COLON = re.compile(r"^([2-5][0-9][0-9]): ")  # Yahoo's "550: TEXT" for the remote reply "550 TEXT"
 _TAG = re.compile(r"\[(RCPT_TO|MAIL_FROM|DATA|CONNECT|HELO|EHLO|STARTTLS|AUTH)\]\s*$", re.I)
 _STAGES = {
     "rcpt_to": Stage.RCPT,
@@ -60,7 +62,7 @@ def decode(mail: Mail) -> list[Finding]:
     date = parse_date(mail.headers.get("date"))
     findings = []
     for m, stop in sections(_RECIPIENT, report):
-        diagnostic = " ".join(_REMOTE_SAID.sub("", report[m.end() : stop]).split())
+        diagnostic = _CODE_COLON.sub(r"\1 ", " ".join(_REMOTE_SAID.sub("", report[m.end() : stop]).split()))
         stage = None
         tag = _TAG.search(diagnostic)
         if tag:
