@@ -81,6 +81,43 @@ CASES = [
     ("550 NOT MEMBER article from alice@example.org", "policy_rejected"),
     ("550 you are not member of this list", "policy_rejected"),
     ("554 Duplicated Message-ID", "not_rfc_compliant"),
+    ("553 5.3.0 <bob@example.org>... Recipient address no longer exists", "user_unknown"),
+    ("450 user path no exist", "user_unknown"),
+    ("550 5.7.1 Requested action not taken: mailbox not available", "user_unknown"),
+    (
+        "Failed to deliver to '<bob@example.org>' LOCAL module(account bob) reports: mail receiving disabled",
+        "mailbox_disabled",
+    ),
+    ("Sorry the recipient quota limit is exceeded. This message is returned as an error.", "mailbox_full"),
+    ("ErrMsg=Mailbox space not enough (space limit is 10240KB)", "mailbox_full"),
+    ("422 User has exhausted allowed storage space", "mailbox_full"),
+    ("552 recipient storage full, try again later", "mailbox_full"),
+    ("551 bounce as<the destination mailbox <bob@example.org> is full> queue as 100.1.x", "mailbox_full"),
+    ("422 Benutzer hat zuviele Mails auf dem Server", "mailbox_full"),
+    ("550 Local user only or Authentication mechanism", "relay_denied"),
+    ("550 relaying to <bob@example.org> prohibited by administrator", "relay_denied"),
+    ("501 alice@example.org Sender email is not in my domain", "sender_rejected"),
+    ("553 User refused to receive this mail.", "policy_rejected"),
+    ("<bob@example.org>: The user does not accept email in non-Western (non-Latin) character sets.", "policy_rejected"),
+    ("550 Error: MAIL FROM is mismatched with message header from address!", "policy_rejected"),
+    ("550 Content reject. FAAAANsG60M9BmDT.1", "content_rejected"),
+    ("553 Mail data refused by AISP, rule [169648].", "content_rejected"),
+    ("Failed to deliver to '<bob@example.org>' Messages without To: fields are not accepted here", "content_rejected"),
+    ("552 MessageWall: MIME/REJECT: Invalid structure", "not_rfc_compliant"),
+    ("451 4.0.0 I/O error", "system_error"),
+    (
+        "<bob@example.org>: can not open new email file errno=13 file=/home/vpopmail/domains/x/Maildir/tmp/1",
+        "system_error",
+    ),
+    (
+        "Recipient user name info (bob@example.org) not unique. Several matches found in Domino Directory.",
+        "system_error",
+    ),
+    ("SMTP module(domain example.org) reports: connection with mx1.example.org is broken", "network_error"),
+    (
+        "554 5.0.0 MX list for example.org. points back to mail01.example.net 554 5.3.5 Local configuration error",
+        "routing_loop",
+    ),
 ]
 
 
