@@ -104,6 +104,21 @@ CASES = [
     ("553 Mail data refused by AISP, rule [169648].", "content_rejected"),
     ("Failed to deliver to '<bob@example.org>' Messages without To: fields are not accepted here", "content_rejected"),
     ("552 MessageWall: MIME/REJECT: Invalid structure", "not_rfc_compliant"),
+    ("550 5.7.1 No mailbox found", "user_unknown"),
+    ("550 ** No mail box available for this user **", "user_unknown"),
+    ("550 BAD_RECIPIENT - see http://mail.example.org/undelivered.php?r=BAD_RECIPIENT", "user_unknown"),
+    ("x-unix; The recipient mailbox has exceeded its disk space limit.", "mailbox_full"),
+    ("554 5.7.1 Message Rejected Class=size limit=15728640 Subclass=reject size=18571048", "message_too_large"),
+    (
+        "Your mail to the following recipients could not be delivered because they are not accepting mail with "
+        "attachments or embedded images:",
+        "policy_rejected",
+    ),
+    (
+        "550 Your server requires confirmation. Visit http://www.example.net/Whitelist.aspx?IP=192.0.2.1 to confirm "
+        "this mail server.",
+        "policy_rejected",
+    ),
     ("451 4.0.0 I/O error", "system_error"),
     (
         "<bob@example.org>: can not open new email file errno=13 file=/home/vpopmail/domains/x/Maildir/tmp/1",
