@@ -1,4 +1,4 @@
-"""The provider decoders: Gmail, Google Groups, Google Workspace, Yahoo, Mail.Ru, Zoho, GMX and Amazon SES
+"""The provider decoders: Gmail, Google Groups, Google Workspace, Yahoo, AOL, Mail.Ru, Zoho, GMX and Amazon SES
 notifications (fixtures written for these tests, plus checks against the shared corpus when it is present)."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ import json
 import pytest
 
 from smtplens.bounce import Action, BounceResult, Kind, decode_bounce
-from smtplens.bounce.decoders import amazonses, gmail, gmx, googlegroups, googleworkspace, mailru, yahoo, zoho
+from smtplens.bounce.decoders import amazonses, aol, gmail, gmx, googlegroups, googleworkspace, mailru, yahoo, zoho
 from smtplens.bounce.mime import parse_mail
 from smtplens.model import Stage
 from tests.conftest import FIXTURES, shared_path
 
 BOUNCES = FIXTURES / "bounces"
-PROVIDERS = (amazonses, gmail, googlegroups, googleworkspace, yahoo, mailru, zoho, gmx)
+PROVIDERS = (amazonses, gmail, googlegroups, googleworkspace, yahoo, aol, mailru, zoho, gmx)
 
 
 def _decode(name: str) -> BounceResult:
@@ -76,6 +76,20 @@ def test_yahoo_reads_each_recipient_block_and_the_command_tag() -> None:
         "content_rejected",
         False,
     )
+
+
+def test_aol_airmail_notice_names_screen_names_with_aol_s_domain() -> None:
+    result = _decode("aol-airmail.eml")
+    assert (result.kind, result.decoder) == (Kind.BOUNCE, "aol")
+    assert [r.recipient for r in result.recipients] == [
+        "catlover77@aol.com",
+        "janedoe12@aol.com",  # a screen name with spaces
+        "friend@example.org",
+    ]
+    first = result.recipients[0]
+    assert first.reason == "policy_rejected" and not first.hard_bounce  # the recipient refuses attachments
+    assert first.diagnostic is not None and first.diagnostic.endswith("attachments or embedded images")
+    assert first.timestamp is not None and first.timestamp.year == 2009
 
 
 def test_mailru_counts_each_recipient_once() -> None:
@@ -169,6 +183,8 @@ def test_provider_decoders_claim_only_their_own_fixtures(name: str) -> None:
         b'From: no-reply@sns.amazonaws.com\nx-amz-sns-message-id: 1\n\n{"notificationType":"Bounce","bounce":[]}',
         b"From: mailer-daemon@mail.zoho.com\nX-Mailer: Zoho Mail\n\nERROR_CODE :",
         b"From: MAILER-DAEMON@mail.gmx.com\n\n--- The header of the original message is following. ---\n",
+        b"From: MAILER-DAEMON@aol.com\n\nYour mail to the following recipients could not be delivered because:\n\t\n",
+        b"From: MAILER-DAEMON@aol.com\n\nYour mail to the following recipients could not be delivered\n\t<>\n",
     ],
 )
 def test_broken_input_never_raises(data: bytes) -> None:
