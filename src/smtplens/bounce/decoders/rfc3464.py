@@ -160,6 +160,8 @@ def _read(blocks: list[Block]) -> list[Finding]:
         final = clean_address(rec.get("final-recipient"))
         original = clean_address(rec.get("original-recipient"))
         recipient = final or original
+        if recipient is final and final is not None and not _internet_address(final):
+            recipient = _from_x400(final) or (original if original and _internet_address(original) else final)
         if not recipient:
             continue
         status_field = rec.get("status") or ""
@@ -184,6 +186,33 @@ def _read(blocks: list[Block]) -> list[Finding]:
             )
         )
     return findings
+
+
+def _internet_address(address: str) -> bool:
+    """Whether a recipient field names an Internet mail address: a local part, "@" and a domain of two labels or
+    more (or an address literal). Not so: an X.400 O/R address (``x400; /S=name/OU=unit/…``), an MTA's internal
+    routing name (``user@sims-ms-daemon``, ``user@mailhub0``), a mailbox file path."""
+    at = address.rfind("@")
+    if at <= 0 or " " in address or address.startswith("/"):
+        return False
+    domain = address[at + 1 :]
+    return "." in domain.strip(".") or domain.startswith("[")
+
+
+# RFC 2156 section 4.2.1: the characters an RFC 822 address in an X.400 "RFC-822" attribute is written without
+_X400_ESCAPES = {"(a)": "@", "(p)": "%", "(b)": "!", "(q)": '"', "(u)": "_", "(l)": "(", "(r)": ")"}
+_X400_RFC822 = re.compile(r"/RFC-822=([^/]+)", re.I)
+_X400_ESCAPE = re.compile(r"\([apbqulr]\)", re.I)
+
+
+def _from_x400(address: str) -> str | None:
+    """The Internet address an X.400 O/R address carries in its RFC-822 attribute (RFC 2156: ``/RFC-822=
+    pr(a)example.com/`` is pr@example.com), else None."""
+    m = _X400_RFC822.search(address)
+    if m is None:
+        return None
+    decoded = _X400_ESCAPE.sub(lambda e: _X400_ESCAPES[e.group(0).lower()], m.group(1))
+    return decoded if _internet_address(decoded) else None
 
 
 def _diagnostic(value: str | None) -> tuple[str | None, str | None]:
