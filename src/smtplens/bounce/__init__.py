@@ -54,10 +54,32 @@ def decode_mail(mail: Mail) -> BounceResult:
             findings = decode(mail)
             if findings:
                 return _result(mail, name, findings)
+    forwarded = _forwarded(mail)
+    if forwarded is not None:
+        return forwarded
     warnings: tuple[str, ...] = ()
     if looks_like_bounce(mail):
         warnings = ("looks like a bounce, but no decoder recognised its format",)
     return BounceResult(Kind.NOT_BOUNCE, None, (), warnings)
+
+
+FORWARDED = "read from a notice attached to this mail (a forwarded notice)"
+MAX_ATTACHED = 3  # attached messages looked at in a mail that no decoder recognised
+
+
+def _forwarded(mail: Mail) -> BounceResult | None:
+    """A notice forwarded as an attachment (``message/rfc822``) of a mail that no decoder recognised: a gateway
+    that wraps the notices it passes on, a user who forwards a bounce to a help desk. The attached message is read
+    as a mail of its own, one level deep (its own attachments are the message it returns)."""
+    for part in mail.find_all("message/rfc822")[:MAX_ATTACHED]:
+        inner = parse_mail(part.payload())
+        for detect, decode, name in _DISPATCH.candidates(inner):
+            if detect(inner):
+                findings = decode(inner)
+                if findings:
+                    result = _result(inner, name, findings)
+                    return result._replace(warnings=(*result.warnings, FORWARDED))
+    return None
 
 
 def _result(mail: Mail, decoder: str, findings: list[Finding]) -> BounceResult:
