@@ -4,7 +4,8 @@ Exchange 4.0 to 5.5 (the "Internet Mail Connector", later "Internet Mail Service
 message's To/Subject/Sent, then say ``did not reach the following recipient(s):`` and list each recipient as
 ``address on <date>`` followed by indented lines: the explanation ("The recipient name is not recognized"),
 sometimes the MTS-ID of the original, and an ``MSEXCH:…`` line with Exchange's hexadecimal error code and a
-short reason ("(000C05A6) Unknown Recipient"). The recipient line may be indented, its date in the local form
+short reason ("(000C05A6) Unknown Recipient"). A notice of one recipient may name it on the same line ("Did not
+reach the following recipient: user@example.com"). The recipient line may be indented, its date in the local form
 (``4/29/99 9:19:59 AM``), and the address may be written in its X.400 form with the SMTP address as one
 attribute (``c=US;a= ;p=Org;o=Site;dda:SMTP=user@example.com; on <date>``).
 
@@ -70,7 +71,7 @@ def detect(mail: Mail) -> bool:
     if not exchange and not mail.lowered("subject").startswith("undeliverable"):
         return False
     raw = mail.raw  # the markers as written: a cheap look before the parts are decoded
-    if raw.find("did not reach the following", 0, MAX_TEXT) < 0 and raw.find(" be reached", 0, MAX_TEXT) < 0:
+    if raw.find("id not reach the following", 0, MAX_TEXT) < 0 and raw.find(" be reached", 0, MAX_TEXT) < 0:
         return False
     return mail.find(*DSN_TYPES) is None and _MARKER.search(mail.text[:MAX_TEXT]) is not None
 
@@ -80,7 +81,12 @@ def decode(mail: Mail) -> list[Finding]:
     marker = _MARKER.search(text)
     if marker is None:
         return []
-    lines = text[text.find("\n", marker.end()) + 1 :].split("\n")
+    line_end = text.find("\n", marker.end())
+    line_end = len(text) if line_end < 0 else line_end
+    lines = text[line_end + 1 :].split("\n")
+    rest = text[marker.end() : line_end].lstrip("(s):").strip()  # "… recipient: user@example.com" on one line
+    if "@" in rest:
+        lines.insert(0, rest)
     findings: list[Finding] = []
     current: list[str] = []
     gap = False  # a blank line was seen since the last recipient line or explanation
