@@ -122,7 +122,7 @@ def parse_date(value: str | None) -> datetime | None:
         return None
 
 
-_BOUNCE_FROM = ("mailer-daemon", "postmaster", "mail delivery", "mail-daemon", "maildelivery")
+_BOUNCE_FROM = ("mailer-daemon", "postmaster", "mail delivery", "mail-daemon", "maildelivery", "mdaemon@")
 _BOUNCE_SUBJECT = (
     "undeliver",
     "undelivered",

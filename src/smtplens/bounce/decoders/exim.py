@@ -53,6 +53,7 @@ _BODY_SIGNS = (
 _LIST_START = re.compile(
     r"^[^\n]*(?:following address(?:\(es\)|es)? failed|address(?:\(es\)|es)? failed:"
     r"|to which the message has not yet been delivered (?:is|are)|^incorrectly constructed:"
+    r"|has not yet been delivered to the following address(?:\(es\)|es)?:"
     r"|following address\(es\) have yet to be delivered:)[^\n]*\n",
     re.I | re.M,
 )
@@ -155,14 +156,19 @@ def _blocks(body: str, action: Action, listed: bool) -> list[Finding]:
     findings: list[Finding] = []
     current: list[str] | None = None
     blocks: list[tuple[str, list[str]]] = []
+    margin = False  # the last recipient's details are written at the left margin, after a blank line
     for raw in body.split("\n"):
         line = raw.rstrip()
         if not line.strip():
-            current = None
+            current, margin = None, False
             continue
         indent = len(line) - len(line.lstrip())
         stripped = line.strip()
-        if current is not None and indent >= 4:
+        if current is not None and (indent >= 4 or margin):
+            current.append(stripped)
+            continue
+        if current is None and blocks and not blocks[-1][1] and indent == 0 and _HOST.match(stripped):
+            current, margin = blocks[-1][1], True  # "host mx.example.org [192.0.2.1]:" and the reply below it
             current.append(stripped)
             continue
         if 1 <= indent < 4 or (listed and indent == 0 and not blocks and _ADDRESS.fullmatch(stripped.rstrip(":"))):

@@ -6,7 +6,9 @@ as "User's mailbox is full: <kijitora@example.jp>". Such a mail is read only whe
 bounce (:func:`~smtplens.bounce.decoders.looks_like_bounce`: sent by a mailer daemon or postmaster, or a subject
 that reports a delivery problem). The notice is the text before the returned message (its first header field line
 ends the notice); each address there, other than the bounce's own recipient and the mail system's addresses, is a
-failed recipient, once, and its line is the diagnostic (with the next line when the address stands alone).
+failed recipient, once, and its line is the diagnostic (with the next line when the address stands alone, past
+one blank line). A notice that says the mail system is still trying ("has not yet been delivered", "will continue
+to attempt delivery") reports a delay.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ _NOTICE_END = re.compile(
     re.M | re.I,
 )
 _SYSTEM_USERS = frozenset({"postmaster", "mailer-daemon", "mail-daemon", "root", "abuse", "noreply", "no-reply"})
+# A notice that the mail system is still trying: a delay warning, not a failure.
+_STILL_TRYING = re.compile(
+    r"not yet been delivered|will continue to (?:attempt|try)|delivery attempts will continue|this is just a warning"
+    r"|has been postponed",
+    re.I,
+)
 
 
 def detect(mail: Mail) -> bool:
@@ -40,6 +48,7 @@ def decode(mail: Mail) -> list[Finding]:
     end = _NOTICE_END.search(text)
     lines = (text[: end.start()] if end else text).split("\n")
     known = {a.lower() for a in addresses(mail.headers.get("to"))}
+    action = Action.DELAYED if _STILL_TRYING.search(text) else Action.FAILED
     findings: list[Finding] = []
     for i, line in enumerate(lines):
         for m in _ADDRESS.finditer(line):
@@ -51,9 +60,18 @@ def decode(mail: Mail) -> list[Finding]:
                 continue
             known.add(lower)
             diagnostic = " ".join(line.split())
-            if len(diagnostic.replace(m.group(0), "").strip(" <>.:;,()-\"'")) < 4 and i + 1 < len(lines):
-                diagnostic = f"{diagnostic} {' '.join(lines[i + 1].split())}".strip()
-            findings.append(Finding(recipient=recipient, action=Action.FAILED, diagnostic=diagnostic))
+            if len(diagnostic.replace(m.group(0), "").strip(" <>.:;,()-\"'")) < 4:
+                diagnostic = f"{diagnostic} {_next_line(lines, i)}".strip()
+            findings.append(Finding(recipient=recipient, action=action, diagnostic=diagnostic))
             if len(findings) > MAX_RECIPIENTS:
                 return findings
     return findings
+
+
+def _next_line(lines: list[str], i: int) -> str:
+    """The line that explains an address standing alone on line ``i``: the next one, or the one after a blank
+    line ("Your message to:", the address, a blank line, "has not yet been delivered because …")."""
+    for line in lines[i + 1 : i + 3]:
+        if line.strip():
+            return " ".join(line.split())
+    return ""
