@@ -407,7 +407,7 @@ def test_every_decoder_module_is_registered() -> None:
 
 def test_standard_decoders_come_last_in_this_order() -> None:
     names = [d.name for d in DECODERS]
-    assert names[-4:] == ["arf", "rfc3464", "rfc3834", "plaintext"]
+    assert names[-5:] == ["arf", "mdn", "rfc3464", "rfc3834", "plaintext"]
 
 
 def test_looks_like_bounce() -> None:

@@ -3,8 +3,10 @@ for measurement, not copied): each with a fixture mail of our own and what it mu
 
 from __future__ import annotations
 
-from smtplens.bounce import Action, Kind
-from tests.bounce_fixtures import decode_fixture
+import pytest
+
+from smtplens.bounce import Action, Kind, decode_bounce
+from tests.bounce_fixtures import BOUNCES, decode_fixture
 
 
 def test_a_recipient_that_is_no_internet_address_is_named_by_its_original_or_its_rfc822_attribute() -> None:
@@ -52,3 +54,40 @@ def test_exim_style_delay_with_the_host_at_the_margin() -> None:
         "connection to mail exchanger failed",
         "network_error",
     )
+
+
+def test_a_refusal_sent_as_a_disposition_notification_is_a_bounce() -> None:
+    """RFC 5429: a Sieve reject (Dovecot's LDA and LMTP too) answers with an MDN whose disposition is "deleted"."""
+    result = decode_fixture("mdn-dovecot-reject.eml")
+    (ivy,) = result.recipients
+    assert (result.kind, result.decoder) == (Kind.BOUNCE, "mdn")
+    assert (ivy.recipient, ivy.reason, ivy.action) == ("ivy@example.org", "mailbox_full", Action.FAILED)
+    assert (ivy.diagnostic, ivy.reporting_mta, ivy.message_id) == (
+        "Quota exceeded (mailbox for user is full)",
+        "mail.example.org",
+        "letter-42@shop.example",
+    )
+
+
+def test_a_read_receipt_is_no_bounce() -> None:
+    result = decode_fixture("mdn-read-receipt.eml")
+    assert (result.kind, result.recipients) == (Kind.NOT_BOUNCE, ())
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "rfc3464-variant-x400-recipient.eml",
+        "rfc3464-variant-forwarded.eml",
+        "exchange2003-variant-one-line.eml",
+        "plaintext-variant-mdaemon.eml",
+        "plaintext-variant-still-trying.eml",
+        "exim-variant-margin-delay.eml",
+        "mdn-dovecot-reject.eml",
+        "aol-airmail.eml",
+    ],
+)
+def test_cut_copies_never_raise(name: str) -> None:
+    data = (BOUNCES / name).read_bytes()
+    for size in range(0, len(data), max(1, len(data) // 40)):
+        decode_bounce(data[:size])

@@ -1,4 +1,4 @@
-"""Which decoders to ask about a mail: one scan of its header instead of asking all 46 ``detect`` functions.
+"""Which decoders to ask about a mail: one scan of its header instead of asking all 47 ``detect`` functions.
 
 Most decoders recognise their format only if some word stands in the mail's header: in the sender, the subject,
 the Message-ID or another field's value, or as a field name (``mailer-daemon``, ``failure notice``,

@@ -2,10 +2,10 @@
 
 Explicit on purpose: no directory is scanned at run time, and a test checks that every module of
 ``smtplens.bounce.decoders`` is listed here. The order matters where formats overlap: decoders of one MTA or
-provider go first (they read more than the standard fields say), then the standard formats: feedback reports
-before delivery status notifications (both are ``multipart/report``), then automatic replies (some MTAs mark
-their bounces ``Auto-Submitted: auto-replied`` too), and last the plain-text reading of a mail that looks like a
-bounce in no known format.
+provider go first (they read more than the standard fields say), then the standard formats: feedback reports and
+refusals sent as disposition notifications before delivery status notifications (all are ``multipart/report``),
+then automatic replies (some MTAs mark their bounces ``Auto-Submitted: auto-replied`` too, as Dovecot does its
+refusals), and last the plain-text reading of a mail that looks like a bounce in no known format.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from smtplens.bounce.decoders import (
     mailfoundry,
     mailmarshal,
     mailru,
+    mdn,
     mfilter,
     mimecast,
     mxlogic,
@@ -106,6 +107,7 @@ DECODERS: tuple[Decoder, ...] = (
     biglobe,
     fml,
     arf,
+    mdn,
     rfc3464,
     rfc3834,
     plaintext,
