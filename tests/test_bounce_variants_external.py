@@ -74,6 +74,13 @@ def test_a_read_receipt_is_no_bounce() -> None:
     assert (result.kind, result.recipients) == (Kind.NOT_BOUNCE, ())
 
 
+def test_yahoo_s_newer_notice_names_the_recipient_in_its_summary() -> None:
+    result = decode_fixture("yahoo-variant-given-up.eml")
+    (jack,) = result.recipients
+    assert (result.decoder, jack.recipient, jack.action) == ("yahoo", "jack@yahoo.com", Action.FAILED)
+    assert jack.diagnostic is not None and jack.diagnostic.startswith("This is a permanent error")
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -85,6 +92,7 @@ def test_a_read_receipt_is_no_bounce() -> None:
         "exim-variant-margin-delay.eml",
         "mdn-dovecot-reject.eml",
         "aol-airmail.eml",
+        "yahoo-variant-given-up.eml",
     ],
 )
 def test_cut_copies_never_raise(name: str) -> None:

@@ -7,14 +7,18 @@ reply sometimes on the next line, or a bare "550: 5.2.2 ... Mailbox Full", the r
 rest of the reply, read as the reply "550 5.2.2 ... Mailbox Full"), or Yahoo's own words ("Unable to deliver
 message after multiple retries, giving up."). A bracketed tag names the SMTP command the reply answered
 (``[RCPT_TO]``, ``[MAIL_FROM]``, ``[DATA]``). "--- Below this line is a copy of the message." ends the report.
+
+Yahoo's newer notice (its consumer mail, HTML or text, without a subject at times) has no recipient blocks: "I'm
+afraid I wasn't able to deliver the following message. This is a permanent error; I've given up." and a summary
+of the message ("Subject: …", "To: …") before the copy; the summary's To addresses are the recipients.
 """
 
 from __future__ import annotations
 
 import re
 
-from smtplens.bounce.decoders import parse_date, sections
-from smtplens.bounce.mime import Mail
+from smtplens.bounce.decoders import MAX_RECIPIENTS, parse_date, sections
+from smtplens.bounce.mime import Mail, addresses
 from smtplens.bounce.model import Action, Finding
 from smtplens.model import Stage
 
@@ -23,6 +27,8 @@ __all__ = ["decode", "detect", "name"]
 name = "yahoo"
 
 _START = re.compile(r"Sorry, we were unable to deliver your message to the following address(?:es)?\.?", re.I)
+_GIVEN_UP = re.compile(r"I'm afraid I wasn't able to deliver the following message\.", re.I)
+_SUMMARY_TO = re.compile(r"^To:[ \t]*(\S[^\n]*)$", re.I | re.M)
 _END = re.compile(r"^-{2,}[ \t]*Below this line is a copy of the message", re.I | re.M)
 _RECIPIENT = re.compile(r"^[ \t]*<([^\s<>@]+@[^\s<>]+)>:?[ \t]*$", re.M)
 _REMOTE_SAID = re.compile(r"^\s*Remote host said:\s*", re.I)
@@ -39,24 +45,24 @@ _STAGES = {
     "auth": Stage.AUTH,
 }
 MAX_TEXT = 200_000
+_SENDER = "mailer-daemon@yahoo.com"
 
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
-GATE = ("failure notice",)
+GATE = ("failure notice", _SENDER)
 
 
 def detect(mail: Mail) -> bool:
-    subject = mail.lowered("subject")
-    if "failure notice" not in subject:
-        return False
-    return _START.search(mail.text[:MAX_TEXT]) is not None
+    if "failure notice" in mail.lowered("subject"):
+        return _START.search(mail.text[:MAX_TEXT]) is not None
+    return _SENDER in mail.lowered("from") and _GIVEN_UP.search(mail.text[:MAX_TEXT]) is not None
 
 
 def decode(mail: Mail) -> list[Finding]:
     text = mail.text[:MAX_TEXT]
     start = _START.search(text)
     if start is None:
-        return []
+        return _given_up(mail, text)
     end = _END.search(text, start.end())
     report = text[start.end() : end.start() if end else len(text)]
     date = parse_date(mail.headers.get("date"))
@@ -78,3 +84,22 @@ def decode(mail: Mail) -> list[Finding]:
             )
         )
     return findings
+
+
+def _given_up(mail: Mail, text: str) -> list[Finding]:
+    """Yahoo's newer notice: the recipients are the To addresses of the message summary before the copy."""
+    given_up = _GIVEN_UP.search(text)
+    if given_up is None:
+        return []
+    end = _END.search(text, given_up.end())
+    summary = text[given_up.end() : end.start() if end else len(text)]
+    to = _SUMMARY_TO.search(summary)
+    if to is None:
+        return []
+    explanation = summary[: to.start()].split("\n\n", 1)[0]
+    diagnostic = " ".join(explanation.split()) or None
+    date = parse_date(mail.headers.get("date"))
+    return [
+        Finding(recipient=address, action=Action.FAILED, diagnostic=diagnostic, timestamp=date)
+        for address in addresses(to.group(1))[:MAX_RECIPIENTS]
+    ]
