@@ -49,14 +49,9 @@ def decode_bounce(data: bytes | str) -> BounceResult:
 
 def decode_mail(mail: Mail) -> BounceResult:
     """Decode an already parsed mail."""
-    for detect, decode, name in _DISPATCH.candidates(mail):
-        if detect(mail):
-            findings = decode(mail)
-            if findings:
-                return _result(mail, name, findings)
-    forwarded = _forwarded(mail)
-    if forwarded is not None:
-        return forwarded
+    decoded = _decoded(mail) or _forwarded(mail)
+    if decoded is not None:
+        return decoded
     warnings: tuple[str, ...] = ()
     if looks_like_bounce(mail):
         warnings = ("looks like a bounce, but no decoder recognised its format",)
@@ -72,13 +67,19 @@ def _forwarded(mail: Mail) -> BounceResult | None:
     that wraps the notices it passes on, a user who forwards a bounce to a help desk. The attached message is read
     as a mail of its own, one level deep (its own attachments are the message it returns)."""
     for part in mail.find_all("message/rfc822")[:MAX_ATTACHED]:
-        inner = parse_mail(part.payload())
-        for detect, decode, name in _DISPATCH.candidates(inner):
-            if detect(inner):
-                findings = decode(inner)
-                if findings:
-                    result = _result(inner, name, findings)
-                    return result._replace(warnings=(*result.warnings, FORWARDED))
+        result = _decoded(parse_mail(part.payload()))
+        if result is not None:
+            return result._replace(warnings=(*result.warnings, FORWARDED))
+    return None
+
+
+def _decoded(mail: Mail) -> BounceResult | None:
+    """The result of the first candidate decoder that recognises the mail and reads a recipient, else None."""
+    for detect, decode, name in _DISPATCH.candidates(mail):
+        if detect(mail):
+            findings = decode(mail)
+            if findings:
+                return _result(mail, name, findings)
     return None
 
 
