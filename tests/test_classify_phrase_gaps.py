@@ -104,6 +104,11 @@ CASES = [
     ("553 Mail data refused by AISP, rule [169648].", "content_rejected"),
     ("Failed to deliver to '<bob@example.org>' Messages without To: fields are not accepted here", "content_rejected"),
     ("552 MessageWall: MIME/REJECT: Invalid structure", "not_rfc_compliant"),
+    (
+        "553 5.7.3 CONTENT REJECT:192.0.2.162.2011101001.XXYIvtHf:dspam check:4:http://mail.example.org/policy",
+        "spam_detected",
+    ),
+    ("550 5.7.1 You're using a mass mailer, therefore you're bounced.", "spam_detected"),
     ("550 5.7.1 No mailbox found", "user_unknown"),
     ("550 ** No mail box available for this user **", "user_unknown"),
     ("550 BAD_RECIPIENT - see http://mail.example.org/undelivered.php?r=BAD_RECIPIENT", "user_unknown"),
