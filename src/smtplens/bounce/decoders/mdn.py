@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address, parse_date
+from smtplens.bounce.decoders import clean_address, parse_date
 from smtplens.bounce.mime import Mail, field_blocks
 from smtplens.bounce.model import Action, Finding
 
@@ -50,7 +50,7 @@ def decode(mail: Mail) -> list[Finding]:
     recipient = clean_address(fields.get("final-recipient")) or clean_address(fields.get("original-recipient"))
     if not recipient:
         return []
-    return [
+    return [  # an MDN reports on one recipient (RFC 8098 section 3.1)
         Finding(
             recipient=recipient,
             action=Action.FAILED,
@@ -58,7 +58,7 @@ def decode(mail: Mail) -> list[Finding]:
             reporting_mta=(fields.get("reporting-ua") or "").split(";", 1)[0].strip() or None,  # its host name
             timestamp=parse_date(mail.headers.get("date")),
         )
-    ][:MAX_RECIPIENTS]
+    ]
 
 
 def _reason(mail: Mail) -> str | None:
