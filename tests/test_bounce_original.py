@@ -168,3 +168,35 @@ I am away until Monday.
     result = decode_bounce(mail)
     assert result.kind is Kind.AUTO_REPLY
     assert {r.message_id for r in result.recipients} == {"invoice-7@sender.example"}
+
+
+def test_a_notice_that_returns_nothing_names_the_message_by_its_in_reply_to() -> None:
+    """Some MTAs (Zoho, for one) mark their delivery notices as replies to the message they report on."""
+    mail = b"""\
+From: mailer-daemon@mail.example.net
+To: alice@sender.example
+Subject: Undelivered Mail Returned to Sender
+In-Reply-To: <invoice-8@sender.example>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain
+
+This is a permanent error.
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+
+Final-Recipient: rfc822; carol@example.net
+Action: failed
+Status: 5.2.1
+Diagnostic-Code: smtp; 550 5.2.1 The email account that you tried to reach is disabled.
+
+--B--
+"""
+    (r,) = decode_bounce(mail).recipients
+    assert (r.recipient, r.reason) == ("carol@example.net", "mailbox_disabled")
+    assert r.message_id == "invoice-8@sender.example"

@@ -13,7 +13,7 @@ import re
 from datetime import datetime
 
 from smtplens._accel import install as install_accelerator
-from smtplens.bounce.decoders import MAX_RECIPIENTS, looks_like_bounce, parse_date, rfc3834
+from smtplens.bounce.decoders import MAX_RECIPIENTS, looks_like_bounce, parse_date
 from smtplens.bounce.dispatch import Dispatcher
 from smtplens.bounce.inputs import DEFAULT_LIMIT, InputError, iter_mails
 from smtplens.bounce.mime import Headers, Mail, first_address, parse_mail
@@ -106,8 +106,9 @@ class _Context:
         self.headers = mail.headers
         self.sender = _sender(original) or first_address(self.headers.get("to"))
         self.message_id = _bracketed(original.get("message-id")) if original else None
-        if self.message_id is None and decoder == rfc3834.name:
-            # RFC 3834 section 3.1.6: an automatic response names the message it answers in In-Reply-To
+        if self.message_id is None:
+            # The message the notice answers, where it returns none of it: RFC 3834 section 3.1.6 has an automatic
+            # response name it in In-Reply-To, and some MTAs (Zoho, for one) do so in their delivery notices too.
             self.message_id = _bracketed(self.headers.get("in-reply-to"))
         self.subject = original.text("subject") if original else None
         self.list_id = _bracketed(original.text("list-id")) if original else None
