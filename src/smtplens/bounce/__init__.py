@@ -88,7 +88,7 @@ def _result(mail: Mail, decoder: str, findings: list[Finding]) -> BounceResult:
     if len(findings) > MAX_RECIPIENTS:
         findings = findings[:MAX_RECIPIENTS]
         warnings = (f"more than {MAX_RECIPIENTS} recipients: only the first {MAX_RECIPIENTS} are explained",)
-    context = _Context(mail, decoder)
+    context = _Context(mail)
     recipients = tuple(_explain(f, decoder, context) for f in findings)
     kinds = {r.kind for r in recipients}
     # A report of failures and successes is a bounce; a delivery notice only when nothing failed.
@@ -101,7 +101,7 @@ class _Context:
 
     __slots__ = ("_date", "_date_read", "headers", "list_id", "message_id", "sender", "subject")
 
-    def __init__(self, mail: Mail, decoder: str) -> None:
+    def __init__(self, mail: Mail) -> None:
         original = mail.original_identity()
         self.headers = mail.headers
         self.sender = _sender(original) or first_address(self.headers.get("to"))
