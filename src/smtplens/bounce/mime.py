@@ -28,6 +28,7 @@ from smtplens._accel import is_compiled
 
 __all__ = [
     "Headers",
+    "LinePattern",
     "Mail",
     "Part",
     "addresses",
@@ -796,17 +797,38 @@ class Mail:
         return None
 
 
+class LinePattern:
+    """A pattern that must match where a line begins (``^`` of a multi-line pattern), searched for quickly: a
+    pattern that opens with a literal line break is scanned for by the regular expression engine's fast search,
+    where the "^" of a multi-line pattern is tried at every position of the text. Same matches as
+    ``re.compile("^" + pattern, re.M | flags).search``."""
+
+    __slots__ = ("_after_break", "_at_start")
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self._at_start = re.compile(pattern, flags)
+        self._after_break = re.compile("\n" + pattern, flags)
+
+    def search(self, text: str, at: int = 0, stop: int | None = None) -> tuple[int, int]:
+        """Where the first match in ``text[at:stop]`` begins and ends; ``(-1, -1)`` if none. A line begins at
+        ``at`` only at the start of the text or after a line break; every later line begins after a break."""
+        end = len(text) if stop is None else stop
+        if at == 0 or text[at - 1] == "\n":
+            first = self._at_start.match(text, at, end)
+            if first is not None:
+                return at, first.end()
+        later = self._after_break.search(text, at, end)
+        return (-1, -1) if later is None else (later.start() + 1, later.end())
+
+
 _STRAY_BLANK_LINES = re.compile(r"(?:[ \t]*+\n){1,3}")
 # A quoted message (Mail._quoted_identity): where its header may begin, how far the text is searched, how many
 # candidate blocks are tried, and the fields of which one must be there.
-_QUOTED_START = re.compile(
-    r"^(?:received|return-path|message-id|from|subject|date|to|mime-version|dkim-signature|delivered-to|reply-to"
+_QUOTED_START = LinePattern(
+    r"(?:received|return-path|message-id|from|subject|date|to|mime-version|dkim-signature|delivered-to|reply-to"
     r"|content-type|list-id|x-[!-9;-~]+)[ \t]*:",
-    re.M | re.I,
+    re.I,
 )
-# The same names after a line break: a pattern that opens with a literal is scanned for quickly, where the "^" of a
-# multi-line pattern is tried at every position (see _quoted_start).
-_QUOTED_AFTER_BREAK = re.compile("\n" + _QUOTED_START.pattern.removeprefix("^"), re.I)
 MAX_QUOTED_SEARCH = 1_000_000
 MAX_QUOTED_BLOCKS = 20
 _NAMING = frozenset({"message-id", "subject", "from"})
@@ -820,7 +842,7 @@ def _quoted_block(text: str, own_subject: str) -> tuple[Headers | None, Headers 
     named: Headers | None = None
     at = 0
     for _ in range(MAX_QUOTED_BLOCKS):
-        start, name_end = _quoted_start(text, at, stop)
+        start, name_end = _QUOTED_START.search(text, at, stop)
         if start < 0:
             break
         if _COMPILED:
@@ -850,17 +872,6 @@ def _block_end(text: str, start: int, end: int) -> int:
         return _header_fields(text, start, end, None)[1]
     block = _HEADER_BLOCK.match(text, start, end)  # matches at least the empty string
     return block.end() if block is not None else start
-
-
-def _quoted_start(text: str, at: int, stop: int) -> tuple[int, int]:
-    """Where the first match of ``_QUOTED_START.search(text, at, stop)`` begins and ends; ``(-1, -1)`` if none. Its
-    "^" matches at ``at`` only where a line begins there; every later line begins after a line break."""
-    if at == 0 or text[at - 1] == "\n":
-        first = _QUOTED_START.match(text, at, stop)
-        if first is not None:
-            return at, first.end()
-    later = _QUOTED_AFTER_BREAK.search(text, at, stop)
-    return (-1, -1) if later is None else (later.start() + 1, later.end())
 
 
 def _is_notice(found: Headers, own_subject: str) -> bool:
@@ -945,6 +956,7 @@ install_accelerator(
         "Headers",
         "Part",
         "Mail",
+        "LinePattern",
         "parse_mail",
         "parse_headers",
         "split_headers",

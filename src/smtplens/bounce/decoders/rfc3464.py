@@ -14,7 +14,7 @@ from operator import itemgetter
 
 from smtplens._accel import install as install_accelerator
 from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address, mta_host, parse_date
-from smtplens.bounce.mime import Mail, field_lists
+from smtplens.bounce.mime import LinePattern, Mail, field_lists
 from smtplens.bounce.model import Action, Finding
 from smtplens.reply import parse_reply
 
@@ -31,14 +31,10 @@ _PER_RECIPIENT_FIELDS = frozenset({"action", "status", "remote-mta", "diagnostic
 _DSN_FIELDS = _MESSAGE_FIELDS | _PER_RECIPIENT_FIELDS | frozenset(_RECIPIENT_FIELDS)
 Block = list[tuple[str, str]]  # one block of DSN fields: (lower-case name, unfolded value), in order
 # A DSN written into a text body: its first field at the start of a line.
-_DSN_IN_TEXT = re.compile(r"^(?:Final-Recipient|Original-Recipient)[ \t]*:[ \t]*\S", re.I | re.M)
-_DSN_START = re.compile(
-    r"^(?:Reporting-MTA|Received-From-MTA|Arrival-Date|Final-Recipient|Original-Recipient)[ \t]*:", re.I | re.M
+_DSN_IN_TEXT = LinePattern(r"(?:Final-Recipient|Original-Recipient)[ \t]*:[ \t]*\S", re.I)
+_DSN_START = LinePattern(
+    r"(?:Reporting-MTA|Received-From-MTA|Arrival-Date|Final-Recipient|Original-Recipient)[ \t]*:", re.I
 )
-# The same two after a line break: a pattern that opens with a literal is scanned for quickly, where the "^" of a
-# multi-line pattern is tried at every position of the text (see _line_start).
-_DSN_IN_TEXT_AFTER_BREAK = re.compile("\n" + _DSN_IN_TEXT.pattern.removeprefix("^"), re.I)
-_DSN_START_AFTER_BREAK = re.compile("\n" + _DSN_START.pattern.removeprefix("^"), re.I)
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _TYPE = re.compile(r"^\s*([A-Za-z][\w.-]{0,30})\s*;")
 _REPLY_CODE = re.compile(r"\b[245]\d\d\b")
@@ -56,16 +52,7 @@ def detect(mail: Mail) -> bool:
         return True
     if mail.ctype == "multipart/report" and mail.root.params.get("report-type", "").lower() == "delivery-status":
         return True
-    return _line_start(_DSN_IN_TEXT, _DSN_IN_TEXT_AFTER_BREAK, mail.text) >= 0
-
-
-def _line_start(pattern: re.Pattern[str], after_break: re.Pattern[str], text: str) -> int:
-    """Where ``pattern.search(text)`` finds its first match (-1: none) for a multi-line ``pattern`` that opens with
-    "^", and ``after_break``, the same pattern after a line break: at the start of the text, else after a break."""
-    if pattern.match(text) is not None:
-        return 0
-    found = after_break.search(text)
-    return -1 if found is None else found.start() + 1
+    return _DSN_IN_TEXT.search(mail.text)[0] >= 0
 
 
 def decode(mail: Mail) -> list[Finding]:
@@ -76,7 +63,7 @@ def decode(mail: Mail) -> list[Finding]:
         _complete_from_text(findings, _human_text(mail))
         return findings
     text = mail.text
-    start = _line_start(_DSN_START, _DSN_START_AFTER_BREAK, text)
+    start = _DSN_START.search(text)[0]
     if start < 0:
         return []
     findings = _read(_blocks_in_text(text[start : start + MAX_REPORT]))
