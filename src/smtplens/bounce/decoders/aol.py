@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address, parse_date
+from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address
 from smtplens.bounce.mime import Mail
 from smtplens.bounce.model import Action, Finding
 
@@ -40,17 +40,15 @@ def decode(mail: Mail) -> list[Finding]:
     if notice is None:
         return []
     diagnostic = " ".join(notice.group(1).split())
-    date = parse_date(mail.headers.get("date"))
     findings: list[Finding] = []
     for line in notice.group(2).splitlines()[:MAX_RECIPIENTS]:
         recipient = clean_address(_address(line.strip()))
         if recipient:
-            findings.append(Finding(recipient=recipient, action=Action.FAILED, diagnostic=diagnostic, timestamp=date))
+            findings.append(Finding(recipient=recipient, action=Action.FAILED, diagnostic=diagnostic))
     return findings
 
 
 def _address(token: str) -> str:
     """A recipient line's address: an AOL screen name gets AOL's domain (screen names may hold spaces, which
     addresses do not)."""
-    token = token.strip("<>")
     return token if "@" in token else token.replace(" ", "").lower() + "@" + _DOMAIN

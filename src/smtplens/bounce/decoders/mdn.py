@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from smtplens.bounce.decoders import clean_address, parse_date
+from smtplens.bounce.decoders import clean_address
 from smtplens.bounce.mime import Mail, field_blocks
 from smtplens.bounce.model import Action, Finding
 
@@ -56,7 +56,6 @@ def decode(mail: Mail) -> list[Finding]:
             action=Action.FAILED,
             diagnostic=_reason(mail),
             reporting_mta=(fields.get("reporting-ua") or "").split(";", 1)[0].strip() or None,  # its host name
-            timestamp=parse_date(mail.headers.get("date")),
         )
     ]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from smtplens.bounce.decoders import MAX_RECIPIENTS, parse_date, sections
+from smtplens.bounce.decoders import MAX_RECIPIENTS, sections
 from smtplens.bounce.mime import Mail, addresses
 from smtplens.bounce.model import Action, Finding
 from smtplens.model import Stage
@@ -65,7 +65,6 @@ def decode(mail: Mail) -> list[Finding]:
         return _given_up(mail, text)
     end = _END.search(text, start.end())
     report = text[start.end() : end.start() if end else len(text)]
-    date = parse_date(mail.headers.get("date"))
     findings = []
     for m, stop in sections(_RECIPIENT, report):
         diagnostic = _CODE_COLON.sub(r"\1 ", " ".join(_REMOTE_SAID.sub("", report[m.end() : stop]).split()))
@@ -80,7 +79,6 @@ def decode(mail: Mail) -> list[Finding]:
                 action=Action.FAILED,
                 diagnostic=diagnostic or None,
                 stage=stage,
-                timestamp=date,
             )
         )
     return findings
@@ -98,8 +96,7 @@ def _given_up(mail: Mail, text: str) -> list[Finding]:
         return []
     explanation = summary[: to.start()].split("\n\n", 1)[0]
     diagnostic = " ".join(explanation.split()) or None
-    date = parse_date(mail.headers.get("date"))
     return [
-        Finding(recipient=address, action=Action.FAILED, diagnostic=diagnostic, timestamp=date)
+        Finding(recipient=address, action=Action.FAILED, diagnostic=diagnostic)
         for address in addresses(to.group(1))[:MAX_RECIPIENTS]
     ]
