@@ -529,7 +529,7 @@ def _children(part: Part) -> list[Part]:
     if depth >= MAX_DEPTH or budget.parts >= MAX_PARTS:
         return []
     if part.maintype == "multipart":
-        boundary = part.params.get("boundary")
+        boundary = part.params.get("boundary") or _lost_boundary(part)
         if not boundary:
             return []
         child_type = "message/rfc822" if part.ctype == "multipart/digest" else "text/plain"
@@ -549,6 +549,24 @@ def _children(part: Part) -> list[Part]:
 
 
 _DELIMITER_TAIL = re.compile(r"(--)?\s*")  # what may follow "--boundary" on a delimiter line
+# A line that may be a delimiter: "--" and a boundary of RFC 2046's characters (1 to 70, not ending in a space).
+_BCHAR = "[0-9A-Za-z'()+_,./:=?-]"
+_DELIMITER_LIKE = re.compile(rf"^--({_BCHAR}(?:[ 0-9A-Za-z'()+_,./:=?-]{{0,68}}{_BCHAR})?)[ \t]*$", re.M)
+MAX_BOUNDARY_SEARCH = 8192  # characters at the start of a multipart's body searched for a lost boundary
+
+
+def _lost_boundary(part: Part) -> str | None:
+    """The boundary of a multipart whose Content-Type has none: where the header's ``boundary=`` line was folded
+    without leading white space (as in copies of the ARF draft's examples), it is no continuation and ends the
+    header, so the parameter is lost and the line opens the body. The first line near the body's start that looks
+    like a delimiter is taken when the same delimiter comes back later in the body; else None (the body stays one
+    opaque part, as before)."""
+    start, end = part._start, part._end
+    found = _DELIMITER_LIKE.search(part._src, start, min(end, start + MAX_BOUNDARY_SEARCH))
+    if found is None:
+        return None
+    boundary = found.group(1)
+    return boundary if part._src.find("\n--" + boundary, found.end(), end) >= 0 else None
 
 
 def _split_multipart(body: str, boundary: str) -> list[str]:

@@ -31,7 +31,7 @@ def detect(mail: Mail) -> bool:
         return mail.find(*REPORT_TYPES) is not None
     if mail.find(*REPORT_TYPES) is not None:
         return True
-    return _is_jmrp(mail)
+    return _is_jmrp(mail) or _JMRP_RECIPIENT in mail.headers
 
 
 def _is_jmrp(mail: Mail) -> bool:
@@ -50,6 +50,8 @@ def decode(mail: Mail) -> list[Finding]:
                 if n == "original-rcpt-to" and len(rcpts) <= MAX_RECIPIENTS and (address := clean_address(v)):
                     rcpts.append(address)
     original = mail.original
+    if part is None and _JMRP_RECIPIENT in mail.headers:
+        original = mail.headers  # the inline form: the mail is the reported message
     if not rcpts:
         rcpts = _complainers(fields, original)
     if not rcpts:

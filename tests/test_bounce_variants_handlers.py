@@ -1,0 +1,86 @@
+"""Layouts and wordings that the sample mails of other bounce handlers showed (PHP-Bounce-Handler's two
+collections, the bounce_email test mails; read for measurement, not copied): each with a fixture mail of our own
+and what it must give."""
+
+from __future__ import annotations
+
+import pytest
+
+from smtplens import classify
+from smtplens.bounce import Action, Kind, decode_bounce
+from smtplens.bounce.mime import parse_mail
+from tests.bounce_fixtures import BOUNCES, decode_fixture
+
+
+def test_a_report_whose_boundary_line_lost_its_indentation_is_still_read() -> None:
+    """Copies of the ARF draft's examples fold ``boundary=`` onto a line at the margin: that line is no
+    continuation, so it ends the header and the Content-Type has no boundary; the delimiter that the body's parts
+    use is taken instead."""
+    result = decode_fixture("arf-variant-lost-boundary.eml")
+    (ivy,) = result.recipients
+    assert (result.kind, result.decoder) == (Kind.FEEDBACK, "arf")
+    assert (ivy.recipient, ivy.feedback_type, ivy.sender) == ("ivy@example.org", "abuse", "news@example.com")
+    assert ivy.message_id == "offer-20261102-1@example.com"
+
+
+def test_a_lost_boundary_is_taken_only_when_it_comes_back() -> None:
+    lone = "Content-Type: multipart/mixed\n\n--not-a-delimiter-twice\nplain text\n"
+    assert parse_mail(lone.encode()).root.children == []
+    two = "Content-Type: multipart/mixed\n\n--b1\n\nfirst\n--b1\n\nsecond\n--b1--\n"
+    assert [p.text().strip() for p in parse_mail(two.encode()).root.children] == ["first", "second"]
+
+
+def test_hotmail_s_inline_complaint_is_a_feedback_report() -> None:
+    """The older Junk Mail Reporting Program form: the reported message itself, passed on with
+    X-HmXmrOriginalRecipient naming who complained."""
+    result = decode_fixture("arf-variant-jmrp-inline.eml")
+    (jack,) = result.recipients
+    assert (result.kind, jack.recipient, jack.feedback_type) == (Kind.FEEDBACK, "jack@hotmail.com", "abuse")
+    assert jack.sender == "offers@example.com"
+
+
+def test_a_quoted_spamhaus_answer_is_a_blocklisting() -> None:
+    (kate,) = decode_fixture("exim-variant-dnsbl-text.eml").recipients
+    assert (kate.recipient, kate.reason, kate.hard_bounce) == ("kate@example.net", "blocklisted", False)
+
+
+def test_a_failed_sender_callout_is_the_sender_s_problem_not_the_recipient_s() -> None:
+    (leo,) = decode_fixture("sendmail-variant-sender-callout.eml").recipients
+    assert (leo.recipient, leo.reason, leo.hard_bounce) == ("leo@example.net", "sender_rejected", False)
+
+
+def test_a_mailbox_closed_for_lack_of_use_is_disabled() -> None:
+    (mia,) = decode_fixture("qmail-variant-spanish-expired.eml").recipients
+    assert (mia.recipient, mia.reason, mia.action) == ("mia@example.com.ar", "mailbox_disabled", Action.FAILED)
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        ("550 zen.example.test Listed by CSS", "blocklisted"),
+        ("554 Service unavailable; client [192.0.2.1] Listed by PBL, see https://check.example.org/", "blocklisted"),
+        ("550 5.7.1 Listed by SBL, see https://check.example.org/sbl/query/SBL123", "blocklisted"),
+        ("550 Sender verify failed", "sender_rejected"),
+        ("550 The account or domain may not exist, they may be blacklisted. Sender verify failed", "sender_rejected"),
+        ("550 The account or domain may not exist", "domain_invalid"),
+        ("550 Esta casilla ha expirado por falta de uso.", "mailbox_disabled"),
+    ],
+)
+def test_wordings(reply: str, reason: str) -> None:
+    assert classify(reply).reason == reason
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "arf-variant-lost-boundary.eml",
+        "arf-variant-jmrp-inline.eml",
+        "exim-variant-dnsbl-text.eml",
+        "sendmail-variant-sender-callout.eml",
+        "qmail-variant-spanish-expired.eml",
+    ],
+)
+def test_cut_copies_never_raise(name: str) -> None:
+    data = (BOUNCES / name).read_bytes()
+    for size in range(0, len(data), max(1, len(data) // 40)):
+        decode_bounce(data[:size])
