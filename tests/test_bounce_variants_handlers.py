@@ -1,6 +1,6 @@
 """Layouts and wordings that the sample mails of other bounce handlers showed (PHP-Bounce-Handler's two
-collections, the bounce_email test mails; read for measurement, not copied): each with a fixture mail of our own
-and what it must give."""
+collections, the bounce_email test mails, flanker's and listmonk's bounce fixtures; read for measurement, not
+copied): each with a fixture mail of our own and what it must give."""
 
 from __future__ import annotations
 
@@ -54,6 +54,42 @@ def test_a_mailbox_closed_for_lack_of_use_is_disabled() -> None:
     assert (mia.recipient, mia.reason, mia.action) == ("mia@example.com.ar", "mailbox_disabled", Action.FAILED)
 
 
+def test_imail_s_given_up_after_retries_is_expired() -> None:
+    (nora,) = decode_fixture("imailserver-variant-gave-up.eml").recipients
+    assert (nora.recipient, nora.reason, nora.diagnostic) == (
+        "nora@example.net",
+        "expired",
+        "Delivery failed 12 attempts",
+    )
+
+
+def test_a_report_of_fields_only_takes_no_field_for_an_explanation() -> None:
+    """A ``message/delivery-status`` mail without its human-readable part: the recipient's DSN fields are no
+    paragraph about the recipient, so the status decides."""
+    (omar,) = decode_fixture("rfc3464-variant-fields-only.eml").recipients
+    assert (omar.recipient, omar.diagnostic, omar.status, omar.reason) == (
+        "omar@example.net",
+        None,
+        "4.2.2",
+        "mailbox_full",
+    )
+
+
+def test_exchange_online_s_later_error_details() -> None:
+    """``Error:`` and ``Message rejected by:`` in "Error Details", the reporting server as ``Sent by:``."""
+    result = decode_fixture("office365-variant-error-line.eml")
+    (pia,) = result.recipients
+    assert (result.decoder, pia.recipient, pia.reply_code, pia.reason) == (
+        "office365",
+        "pia@example.net",
+        "554",
+        "policy_rejected",
+    )
+    assert pia.diagnostic == "554 5.7.1 Message rejected due to local policy. See https://postmaster.example.net/policy"
+    assert (pia.remote_host, pia.reporting_mta) == ("mx1.example.net", "AM0PR01MB0001.eurprd01.prod.outlook.com")
+    assert pia.message_id == "welcome-77@example.com"
+
+
 @pytest.mark.parametrize(
     ("reply", "reason"),
     [
@@ -78,6 +114,9 @@ def test_wordings(reply: str, reason: str) -> None:
         "exim-variant-dnsbl-text.eml",
         "sendmail-variant-sender-callout.eml",
         "qmail-variant-spanish-expired.eml",
+        "imailserver-variant-gave-up.eml",
+        "rfc3464-variant-fields-only.eml",
+        "office365-variant-error-line.eml",
     ],
 )
 def test_cut_copies_never_raise(name: str) -> None:

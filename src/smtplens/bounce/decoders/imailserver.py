@@ -5,7 +5,8 @@ begins ``Undeliverable Mail``, older versions with ``X-Mailer: <SMTP32 v…>``. 
 of the form ``<reason>: <address>`` ("Unknown user: …", "Invalid final delivery userid: …") or ``undeliverable
 to <address>``; when the remote server refused the message, ``Body of message generated response:`` follows
 with its reply, one line per reply line: the server answered the message's body, the end of the DATA stage.
-``Original message follows.`` starts the returned message.
+``Original message follows.`` starts the returned message. "Delivery failed N attempts: <address>" is IMail's
+own word that it gave up after retrying (the reason is then ``expired``, unless a server's reply follows).
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from smtplens.model import Stage
 __all__ = ["decode", "detect", "name"]
 
 name = "imailserver"
+EXPIRED = "expired"
 
 _RECIPIENT = re.compile(r"^\s*([A-Za-z][^:<>@\n]{2,80}?)(?::\s*|\s+)<?([^\s<>\"@:]+@[^\s<>\"]+?)>?\s*$")
 _NOT_REASONS = frozenset({"to", "cc", "bcc", "from", "reply-to", "sender", "return-path", "delivered-to"})
 _RESPONSE = "body of message generated response:"
 _ORIGINAL = "Original message follows."
+_GAVE_UP = re.compile(r"Delivery failed \d+ attempts?$", re.I)  # IMail retried until its queue limit
 MAX_TEXT = 100_000
 
 
@@ -71,7 +74,9 @@ def decode(mail: Mail) -> list[Finding]:
         if address is None or len(findings) > MAX_RECIPIENTS:
             continue
         _close(findings, response)
-        findings.append(Finding(recipient=address, action=Action.FAILED, diagnostic=m.group(1).strip()))
+        said = m.group(1).strip()
+        reason = EXPIRED if _GAVE_UP.match(said) else None
+        findings.append(Finding(recipient=address, action=Action.FAILED, diagnostic=said, reason=reason))
     _close(findings, response)
     return findings
 
@@ -81,4 +86,5 @@ def _close(findings: list[Finding], response: list[str]) -> None:
     if findings and response:
         findings[-1].diagnostic = " ".join(response)
         findings[-1].stage = Stage.END_OF_DATA
+        findings[-1].reason = None  # the server's reply says why
     response.clear()

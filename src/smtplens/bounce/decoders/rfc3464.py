@@ -39,6 +39,7 @@ _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _TYPE = re.compile(r"^\s*([A-Za-z][\w.-]{0,30})\s*;")
 _REPLY_CODE = re.compile(r"\b[245]\d\d\b")
 _PARAGRAPH_END = re.compile(r"\n[ \t]*\n")
+_FIELD_START = re.compile(r"[A-Za-z][A-Za-z0-9-]*:")  # a paragraph that opens with a "Name:" field
 _FIRST_OF_MANY = re.compile(r"[245]\d\d-")  # the first line of a multi-line reply (RFC 5321 section 4.2.1)
 _TRANSCRIPT_LINE = "<<< "  # Sendmail's session transcript: what the server answered
 MAX_REPLY_LINES = 40
@@ -269,6 +270,11 @@ def _human_text(mail: Mail) -> str:
     return part.text() if part is not None else mail.text
 
 
+def _dsn_fields(paragraph: str) -> bool:
+    """Whether a paragraph opens with a DSN field ("Final-Recipient: …")."""
+    return _FIELD_START.match(paragraph) is not None and paragraph[: paragraph.find(":")].lower() in _DSN_FIELDS
+
+
 def _paragraph_about(text: str, lower: str, address: str) -> str | None:
     """The first paragraph of ``text`` (``lower`` is it in lower case) that names ``address`` and says more than
     the address (up to the next blank line), whitespace collapsed."""
@@ -281,9 +287,10 @@ def _paragraph_about(text: str, lower: str, address: str) -> str | None:
         end_match = _PARAGRAPH_END.search(text, at, start + MAX_PARAGRAPH)
         end = end_match.start() if end_match else start + MAX_PARAGRAPH
         paragraph = " ".join(text[start:end].split())
-        # what the paragraph says besides the address ("(expanded from: <address>)" is no explanation)
+        # what the paragraph says besides the address ("(expanded from: <address>)" is no explanation, nor are
+        # the DSN's own fields, where a report came without its human-readable part)
         rest = paragraph.lower().replace(needle, "").replace("expanded from", "").strip(" <>.:;,()\"'")
-        if len(rest) > 3:
+        if len(rest) > 3 and not _dsn_fields(paragraph):
             return paragraph
         at = lower.find(needle, at + len(needle))
     return None
