@@ -3,6 +3,8 @@
 - A host that never answered (``Status: 4.4.1``), reported as ``failed``: the reporting MTA retried until it
   gave up, so the delivery expired (the taxonomy's ``expired``); the same reply in a delay notice stays a
   network error.
+- A recipient reported ``failed`` after transient replies whose reason is a hard one (``450 4.1.1 … User
+  unknown`` until the queue lifetime ran out) is a hard bounce: the outcome is permanent, the reason decides.
 - An mbox whose writer left out the blank line before a ``From `` separator line: a complete separator line
   (sender and date, RFC 4155) still starts the next mail; a bare ``From `` line in a body does not.
 - Sendmail's verdict about a program an address was aliased to (``"|/usr/bin/…"... Service unavailable``) is the
@@ -38,6 +40,25 @@ def test_the_same_timeout_in_a_delay_notice_stays_a_network_error() -> None:
     (r,) = decode_bounce(data).recipients
     assert r.action is Action.DELAYED
     assert r.reason == "network_error"
+
+
+def _timeout_fixture_with(status: bytes, diagnostic: bytes, action: bytes = b"failed") -> bytes:
+    data = (FIXTURES / "postfix-expired-timeout.eml").read_bytes()
+    start = data.index(b"Action: failed")
+    end = data.index(b"\n\n", start)
+    fields = b"Action: " + action + b"\nStatus: " + status + b"\nDiagnostic-Code: smtp; " + diagnostic
+    return data[:start] + fields + data[end:]
+
+
+def test_a_failed_recipient_whose_transient_replies_name_a_hard_reason_is_a_hard_bounce() -> None:
+    reply = b"450 4.1.1 <dave@quiet.example>: Recipient address rejected: User unknown in virtual mailbox table"
+    (r,) = decode_bounce(_timeout_fixture_with(b"4.1.1", reply)).recipients
+    assert (r.action, r.reason, r.hard_bounce) == (Action.FAILED, "user_unknown", True)
+    assert r.verdict is not None and not r.verdict.permanent  # the reply itself was transient
+    (delayed,) = decode_bounce(_timeout_fixture_with(b"4.1.1", reply, b"delayed")).recipients
+    assert (delayed.reason, delayed.hard_bounce) == ("user_unknown", False)
+    (full,) = decode_bounce(_timeout_fixture_with(b"4.2.2", b"452 4.2.2 Mailbox full")).recipients
+    assert (full.reason, full.hard_bounce) == ("mailbox_full", False)
 
 
 def test_a_complete_separator_line_starts_a_mail_without_a_blank_line_before_it(tmp_path: Path) -> None:

@@ -165,10 +165,11 @@ def _given_up(action: Action | None, status: str | None, reason: str) -> str:
 def _hard_bounce(reason: str, verdict: Verdict | None, action: Action | None) -> bool:
     """Whether the address itself is bad: the classifier's verdict on the reply, or, where the decoder named the
     reason from the notice's own words, the taxonomy's for that reason. A delay is never a hard bounce, nor a
-    recipient reported delivered or relayed."""
+    recipient reported delivered or relayed. A recipient reported ``failed`` after transient replies (the
+    reporting MTA retried until it gave up) has a permanent outcome: its reason decides, as the taxonomy has it."""
     if action is Action.DELAYED or action in SUCCESS_ACTIONS:
         return False
-    if verdict is not None:
+    if verdict is not None and (verdict.permanent or action is not Action.FAILED):
         return verdict.hard_bounce
     return reason_table().reasons[reason].hard
 
