@@ -1,6 +1,7 @@
 """Layouts and wordings that the sample mails of other bounce handlers showed (PHP-Bounce-Handler's two
-collections, the bounce_email test mails, flanker's and listmonk's bounce fixtures; read for measurement, not
-copied): each with a fixture mail of our own and what it must give."""
+collections, the bounce_email test mails, flanker's and listmonk's bounce fixtures, the delivery failures in Exim's
+test suite's mailboxes; read for measurement, not copied): each with a fixture mail of our own and what it must
+give."""
 
 from __future__ import annotations
 
@@ -90,6 +91,18 @@ def test_exchange_online_s_later_error_details() -> None:
     assert pia.message_id == "welcome-77@example.com"
 
 
+def test_exim_s_remote_host_line_at_the_recipients_indentation_belongs_to_the_recipient_above() -> None:
+    quinn, rosa = decode_fixture("exim-variant-host-at-recipient-indent.eml").recipients
+    assert (quinn.recipient, quinn.reply_code, quinn.remote_host, quinn.reason) == (
+        "quinn@example.net",
+        "550",
+        "mx.example.net",
+        "user_unknown",
+    )
+    assert quinn.diagnostic == "550 5.1.1 No such mailbox here"
+    assert (rosa.recipient, rosa.reason) == ("rosa@example.net", "routing_loop")
+
+
 @pytest.mark.parametrize(
     ("reply", "reason"),
     [
@@ -100,6 +113,11 @@ def test_exchange_online_s_later_error_details() -> None:
         ("550 The account or domain may not exist, they may be blacklisted. Sender verify failed", "sender_rejected"),
         ("550 The account or domain may not exist", "domain_invalid"),
         ("550 Esta casilla ha expirado por falta de uso.", "mailbox_disabled"),
+        ('subject was "should fail this" (filter fail)', "content_rejected"),
+        ("lowest numbered MX record points to local host", "routing_loop"),
+        ("remote host address is the local host", "routing_loop"),
+        ("local delivery failed", "mailer_error"),
+        ("local delivery failed: user unknown", "user_unknown"),
     ],
 )
 def test_wordings(reply: str, reason: str) -> None:
@@ -117,6 +135,7 @@ def test_wordings(reply: str, reason: str) -> None:
         "imailserver-variant-gave-up.eml",
         "rfc3464-variant-fields-only.eml",
         "office365-variant-error-line.eml",
+        "exim-variant-host-at-recipient-indent.eml",
     ],
 )
 def test_cut_copies_never_raise(name: str) -> None:

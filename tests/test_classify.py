@@ -184,6 +184,21 @@ def test_greeting_failures(text: str, reason: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("550 Go away", "blocklisted"),
+        ("550 5.7.1 Unknown user or bad client", "blocklisted"),
+        ("504 5.5.2 <localhost>: Helo command rejected: need fully-qualified hostname", "reverse_dns"),
+        ("421 4.3.2 Service shutting down", "service_unavailable"),
+    ],
+)
+def test_helo_failures(text: str, reason: str) -> None:
+    """A refused HELO/EHLO comes before any recipient too (Exim's "SMTP error from remote mail server after HELO
+    …: 550 Go away"): it refuses the client, not a mailbox."""
+    assert classify(text, stage="helo").reason == reason
+
+
+@pytest.mark.parametrize(
     ("text", "at_rcpt"),
     [
         ("553 5.1.0 alice example.net does not exist", "user_unknown"),

@@ -190,13 +190,13 @@ def _decision(tab: Tables, key: DecisionKey) -> Decision:
     found in the text, the provider id of the remote host, the basic and enhanced codes, the class, the SMTP
     stage the reply answered, the language."""
     found, host_provider, basic, enhanced, reply_class, stage, lang = key
-    at_greeting = stage is Stage.CONNECT
+    at_greeting = stage is Stage.CONNECT or stage is Stage.HELO  # no recipient and no message named yet
     hits, markers = tab.matcher.expand(found)
     provider = tab.provider_index[host_provider] if host_provider is not None else None
     if provider is None and markers:
         provider = _provider_by_text(tab, markers)
     if hits and at_greeting:
-        # At the greeting there is no recipient yet: mailbox reasons cannot be what the server means.
+        # At the greeting (or its HELO) there is no recipient yet: mailbox reasons cannot be what the server means.
         hits = [p for p in hits if p.reason not in RECIPIENT_REASONS]
     pattern = _best(hits, provider) if hits else None
     if provider is None and pattern is not None and pattern.provider is not None:
@@ -205,7 +205,8 @@ def _decision(tab: Tables, key: DecisionKey) -> Decision:
     # The codes matter only where no phrase or only a weak one was found.
     code_rule = None if pattern is not None and pattern.priority >= 0 else _code_rule(tab, provider, basic, enhanced)
     if at_greeting and (code_rule is None or not code_rule.strong):
-        # What a failure reply at the greeting means when nothing more specific does (RFC 5321 section 3.1).
+        # What a failure reply at the greeting means when nothing more specific does (RFC 5321 section 3.1); a
+        # refused HELO/EHLO refuses the client too, before any recipient or message.
         code = basic or enhanced
         code_rule = (tab.greeting.get(code[0]) if code else None) or code_rule
     if pattern is not None and (
