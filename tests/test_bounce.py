@@ -325,6 +325,10 @@ def test_addresses() -> None:
     assert first_address("undisclosed-recipients:;") is None
     assert clean_address("RFC822; <Neko@Example.JP>") == "Neko@Example.JP"
     assert clean_address("rfc822;") is None
+    assert clean_address('"user@example.com"') == "user@example.com"  # an address in quotes
+    # a quoted local part keeps its quotes (RFC 5321 section 4.1.2)
+    assert clean_address('rfc822; <"john smith"@example.org>') == '"john smith"@example.org'
+    assert clean_address('"neko....nyaan"@example.org') == '"neko....nyaan"@example.org'
 
 
 def test_attached_message_is_not_confused_with_the_report() -> None:

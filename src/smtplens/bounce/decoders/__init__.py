@@ -65,7 +65,10 @@ def clean_address(value: str | None) -> str | None:
         start = text.find("<")
         end = text.find(">", start)
         text = text[start + 1 : end if end > start else len(text)]
-    text = text.strip().strip("<>\"' \t").rstrip(".,;")
+    text = text.strip()
+    if text.startswith('"') and '"@' in text:
+        return text.rstrip(".,;>") or None  # a quoted local part ("john smith"@example.org, RFC 5321 4.1.2)
+    text = text.strip("<>\"' \t").rstrip(".,;")
     return text or None
 
 
