@@ -164,7 +164,7 @@ def _blocks(body: str, action: Action, listed: bool) -> list[Finding]:
             continue
         indent = len(line) - len(line.lstrip())
         stripped = line.strip()
-        if current is not None and (indent >= 4 or margin or (indent < 4 and _HOST.match(stripped))):
+        if current is not None and (indent >= 4 or margin or _HOST.match(stripped)):
             # (a remote host's line is never a recipient: some versions write "host H [IP]: reply" at the
             # recipients' own indentation, under "SMTP error from remote mail server after RCPT TO:<…>:")
             current.append(stripped)
