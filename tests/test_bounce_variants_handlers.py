@@ -92,7 +92,7 @@ def test_exchange_online_s_later_error_details() -> None:
 
 
 def test_exim_s_remote_host_line_at_the_recipients_indentation_belongs_to_the_recipient_above() -> None:
-    quinn, rosa = decode_fixture("exim-variant-host-at-recipient-indent.eml").recipients
+    quinn, rosa, sales = decode_fixture("exim-variant-host-at-recipient-indent.eml").recipients
     assert (quinn.recipient, quinn.reply_code, quinn.remote_host, quinn.reason) == (
         "quinn@example.net",
         "550",
@@ -101,6 +101,7 @@ def test_exim_s_remote_host_line_at_the_recipients_indentation_belongs_to_the_re
     )
     assert quinn.diagnostic == "550 5.1.1 No such mailbox here"
     assert (rosa.recipient, rosa.reason) == ("rosa@example.net", "routing_loop")
+    assert (sales.recipient, sales.reason) == ('"sales: team"@example.net', "domain_invalid")  # ": " inside quotes
 
 
 @pytest.mark.parametrize(

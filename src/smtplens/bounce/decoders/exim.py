@@ -196,7 +196,9 @@ def _finding(head: str, lines: list[str], action: Action) -> Finding | None:
     original = None
     rest = ""
     if not local and not undisclosed:
-        addr, sep, after = head.partition(": ")
+        quoted = head.find('"', 1) + 1 if head.startswith('"') else 0  # past a quoted local part ("a: b"@host)
+        addr, sep, after = head[quoted:].partition(": ")
+        addr = head[:quoted] + addr
         recipient = clean_address(addr.rstrip(":"))
         rest = after.strip() if sep else ""
         if recipient is None or "@" not in recipient:
