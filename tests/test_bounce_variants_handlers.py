@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from smtplens import classify
-from smtplens.bounce import Action, Kind
+from smtplens.bounce import Action, Kind, decode_bounce
 from smtplens.bounce.mime import parse_mail
 from tests.bounce_fixtures import decode_cut_copies, decode_fixture
 
@@ -102,6 +102,24 @@ def test_exim_s_remote_host_line_at_the_recipients_indentation_belongs_to_the_re
     assert quinn.diagnostic == "550 5.1.1 No such mailbox here"
     assert (rosa.recipient, rosa.reason) == ("rosa@example.net", "routing_loop")
     assert (sales.recipient, sales.reason) == ('"sales: team"@example.net', "domain_invalid")  # ": " inside quotes
+
+
+def test_a_message_id_in_a_references_line_is_no_failed_recipient() -> None:
+    """Exim's warning to the postmaster about errors in a forward file (no bounce: "Other addresses were processed
+    normally") may open its body with a References line; the message-id there is no address that failed."""
+    warning = (
+        "From: Mail Delivery System <Mailer-Daemon@mail.example.com>\n"
+        "To: postmaster@example.com\n"
+        "Subject: error(s) in forwarding or filtering\n"
+        "Auto-Submitted: auto-replied\n"
+        "\n"
+        "References: <E1qAbc-000123-XY@mail.example.com>\n"
+        "The r1 router encountered the following error(s):\n\n"
+        "  domain missing or malformed in the address\n\n"
+        "Other addresses were processed normally.\n"
+    )
+    result = decode_bounce(warning.encode())
+    assert (result.kind, result.recipients) == (Kind.NOT_BOUNCE, ())
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,8 @@ MAX_NOTICE = 5000  # characters of the text read: such a notice is a few lines
 _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 # The returned message's header (its first field line) or the line that announces it ends the notice.
 _NOTICE_END = re.compile(
-    r"^(?:(?:Received|Return-Path|From|To|Date|Subject|Message-Id)[ \t]*:|.*\b(?:message|text) follows\b)",
+    r"^(?:(?:Received|Return-Path|From|To|Date|Subject|Message-Id|References|In-Reply-To)[ \t]*:"
+    r"|.*\b(?:message|text) follows\b)",
     re.M | re.I,
 )
 _SYSTEM_USERS = frozenset({"postmaster", "mailer-daemon", "mail-daemon", "root", "abuse", "noreply", "no-reply"})
