@@ -137,6 +137,17 @@ def test_a_message_id_in_a_references_line_is_no_failed_recipient() -> None:
         ("remote host address is the local host", "routing_loop"),
         ("local delivery failed", "mailer_error"),
         ("local delivery failed: user unknown", "user_unknown"),
+        ("Remote host closed connection in response to end of data", "network_error"),
+        ("delivery to pipe forbidden", "mailer_error"),
+        ("malformed address: @ may not follow kate", "protocol_error"),
+        (
+            "cannot append message to file /home/kate/mbox: cannot create file exclusively: Permission denied",
+            "system_error",
+        ),
+        (
+            "cannot update mailbox /var/mail/kate for user kate. error writing message: Disk quota exceeded",
+            "mailbox_full",
+        ),
     ],
 )
 def test_wordings(reply: str, reason: str) -> None:
