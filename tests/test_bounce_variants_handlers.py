@@ -139,6 +139,8 @@ def test_a_message_id_in_a_references_line_is_no_failed_recipient() -> None:
         ("local delivery failed: user unknown", "user_unknown"),
         ("Remote host closed connection in response to end of data", "network_error"),
         ("delivery to pipe forbidden", "mailer_error"),
+        ("Invalid domain, see <URL:ftp://ftp.isi.edu/in-notes/rfc1035.txt>", "domain_invalid"),
+        ("553 5.1.8 Sender address rejected: invalid domain", "sender_rejected"),
         ("malformed address: @ may not follow kate", "protocol_error"),
         (
             "cannot append message to file /home/kate/mbox: cannot create file exclusively: Permission denied",
