@@ -5,6 +5,8 @@
   network error.
 - A recipient reported ``failed`` after transient replies whose reason is a hard one (``450 4.1.1 … User
   unknown`` until the queue lifetime ran out) is a hard bounce: the outcome is permanent, the reason decides.
+- A diagnostic whose own code disagrees with the status's class ("554 4.4.7 Message expired … <421 4.4.2
+  Connection timed out>") names the reply code of the reply it quotes with an enhanced code of that class.
 - An mbox whose writer left out the blank line before a ``From `` separator line: a complete separator line
   (sender and date, RFC 4155) still starts the next mail; a bare ``From `` line in a body does not.
 - Sendmail's verdict about a program an address was aliased to (``"|/usr/bin/…"... Service unavailable``) is the
@@ -59,6 +61,14 @@ def test_a_failed_recipient_whose_transient_replies_name_a_hard_reason_is_a_hard
     assert (delayed.reason, delayed.hard_bounce) == ("user_unknown", False)
     (full,) = decode_bounce(_timeout_fixture_with(b"4.2.2", b"452 4.2.2 Mailbox full")).recipients
     assert (full.reason, full.hard_bounce) == ("mailbox_full", False)
+
+
+def test_the_reply_code_is_the_one_a_diagnostic_quotes_with_the_status_s_class() -> None:
+    quoted = b"554 4.4.7 Message expired: unable to deliver in 840 minutes.<421 4.4.2 Connection timed out>"
+    (r,) = decode_bounce(_timeout_fixture_with(b"4.4.7", quoted)).recipients
+    assert (r.status, r.reply_code, r.reason) == ("4.4.7", "421", "expired")
+    (bare,) = decode_bounce(_timeout_fixture_with(b"4.4.7", b"554 4.4.7 Message expired")).recipients
+    assert (bare.status, bare.reply_code) == ("4.4.7", None)
 
 
 def test_a_complete_separator_line_starts_a_mail_without_a_blank_line_before_it(tmp_path: Path) -> None:

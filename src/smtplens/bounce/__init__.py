@@ -151,6 +151,17 @@ def _reply_text(diagnostic: str, diagnostic_type: str | None) -> str:
 
 
 _FAILURE_REPLY = re.compile(r"[45][0-9][0-9][ -]")
+# A reply quoted in a diagnostic with its enhanced code of the same class: "421 4.4.2", "550-5.1.1"
+_QUOTED_REPLY = re.compile(r"(?<![\w.])([245])[0-9][0-9][ -]\1\.[0-9]{1,3}\.[0-9]{1,3}\b")
+
+
+def _quoted_reply_code(diagnostic: str, outcome: str) -> str | None:
+    """The basic code of the first reply quoted in ``diagnostic`` with an enhanced code of the class ``outcome``
+    (the status's first digit), else None."""
+    for m in _QUOTED_REPLY.finditer(diagnostic):
+        if m.group(1) == outcome:
+            return m.group(0)[:3]
+    return None
 
 
 def _given_up(action: Action | None, status: str | None, reason: str) -> str:
@@ -187,7 +198,9 @@ def _explain(f: Finding, decoder: str, ctx: _Context) -> Recipient:
             # the reporting MTA derived from it: "Status: 5.0.0" or "5.1.1" for "552 5.2.2 Over quota".
             status = reply.enhanced
         if status and reply.basic and reply.basic[0] != status[0]:
-            reply = reply._replace(basic=None)  # not a reply code of this outcome (an exit status, a count)
+            # not a reply code of this outcome (an exit status, a count), unless the text quotes the reply that
+            # was: "554 4.4.7 Message expired: … <421 4.4.2 Connection timed out>"
+            reply = reply._replace(basic=_quoted_reply_code(f.diagnostic, status[0]))
     if reason is None and (f.action in SUCCESS_ACTIONS or (status or "").startswith("2.")):
         reason, kind = DELIVERED, Kind.DELIVERY_NOTICE
     elif reason is None:
