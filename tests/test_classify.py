@@ -287,3 +287,14 @@ _reply_pieces = st.sampled_from(
 @given(st.lists(st.lists(_reply_pieces, max_size=8).map("".join), min_size=2, max_size=8))
 def test_remembered_decisions_do_not_depend_on_order_generated(texts: list[str]) -> None:
     _assert_order_free([(text, kwargs) for text in texts for kwargs in _MEMO_CASES])
+
+
+def test_another_provider_s_phrase_does_not_decide_where_the_host_names_a_provider() -> None:
+    """QQ's frequency limit reads "Mailbox unavailable or access denied"; Cox writes the same for a mailbox it
+    refuses. The host decides whose words they are; without one, QQ's table still names QQ."""
+    text = "550 Mailbox unavailable or access denied - <kate@cox.com>"
+    cox = classify(text, remote_host="post1.cox.com")
+    assert (cox.provider, cox.reason) == ("Cox", "user_unknown")
+    qq = classify(text, remote_host="mx3.qq.com")
+    assert (qq.provider, qq.reason) == ("Tencent QQ", "rate_limited")
+    assert classify(text).reason == "rate_limited"

@@ -81,6 +81,14 @@ def _best(hits: list[Pattern], provider: Provider | None) -> Pattern:
     return best
 
 
+def _speaking(hits: list[Pattern], provider: Provider) -> list[Pattern]:
+    """The phrases found that may decide where the host or a marker names ``provider``: the generic ones and its
+    own. Another provider's phrase says what that provider means by its words (QQ's "Mailbox unavailable or access
+    denied" is its frequency limit; Cox means a mailbox it refuses)."""
+    name = provider.name
+    return [p for p in hits if p.provider is None or p.provider == name]
+
+
 def _code_rule(tab: Tables, provider: Provider | None, basic: str | None, enhanced: str | None) -> CodeRule | None:
     """The first strong code rule (provider table before generic; concrete enhanced, detail, basic), else the
     first weak one."""
@@ -195,6 +203,8 @@ def _decision(tab: Tables, key: DecisionKey) -> Decision:
     provider = tab.provider_index[host_provider] if host_provider is not None else None
     if provider is None and markers:
         provider = _provider_by_text(tab, markers)
+    if hits and provider is not None:
+        hits = _speaking(hits, provider)
     if hits and at_greeting:
         # At the greeting (or its HELO) there is no recipient yet: mailbox reasons cannot be what the server means.
         hits = [p for p in hits if p.reason not in RECIPIENT_REASONS]
