@@ -229,6 +229,15 @@ def test_line_endings_do_not_matter(variant: str) -> None:
     assert decode_bounce(raw) == decode_bounce(fixture("postfix-dsn.eml"))
 
 
+def test_white_space_lines_before_the_header_are_skipped() -> None:
+    """Copies of mails pasted into files may begin with lines of white space; a header field after them is still
+    the header. A mail that begins with its blank line and no field after it has no header."""
+    data = fixture("postfix-dsn.eml")
+    assert decode_bounce(b"   \n\t\n" + data).recipients == decode_bounce(data).recipients
+    body_only = parse_mail(b"\n\nJust a body line.\n")
+    assert (len(body_only.headers), body_only.text) == (0, "\nJust a body line.\n")
+
+
 def test_iso_2022_jp() -> None:
     raw = fixture("iso-2022-jp.eml")
     assert raw.isascii() and b"\x1b$B" in raw  # 7-bit JIS with escape sequences

@@ -961,7 +961,22 @@ def parse_mail(data: bytes | str) -> Mail:
         if "\r" in data:
             data = data.replace("\r\n", "\n").replace("\r", "\n")
         text = data if data.isascii() else data.encode("utf-8", errors="replace").decode("latin-1")
-    return Mail(_entity(text, (0, len(text)), _Budget(), 0), text)
+    return Mail(_entity(text, (_header_start(text), len(text)), _Budget(), 0), text)
+
+
+_FIELD_START = re.compile(r"[!-9;-~]+[ \t]*:")  # a header field's name and colon
+MAX_LEADING_BLANK = 4096  # characters of white space before the header that are skipped
+
+
+def _header_start(text: str) -> int:
+    """Where a mail's header begins: after lines of white space only, as copies of mails pasted into files may
+    have, when a header field follows them (else 0: a mail may begin with its blank line and no header)."""
+    if not text or text[0] not in " \t\n":
+        return 0
+    head = text[:MAX_LEADING_BLANK]
+    at = len(head) - len(head.lstrip(" \t\n"))  # the first visible character
+    line = text.rfind("\n", 0, at) + 1  # the start of its line
+    return line if line > 0 and _FIELD_START.match(text, line) else 0
 
 
 # The compiled accelerator (smtplens._accel): a Cython build of this very file replaces these entry points (its
