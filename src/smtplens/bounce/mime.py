@@ -964,7 +964,6 @@ def parse_mail(data: bytes | str) -> Mail:
     return Mail(_entity(text, (_header_start(text), len(text)), _Budget(), 0), text)
 
 
-_FIELD_START = re.compile(r"[!-9;-~]+[ \t]*:")  # a header field's name and colon
 MAX_LEADING_BLANK = 4096  # characters of white space before the header that are skipped
 
 
@@ -976,7 +975,10 @@ def _header_start(text: str) -> int:
     head = text[:MAX_LEADING_BLANK]
     at = len(head) - len(head.lstrip(" \t\n"))  # the first visible character
     line = text.rfind("\n", 0, at) + 1  # the start of its line
-    return line if line > 0 and _FIELD_START.match(text, line) else 0
+    if line == 0:
+        return 0
+    fields = _HEADER_BLOCK.match(text, line)  # (always a match: it takes no field as well)
+    return line if fields is not None and fields.end() > line else 0
 
 
 # The compiled accelerator (smtplens._accel): a Cython build of this very file replaces these entry points (its

@@ -39,7 +39,6 @@ _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _TYPE = re.compile(r"^\s*([A-Za-z][\w.-]{0,30})\s*;")
 _REPLY_CODE = re.compile(r"\b[245]\d\d\b")
 _PARAGRAPH_END = re.compile(r"\n[ \t]*\n")
-_FIELD_START = re.compile(r"[A-Za-z][A-Za-z0-9-]*:")  # a paragraph that opens with a "Name:" field
 _FIRST_OF_MANY = re.compile(r"[245]\d\d-")  # the first line of a multi-line reply (RFC 5321 section 4.2.1)
 _TRANSCRIPT_LINE = "<<< "  # Sendmail's session transcript: what the server answered
 MAX_REPLY_LINES = 40
@@ -272,7 +271,8 @@ def _human_text(mail: Mail) -> str:
 
 def _dsn_fields(paragraph: str) -> bool:
     """Whether a paragraph opens with a DSN field ("Final-Recipient: …")."""
-    return _FIELD_START.match(paragraph) is not None and paragraph[: paragraph.find(":")].lower() in _DSN_FIELDS
+    name, colon, _ = paragraph.partition(":")
+    return bool(colon) and name.lower() in _DSN_FIELDS
 
 
 def _paragraph_about(text: str, lower: str, address: str) -> str | None:
