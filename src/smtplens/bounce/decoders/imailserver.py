@@ -21,7 +21,6 @@ from smtplens.model import Stage
 __all__ = ["decode", "detect", "name"]
 
 name = "imailserver"
-EXPIRED = "expired"
 
 _RECIPIENT = re.compile(r"^\s*([A-Za-z][^:<>@\n]{2,80}?)(?::\s*|\s+)<?([^\s<>\"@:]+@[^\s<>\"]+?)>?\s*$")
 _NOT_REASONS = frozenset({"to", "cc", "bcc", "from", "reply-to", "sender", "return-path", "delivered-to"})
@@ -75,7 +74,7 @@ def decode(mail: Mail) -> list[Finding]:
             continue
         _close(findings, response)
         said = m.group(1).strip()
-        reason = EXPIRED if _GAVE_UP.match(said) else None
+        reason = "expired" if _GAVE_UP.match(said) else None
         findings.append(Finding(recipient=address, action=Action.FAILED, diagnostic=said, reason=reason))
     _close(findings, response)
     return findings
