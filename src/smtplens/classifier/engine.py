@@ -198,14 +198,14 @@ def _decision(tab: Tables, key: DecisionKey) -> Decision:
     found in the text, the provider id of the remote host, the basic and enhanced codes, the class, the SMTP
     stage the reply answered, the language."""
     found, host_provider, basic, enhanced, reply_class, stage, lang = key
-    at_greeting = stage is Stage.CONNECT or stage is Stage.HELO  # no recipient and no message named yet
+    before_recipients = stage is Stage.CONNECT or stage is Stage.HELO  # no recipient and no message named yet
     hits, markers = tab.matcher.expand(found)
     provider = tab.provider_index[host_provider] if host_provider is not None else None
     if provider is None and markers:
         provider = _provider_by_text(tab, markers)
     if hits and provider is not None:
         hits = _speaking(hits, provider)
-    if hits and at_greeting:
+    if hits and before_recipients:
         # At the greeting (or its HELO) there is no recipient yet: mailbox reasons cannot be what the server means.
         hits = [p for p in hits if p.reason not in RECIPIENT_REASONS]
     pattern = _best(hits, provider) if hits else None
@@ -214,7 +214,7 @@ def _decision(tab: Tables, key: DecisionKey) -> Decision:
         provider = tab.provider_by_name[pattern.provider]
     # The codes matter only where no phrase or only a weak one was found.
     code_rule = None if pattern is not None and pattern.priority >= 0 else _code_rule(tab, provider, basic, enhanced)
-    if at_greeting and (code_rule is None or not code_rule.strong):
+    if before_recipients and (code_rule is None or not code_rule.strong):
         # What a failure reply at the greeting means when nothing more specific does (RFC 5321 section 3.1); a
         # refused HELO/EHLO refuses the client too, before any recipient or message.
         code = basic or enhanced
