@@ -85,6 +85,12 @@ def test_gmail_delay_names_the_host_tried() -> None:
     assert (r.action, r.stage, r.remote_host) == (Action.DELAYED, Stage.CONNECT, "example.net")
 
 
+def test_gmail_delay_is_a_network_error_not_an_expiry() -> None:
+    # the same words as the final notice's ("did not accept our requests to connect"), but Gmail is still trying
+    (r,) = decode_fixture("gmail-delay.eml").recipients
+    assert (r.action, r.reason) == (Action.DELAYED, "network_error")
+
+
 def test_amazonses_delivery_delay_event() -> None:
     result = decode_fixture("amazonses-variant-delay.eml")
     assert (result.kind, result.decoder) == (Kind.BOUNCE, "amazonses")

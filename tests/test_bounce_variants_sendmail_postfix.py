@@ -91,6 +91,8 @@ def test_postfix_session_broken_off_names_host_and_stage() -> None:
     assert erin.diagnostic == "lost connection with mx.example.org[192.0.2.10] while sending RCPT TO"
     assert frank.recipient == "frank@example.com"
     assert (frank.stage, frank.remote_host) == (Stage.CONNECT, "mx2.example.com")
+    # Postfix returns a mail for a connection failure only once its queue lifetime has passed
+    assert (erin.reason, frank.reason) == ("expired", "expired")
 
 
 def test_postfix_connect_to_is_the_connection_stage() -> None:

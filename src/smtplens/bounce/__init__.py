@@ -167,8 +167,10 @@ def _quoted_reply_code(diagnostic: str, outcome: str) -> str | None:
 def _given_up(action: Action | None, status: str | None, reason: str) -> str:
     """The reason of a recipient, seen as a whole report: a host that never answered (``4.4.1``, which RFC 3463
     section 3.5 calls "useful only as a persistent transient error"), reported as ``failed``, was retried until
-    the reporting MTA gave up: the delivery expired (Postfix writes this after its queue lifetime, for one)."""
-    if action is Action.FAILED and status == NO_ANSWER and reason == NETWORK_ERROR:
+    the reporting MTA gave up: the delivery expired (Postfix writes this after its queue lifetime, for one). So
+    was a connection failure reported ``failed`` without any status (Gmail's final notice after days of "did not
+    accept our requests to connect")."""
+    if action is Action.FAILED and status in (NO_ANSWER, None) and reason == NETWORK_ERROR:
         return EXPIRED
     return reason
 
