@@ -1,7 +1,7 @@
 """Layouts and wordings that the sample mails of other bounce handlers showed (PHP-Bounce-Handler's two
 collections, the bounce_email test mails, flanker's and listmonk's bounce fixtures, the delivery failures in Exim's
-test suite's mailboxes; read for measurement, not copied): each with a fixture mail of our own and what it must
-give."""
+test suite's mailboxes, the bounces among the test mails of Discourse, Zammad, the Ruby mail library and MimeKit;
+read for measurement, not copied): each with a fixture mail or reply text of our own and what it must give."""
 
 from __future__ import annotations
 
@@ -142,6 +142,7 @@ def test_a_message_id_in_a_references_line_is_no_failed_recipient() -> None:
         ("Invalid domain, see <URL:ftp://ftp.isi.edu/in-notes/rfc1035.txt>", "domain_invalid"),
         ("553 5.1.8 Sender address rejected: invalid domain", "sender_rejected"),
         ("malformed address: @ may not follow kate", "protocol_error"),
+        ("X-LOCAL; 500 (err.nosuchuser)", "user_unknown"),
         (
             "cannot append message to file /home/kate/mbox: cannot create file exclusively: Permission denied",
             "system_error",

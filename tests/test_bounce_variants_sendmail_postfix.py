@@ -4,14 +4,15 @@ Small fixture mails written for these tests (tests/fixtures/bounces/<decoder>-va
 wording of the fixed parts: Sendmail's delay warning and its postmaster copy, a recipient line without a reply
 code ("<address>... Deferred: …"), a reply to the greeting; Sendmail 5's "No message was collected"; Postfix's
 own words where no reply is quoted ("lost connection with … while sending RCPT TO"), a renamed program
-(``mail_name``) and the SMTP server's notice to the postmaster; Courier's delay notice and the title of a relayed
-message's section.
+(``mail_name``), the SMTP server's notice to the postmaster and its local delivery's own results ("x-unix; user
+unknown"); Courier's delay notice and the title of a relayed message's section.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from smtplens import classify
 from smtplens.bounce import Action, Kind, decode_bounce
 from smtplens.bounce.decoders import courier, postfix, sendmail, v5sendmail
 from smtplens.bounce.mime import parse_mail
@@ -93,6 +94,27 @@ def test_postfix_session_broken_off_names_host_and_stage() -> None:
     assert (frank.stage, frank.remote_host) == (Stage.CONNECT, "mx2.example.com")
     # Postfix returns a mail for a connection failure only once its queue lifetime has passed
     assert (erin.reason, frank.reason) == ("expired", "expired")
+
+
+def test_postfix_local_delivery_words_decide_over_the_x_unix_type() -> None:
+    # Postfix's local delivery writes its own results as "x-unix; …": the words name the cause where they can
+    dave, erin = decode_fixture("postfix-variant-local-unknown.eml").recipients
+    assert (dave.recipient, dave.diagnostic_type, dave.reason) == ("dave@hosting.example", "x-unix", "user_unknown")
+    assert dave.hard_bounce
+    assert (erin.recipient, erin.reason) == ("erin@hosting.example", "mailer_error")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("x-unix; user unknown", "user_unknown"),
+        ("x-unix; Quota exceeded message delivery failed to /var/mail/inbox", "mailbox_full"),
+        ("X-Unix; 77", "mailer_error"),
+        ("X-Unix; 69", "mailer_error"),
+    ],
+)
+def test_x_unix_is_a_weak_sign_of_a_delivery_program(text: str, reason: str) -> None:
+    assert classify(text).reason == reason
 
 
 def test_postfix_connect_to_is_the_connection_stage() -> None:
