@@ -33,6 +33,24 @@ def test_text_outweighs_code_for_rate_limits() -> None:
     assert v.notes, "the verdict must say that the text outweighed the 5xx code"
 
 
+@pytest.mark.parametrize(
+    ("reply", "reason", "code"),
+    [
+        # a detail that no table knows: the subject of the enhanced code speaks before the basic code
+        ("550 5.7.999 Rejected", "policy_rejected", "X.7.0"),
+        ("550 5.2.99 Rejected", "mailbox_disabled", "X.2.0"),
+        ("550 5.4.99 Rejected", "network_error", "X.4.0"),
+        # a known detail and an undefined subject stay as they were
+        ("550 5.7.1 Rejected", "policy_rejected", "X.7.1"),
+        ("550 5.0.947 Rejected", "user_unknown", "550"),
+    ],
+)
+def test_an_unknown_detail_falls_back_to_its_subject(reply: str, reason: str, code: str) -> None:
+    v = classify(reply)
+    assert v.reason == reason
+    assert [e.detail for e in v.evidence if e.kind == "code"] == [code]
+
+
 def test_greylisting_retries_after_minutes() -> None:
     v = classify("450 4.2.0 <bob@example.com>: Recipient address rejected: Greylisted, see http://postgrey.example/")
     assert v.reason == "greylisted"

@@ -91,10 +91,21 @@ def _speaking(hits: list[Pattern], provider: Provider) -> list[Pattern]:
 
 def _code_rule(tab: Tables, provider: Provider | None, basic: str | None, enhanced: str | None) -> CodeRule | None:
     """The first strong code rule (provider table before generic; concrete enhanced, detail, basic), else the
-    first weak one."""
-    keys = (enhanced, "X" + enhanced[1:], basic) if enhanced else (basic,)
+    first weak one. An enhanced code whose detail no table knows ("5.7.515" without its provider) says at least
+    its subject (RFC 3463 section 2: the subject classifies the status, the detail refines it): the subject's
+    "other or undefined" code (X.7.0) then stands before the basic code."""
+    tables = (provider.codes, tab.codes) if provider is not None else (tab.codes,)
+    if enhanced:
+        detail = "X" + enhanced[1:]
+        if not any(enhanced in table or detail in table for table in tables):
+            subject = "X" + enhanced[1 : enhanced.index(".", 2)] + ".0"
+            if subject != "X.0.0" and subject in tab.codes:
+                return tab.codes[subject]
+        keys: tuple[str | None, ...] = (enhanced, detail, basic)
+    else:
+        keys = (basic,)
     weak = None
-    for table in (provider.codes, tab.codes) if provider is not None else (tab.codes,):
+    for table in tables:
         for key in keys:
             rule = table.get(key) if key else None
             if rule is not None:
