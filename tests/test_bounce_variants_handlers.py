@@ -122,6 +122,22 @@ def test_a_message_id_in_a_references_line_is_no_failed_recipient() -> None:
     assert (result.kind, result.recipients) == (Kind.NOT_BOUNCE, ())
 
 
+def test_a_postfix_notice_whose_report_a_gateway_made_unreadable_is_read_from_its_text() -> None:
+    """A link-rewriting gateway re-encoded the delivery-status part's recipient fields in base64 under a header line
+    of its own: the part names nobody, so the Postfix decoder reads the notice's text instead (before, only the
+    plain-text fallback did, and lost the reply's continuation lines)."""
+    result = decode_fixture("postfix-variant-rewritten-report.eml")
+    assert result.decoder == "postfix"
+    (gina,) = result.recipients
+    assert (gina.recipient, gina.reason, gina.status, gina.reply_code) == (
+        "gina@clinic.example",
+        "user_unknown",
+        "5.1.1",
+        "550",
+    )
+    assert (gina.remote_host, gina.message_id) == ("mx.gateway.example", "appointment-3120@shop.example")
+
+
 @pytest.mark.parametrize(
     ("reply", "reason"),
     [

@@ -107,8 +107,11 @@ def detect(mail: Mail) -> bool:
     text = mail.head(MAX_TEXT)
     if not _any_in(_BODY_SIGNS, text) and _RENAMED_SIGN.search(text, 0, 5000) is None:
         return False
-    # Reports with a delivery-status part are the standard decoder's, unless that part names nobody.
-    return mail.find(*DSN_TYPES) is None or _UNAVAILABLE in text
+    # Reports with a delivery-status part are the standard decoder's, unless that part names nobody: Postfix's
+    # "delivery report unavailable", or a part a gateway made unreadable (Proofpoint's URL rewriting re-encodes
+    # its fields in base64 under a header of its own) while the notice's text still names each recipient.
+    report = mail.find(*DSN_TYPES)
+    return report is None or _UNAVAILABLE in text or _DSN_IN_TEXT.search(report.text()) is None
 
 
 def _any_in(words: tuple[str, ...], text: str) -> bool:
