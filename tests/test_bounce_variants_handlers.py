@@ -159,6 +159,12 @@ def test_a_postfix_notice_whose_report_a_gateway_made_unreadable_is_read_from_it
         ("553 5.1.8 Sender address rejected: invalid domain", "sender_rejected"),
         ("malformed address: @ may not follow kate", "protocol_error"),
         ("X-LOCAL; 500 (err.nosuchuser)", "user_unknown"),
+        ("Connection was dropped by remote host (SENT_HELO)", "network_error"),
+        (
+            "Your mail to the following recipients could not be delivered because they are not accepting mail from"
+            " news@lists.example.com:",
+            "policy_rejected",
+        ),
         (
             "cannot append message to file /home/kate/mbox: cannot create file exclusively: Permission denied",
             "system_error",

@@ -43,9 +43,13 @@ def test_text_outweighs_code_for_rate_limits() -> None:
         # a known detail and an undefined subject stay as they were
         ("550 5.7.1 Rejected", "policy_rejected", "X.7.1"),
         ("550 5.0.947 Rejected", "user_unknown", "550"),
+        # "X.0.0" says only that the status is undefined: the basic code says more
+        ("552 5.0.0 Account(s) <a@example.org> cannot take this", "mailbox_full", "552"),
+        ("451 4.0.0 Try later", "system_error", "451"),
+        ("5.0.0 Rejected", "undefined", "X.0.0"),
     ],
 )
-def test_an_unknown_detail_falls_back_to_its_subject(reply: str, reason: str, code: str) -> None:
+def test_an_unknown_or_undefined_detail_falls_back(reply: str, reason: str, code: str) -> None:
     v = classify(reply)
     assert v.reason == reason
     assert [e.detail for e in v.evidence if e.kind == "code"] == [code]

@@ -36,6 +36,7 @@ SENDER_AT_MAIL = frozenset(
 )
 SENDER_REJECTED = "sender_rejected"
 AFTER_DATA = frozenset({Stage.DATA, Stage.END_OF_DATA})
+UNDEFINED_STATUS = "X.0.0"  # RFC 3463 section 3.1: other undefined status
 DEFAULT_RETRY_AFTER = 1800  # RFC 5321 section 4.5.4.1: wait at least 30 minutes before retrying
 
 
@@ -99,9 +100,12 @@ def _code_rule(tab: Tables, provider: Provider | None, basic: str | None, enhanc
         detail = "X" + enhanced[1:]
         if not any(enhanced in table or detail in table for table in tables):
             subject = "X" + enhanced[1 : enhanced.index(".", 2)] + ".0"
-            if subject != "X.0.0" and subject in tab.codes:
+            if subject != UNDEFINED_STATUS and subject in tab.codes:
                 return tab.codes[subject]
-        keys: tuple[str | None, ...] = (enhanced, detail, basic)
+        # "X.0.0" says only that the status is undefined: the basic code, where there is one, says more
+        keys: tuple[str | None, ...] = (
+            (basic, enhanced, detail) if detail == UNDEFINED_STATUS else (enhanced, detail, basic)
+        )
     else:
         keys = (basic,)
     weak = None
