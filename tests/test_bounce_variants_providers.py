@@ -85,6 +85,31 @@ def test_gmail_delay_names_the_host_tried() -> None:
     assert (r.action, r.stage, r.remote_host) == (Action.DELAYED, Stage.CONNECT, "example.net")
 
 
+def test_gmail_s_indented_header_line_ends_the_notice() -> None:
+    """Gmail indents "----- Message header follows -----": the returned header after it is no part of the
+    diagnostic, and its List-Unsubscribe addresses are no recipients."""
+    (r,) = decode_fixture("gmail-variant-indented-header.eml").recipients
+    assert (r.recipient, r.action, r.reason) == ("oarsman@river.example", Action.DELAYED, "network_error")
+    assert r.diagnostic is not None and r.diagnostic.endswith("Connection timed out]")
+    assert r.list_id == "club-news.rowing.example"
+
+
+def test_gmail_s_response_heading_gives_a_missing_diagnostic() -> None:
+    """Gmail's report may leave out Diagnostic-Code, or give only the reply's code ("smtp; 552"): the reply stands
+    in the notice under "The response was:" / "The response from the remote server was:"."""
+    (dns,) = decode_fixture("rfc3464-variant-gmail-response.eml").recipients
+    assert (dns.recipient, dns.reason) == ("orders@flour-mill.example", "domain_invalid")
+    assert dns.diagnostic is not None and dns.diagnostic.startswith("DNS Error: 4719206 DNS type 'mx' lookup")
+    (full,) = decode_fixture("rfc3464-variant-gmail-bare-code.eml").recipients
+    assert (full.recipient, full.reason, full.status, full.reply_code) == (
+        "miller@grain.example",
+        "mailbox_full",
+        "5.2.2",
+        "552",
+    )
+    assert full.diagnostic == "552 5.2.2 <miller@grain.example>: Recipient mailbox is over its storage limit"
+
+
 def test_gmail_delay_is_a_network_error_not_an_expiry() -> None:
     # the same words as the final notice's ("did not accept our requests to connect"), but Gmail is still trying
     (r,) = decode_fixture("gmail-delay.eml").recipients

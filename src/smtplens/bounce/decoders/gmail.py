@@ -8,7 +8,7 @@ with the server named: "rejected by the server for the recipient domain example.
 [192.0.2.1]"), or is Google's own ("The recipient server did not accept our requests to connect ..."), followed
 by one bracketed line per address tried: "[example.org 192.0.2.1: socket error]" or "[(0) mx.example.org.
 [192.0.2.1]:25: socket error]".
-A "----- Original message -----" (or "Message header follows") line ends the report. The text is often
+A "----- Original message -----" (or "Message header follows") line, indented or not, ends the report. The text is often
 quoted-printable, so the sentences may wrap anywhere.
 """
 
@@ -31,7 +31,7 @@ _START = re.compile(
     re.I,
 )
 _DETAILS = re.compile(r"Technical details of (?:permanent|temporary) failure:[ \t]*", re.I)
-_END = re.compile(r"^-{3,}\s*(?:Original message|Message header follows)\s*-*", re.I | re.M)
+_END = re.compile(r"^[ \t]*-{3,}\s*(?:Original message|Message header follows)\s*-*", re.I | re.M)
 _ADDRESS = re.compile(r"^[ \t]*<?([^\s<>@]+@[^\s<>@]+?)>?[ \t]*$", re.M)
 _QUOTED_REPLY = re.compile(r"The error that the other server returned was:\s*", re.I)
 _REMOTE = re.compile(r"\bby ([A-Za-z0-9][A-Za-z0-9.-]*[A-Za-z0-9])\.? \[[0-9A-Fa-f:.]+\]")

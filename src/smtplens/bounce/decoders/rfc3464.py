@@ -41,6 +41,9 @@ _REPLY_CODE = re.compile(r"\b[245]\d\d\b")
 _PARAGRAPH_END = re.compile(r"\n[ \t]*\n")
 _FIRST_OF_MANY = re.compile(r"[245]\d\d-")  # the first line of a multi-line reply (RFC 5321 section 4.2.1)
 _TRANSCRIPT_LINE = "<<< "  # Sendmail's session transcript: what the server answered
+# Gmail's notices give the remote server's reply (or its own DNS finding) under a heading of its own
+_RESPONSE = re.compile(r"^[ \t]*the response (?:from the remote server )?was:[ \t]*\n", re.I | re.M)
+_BARE_CODE = re.compile(r"[245]\d\d")
 MAX_REPLY_LINES = 40
 MAX_PARAGRAPH = 1000
 MAX_REPORT = 2_000_000  # characters of a delivery-status part read (a report of 1,000 recipients is ~300 KB)
@@ -220,6 +223,8 @@ def _complete_from_text(findings: list[Finding], text: str) -> None:
         for f in findings:
             if f.diagnostic and _FIRST_OF_MANY.match(f.diagnostic) and "\n" not in f.diagnostic:
                 f.diagnostic = _whole_reply(f.diagnostic, text) or f.diagnostic
+    if len(findings) == 1:
+        _complete_from_response(findings[0], text)
     lower = text.lower()
     names_commands = "command" in lower or ">>>" in lower or " after " in lower
     for f in findings:
@@ -242,6 +247,23 @@ def _complete_from_text(findings: list[Finding], text: str) -> None:
             f.stage = reply.stage  # the same reply as the Diagnostic-Code, with the command it answered
             if f.remote_host is None:
                 f.remote_host = reply.remote_host
+
+
+def _complete_from_response(f: Finding, text: str) -> None:
+    """The reply under "The response was:" (Gmail's notices) for a report's only recipient, where its fields give
+    no diagnostic or only the reply's code ("Diagnostic-Code: smtp; 552" for "552 5.2.2 … quota exceeded")."""
+    if f.diagnostic and not (_BARE_CODE.fullmatch(f.diagnostic) and f.diagnostic_type in (None, "smtp")):
+        return
+    heading = _RESPONSE.search(text)
+    if heading is None:
+        return
+    start = heading.end()
+    while text.startswith("\n", start):
+        start += 1  # blank lines under the heading
+    end = _PARAGRAPH_END.search(text, start, start + MAX_PARAGRAPH)
+    response = " ".join(text[start : end.start() if end else start + MAX_PARAGRAPH].split())
+    if response and (not f.diagnostic or response.startswith(f.diagnostic)):
+        f.diagnostic = response
 
 
 def _whole_reply(first: str, text: str) -> str | None:
