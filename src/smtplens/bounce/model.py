@@ -42,8 +42,12 @@ class Action(StrEnum):
 
 
 # Postfix and Sendmail address verification (sendmail -bv, Postfix verify) report "deliverable" and
-# "undeliverable": the outcome the address would have had.
-_ACTIONS = {a.value: a for a in Action} | {"deliverable": Action.DELIVERED, "undeliverable": Action.FAILED}
+# "undeliverable": the outcome the address would have had. SendGrid writes "expired" for a message it gave up on.
+_ACTIONS = {a.value: a for a in Action} | {
+    "deliverable": Action.DELIVERED,
+    "undeliverable": Action.FAILED,
+    "expired": Action.FAILED,
+}
 SUCCESS_ACTIONS = frozenset({Action.DELIVERED, Action.RELAYED, Action.EXPANDED})
 
 

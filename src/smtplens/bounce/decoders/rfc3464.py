@@ -161,11 +161,14 @@ def _read(blocks: list[Block]) -> list[Finding]:
         if not diagnostic and "(" in status_field:
             # "Status: 4.0.0 (cat.example.net: host name lookup failure)": the comment is the explanation
             diagnostic = status_field[status_field.find("(") + 1 :].rstrip(") ").strip() or None
+        action_field = rec.get("action") or ""
         findings.append(
             Finding(
                 recipient=recipient,
                 original_recipient=original if original and original != recipient else None,
-                action=Action.parse(rec.get("action")),
+                action=Action.parse(action_field),
+                # "Action: expired" (SendGrid, not an RFC 3464 value): the delivery expired, whatever the last reply
+                reason="expired" if action_field.lstrip()[:7].lower() == "expired" else None,
                 status=status,
                 diagnostic=diagnostic,
                 diagnostic_type=diag_type,
