@@ -57,13 +57,24 @@ def decode(mail: Mail) -> list[Finding]:
     action = Action.DELAYED if start.group(1) else Action.FAILED  # a warning: "… not yet been delivered …"
     findings: list[Finding] = []
     for paragraph in re.split(r"\n[ \t]*\n", text[start.end() :]):
-        lines = paragraph.strip("\n").split("\n")
-        m = _RECIPIENT.match(lines[0])
-        if m is None:
-            continue
-        address = clean_address(m.group(1))
-        if address is None or len(findings) > MAX_RECIPIENTS:
-            continue
-        diagnostic = _DELAY_REASON.sub("", " ".join(" ".join([m.group(2) or "", *lines[1:]]).split()))
-        findings.append(Finding(recipient=address, action=action, diagnostic=diagnostic or None))
+        # a recipient's line, then its reply's lines indented deeper; the next recipient may follow without a blank
+        # line, at the first one's indentation
+        entries: list[tuple[str, list[str]]] = []
+        indent = -1
+        for line in paragraph.strip("\n").split("\n"):
+            depth = len(line) - len(line.lstrip(" \t"))
+            m = _RECIPIENT.match(line)
+            if m is not None and (not entries or depth <= indent):
+                entries.append((m.group(1), [m.group(2) or ""]))
+                indent = depth
+            elif entries:
+                entries[-1][1].append(line)
+            else:
+                break  # a paragraph that opens with no recipient
+        for found, lines in entries:
+            address = clean_address(found)
+            if address is None or len(findings) > MAX_RECIPIENTS:
+                continue
+            diagnostic = _DELAY_REASON.sub("", " ".join(" ".join(lines).split()))
+            findings.append(Finding(recipient=address, action=action, diagnostic=diagnostic or None))
     return findings
