@@ -82,6 +82,7 @@ def decode(mail: Mail) -> list[Finding]:
         unable = _UNABLE.search(line)
         if unable is not None:
             address = clean_address(unable.group(1))
-            if address is not None:
+            # the summary line after the session's transcript names a recipient already read from it
+            if address is not None and not any(f.recipient.lower() == address.lower() for f in findings):
                 findings.append(Finding(recipient=address, action=Action.FAILED, diagnostic=line.strip()))
     return findings
