@@ -31,37 +31,39 @@ GATE = ("delivery failure", "delivery_failure")
 
 
 def detect(mail: Mail) -> bool:
-    subject = (mail.headers.get("subject") or "").lstrip().upper()
-    if not subject.startswith(("DELIVERY FAILURE", "DELIVERY_FAILURE")):
+    # decoded: a user name that is not ASCII makes Domino write the subject as an encoded word
+    subject = mail.lowered_text("subject").lstrip()
+    if not subject.startswith(("delivery failure", "delivery_failure")):
         return False
     return mail.find(*DSN_TYPES) is None
 
 
 def decode(mail: Mail) -> list[Finding]:
     text = mail.text[:MAX_TEXT]
-    start = _NOT_DELIVERED.search(text)
-    if start is None:
-        return []
-    because = _BECAUSE.search(text, start.end())
-    block = text[start.end() : because.start() if because else len(text)]
     findings: list[Finding] = []
-    for line in block.split("\n"):
-        if not line.strip():
-            continue
-        m = _ADDRESS.search(line.strip())
-        if m is None:
-            break
-        address = clean_address(m.group(1))
-        if address is not None and len(findings) <= MAX_RECIPIENTS:
-            findings.append(Finding(recipient=address, action=Action.FAILED))
-    diagnostic = None
-    if because is not None:
-        rest = text[because.end() :].lstrip("\n")
-        paragraph = re.split(r"\n[ \t]*\n", rest, maxsplit=1)[0]
-        diagnostic = " ".join(paragraph.split()) or None
-    if diagnostic is None:
-        subject = mail.headers.text("subject") or ""
-        diagnostic = subject.partition(":")[2].strip() or None
-    for finding in findings:
-        finding.diagnostic = diagnostic
+    # one "was not delivered to: … because: …" section per reason; a notice may have several
+    for start in _NOT_DELIVERED.finditer(text):
+        because = _BECAUSE.search(text, start.end())
+        block = text[start.end() : because.start() if because else len(text)]
+        section: list[Finding] = []
+        for line in block.split("\n"):
+            if not line.strip():
+                continue
+            m = _ADDRESS.search(line.strip())
+            if m is None:
+                break
+            address = clean_address(m.group(1))
+            if address is not None and len(findings) + len(section) <= MAX_RECIPIENTS:
+                section.append(Finding(recipient=address, action=Action.FAILED))
+        diagnostic = None
+        if because is not None:
+            rest = text[because.end() :].lstrip("\n")
+            paragraph = re.split(r"\n[ \t]*\n", rest, maxsplit=1)[0]
+            diagnostic = " ".join(paragraph.split()) or None
+        if diagnostic is None:
+            subject = mail.headers.text("subject") or ""
+            diagnostic = subject.partition(":")[2].strip() or None
+        for finding in section:
+            finding.diagnostic = diagnostic
+        findings.extend(section)
     return findings

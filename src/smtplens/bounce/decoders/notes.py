@@ -45,15 +45,18 @@ def decode(mail: Mail) -> list[Finding]:
     block = text[start.end() : end.start() if end else len(text)]
     findings: list[Finding] = []
     reasons: list[str] = []
+    pending: list[str] = []  # the reason lines since the last address: each recipient stands below its reason
     for line in block.split("\n"):
         m = _ADDRESS.match(line)
         if m is None:
             if line.strip():
                 reasons.append(line.strip())
+                pending.append(line.strip())
             continue
         address = clean_address(m.group(1))
         if address is not None and len(findings) <= MAX_RECIPIENTS:
-            findings.append(Finding(recipient=address, action=Action.FAILED))
+            findings.append(Finding(recipient=address, action=Action.FAILED, diagnostic=" ".join(pending) or None))
+        pending = []
     if not findings and end is not None:
         to = _RETURNED_TO.search(text, end.end(), end.end() + MAX_RETURNED)
         address = clean_address(to.group(1)) if to is not None else None
@@ -61,5 +64,6 @@ def decode(mail: Mail) -> list[Finding]:
             findings.append(Finding(recipient=address, action=Action.FAILED))
     diagnostic = " ".join(" ".join(reasons).split()) or None
     for finding in findings:
-        finding.diagnostic = diagnostic
+        if finding.diagnostic is None or len(findings) == 1:
+            finding.diagnostic = diagnostic
     return findings
