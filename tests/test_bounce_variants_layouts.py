@@ -1,0 +1,54 @@
+"""Layouts that the format modules of Sisimai 4.25 know and smtplens read wrongly, found by writing notices in
+those layouts and reading them with both tools: each here as a fixture mail of our own."""
+
+from __future__ import annotations
+
+from smtplens.bounce import Action
+from tests.bounce_fixtures import decode_fixture
+
+
+def test_exchange_s_remote_host_on_the_line_of_its_reply() -> None:
+    """ "mx1.terminal.example #550 4.4.7 QUEUE.Expired; … ##": the host that answered, then the reply."""
+    result = decode_fixture("exchange2007-variant-host-hash.eml")
+    (r,) = result.recipients
+    assert (result.decoder, r.recipient, r.reason, r.status, r.reply_code) == (
+        "exchange2007",
+        "crane-desk@terminal.example",
+        "expired",
+        "4.4.7",
+        "550",
+    )
+    assert r.remote_host == "mx1.terminal.example"
+
+
+def test_sendgrid_s_action_expired_is_a_failure_that_expired() -> None:
+    (r,) = decode_fixture("rfc3464-variant-action-expired.eml").recipients
+    assert (r.recipient, r.action, r.reason, r.hard_bounce) == ("pat@garden.example", Action.FAILED, "expired", False)
+
+
+def test_mxlogic_recipients_without_a_blank_line_between_them() -> None:
+    assessor, treasurer = decode_fixture("mxlogic-variant-two-recipients.eml").recipients
+    assert (assessor.recipient, assessor.reason, assessor.reply_code) == ("assessor@county.test", "mailbox_full", "452")
+    assert (treasurer.recipient, treasurer.reply_code) == ("treasurer@county.test", "554")
+    assert treasurer.diagnostic is not None and "content policy" in treasurer.diagnostic
+    assert assessor.diagnostic is not None and "content policy" not in assessor.diagnostic
+
+
+def test_interscan_s_summary_line_names_no_second_recipient() -> None:
+    (r,) = decode_fixture("trendmicro-variant-summary-line.eml").recipients
+    assert (r.recipient, r.reason, r.reply_code) == ("picker@orchard.example", "user_unknown", "550")
+
+
+def test_domino_with_an_encoded_subject_and_a_section_per_reason() -> None:
+    result = decode_fixture("domino-variant-encoded-subject.eml")
+    renee, sculpteur = result.recipients
+    assert result.decoder == "domino"
+    assert (renee.recipient, renee.reason) == ("renee@atelier.example", "user_unknown")  # French "non répertorié"
+    assert (sculpteur.recipient, sculpteur.reason) == ("sculpteur@atelier.example", "system_error")
+
+
+def test_notes_gives_each_recipient_the_reason_above_it() -> None:
+    matcha, sencha = decode_fixture("notes-variant-two-recipients.eml").recipients
+    assert (matcha.recipient, matcha.reason) == ("matcha@kobo.example", "user_unknown")  # Japanese Notes wording
+    assert (sencha.recipient, sencha.reason) == ("sencha@kobo.example", "routing_loop")
+    assert sencha.diagnostic == "Message has exceeded maximum hop count"
