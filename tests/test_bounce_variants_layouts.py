@@ -52,3 +52,13 @@ def test_notes_gives_each_recipient_the_reason_above_it() -> None:
     assert (matcha.recipient, matcha.reason) == ("matcha@kobo.example", "user_unknown")  # Japanese Notes wording
     assert (sencha.recipient, sencha.reason) == ("sencha@kobo.example", "routing_loop")
     assert sencha.diagnostic == "Message has exceeded maximum hop count"
+
+
+def test_a_qmail_clone_s_he_her_opening_trace_and_to_prefix() -> None:
+    """"He/Her is not DOMAIN user, …" opens the report; qmail's "(qmail N invoked for bounce)" trace stands for a
+    subject of its own; a recipient line may read "To:<address>:"."""
+    result = decode_fixture("x4-variant-he-her.eml")
+    glaze, wheel = result.recipients
+    assert result.decoder == "x4"
+    assert (glaze.recipient, glaze.reason, glaze.reply_code) == ("glaze@pottery.example", "mailbox_full", "552")
+    assert (wheel.recipient, wheel.reason, wheel.status) == ("wheel@clay.example", "domain_invalid", "5.1.2")

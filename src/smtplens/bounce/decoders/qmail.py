@@ -33,7 +33,7 @@ __all__ = ["decode", "detect", "name", "read_paragraphs"]
 name = "qmail"
 
 _INTRO = re.compile(r"^Hi\. This is the (?:qmail-send|qmail) program at ([^\s]+?)\.?[ \t]*$", re.M | re.I)
-_RECIPIENT = re.compile(r"^[ \t]*<([^<>\s]*@?[^<>\s]*)>:[ \t]*$", re.M)
+_RECIPIENT = re.compile(r"^[ \t]*(?:To:[ \t]*)?<([^<>\s]*@?[^<>\s]*)>:[ \t]*$", re.M)  # "To:<a@b>:" in some clones
 # "Below this line", "Below the next line" (clones), "Enclosed", "Original message follows", "This is a copy"
 _END = re.compile(r"^---[ \t]*(?:Below (?:this|the next) line|Enclosed|Original message|This is a copy)", re.M | re.I)
 # The envelope in front of the account: indimail's "From: <s@example.jp> RCPT: <r@example.net> 192.0.2.25 …", and

@@ -1,15 +1,16 @@
 """Bounces of an unidentified qmail-based MTA (Sisimai's "X4"): qmail's paragraphs without qmail's greeting.
 
 A plain-text mail from ``MAILER-DAEMON@host`` with the subject "failure notice" (some: "Permanent Delivery
-Failure"). Instead of qmail-send's "Hi. This is the qmail-send program at HOST." the body opens with the
-provider's own sentences: "Your mail message to the following address(es) could not be delivered. This is a
-permanent error. …", "Your message to the following addresses …", "Unfortunately, your mail was not delivered to
-the following address:", "We're sorry. …", "This is the mail delivery agent at HOST.", "This is the machine
-generated message from mail service.", "unable to deliver your message to the following addresses", in Spanish
-"Su mensaje no pudo ser entregado"; then, as qmail writes them,
-one paragraph per recipient: ``<address>:`` alone on a line and the account below it (for a local delivery the
-exit status of the delivery program, "child status 100...", and its message). "--- Below this line is a copy of
-the message." ends the report.
+Failure"; others any subject, with qmail's trace "Received: (qmail N invoked for bounce)"). Instead of
+qmail-send's "Hi. This is the qmail-send program at HOST." the body opens with the provider's own sentences:
+"Your mail message to the following address(es) could not be delivered. This is a permanent error. …", "Your
+message to the following addresses …", "Unfortunately, your mail was not delivered to the following address:",
+"We're sorry. …", "This is the mail delivery agent at HOST.", "This is the machine generated message from mail
+service.", "unable to deliver your message to the following addresses", in Spanish "Su mensaje no pudo ser
+entregado", or "He/Her is not DOMAIN user, or the mailbox has a problem."; then, as qmail writes them, one
+paragraph per recipient: ``<address>:`` (some: ``To:<address>:``) alone on a line and the account below it (for a
+local delivery the exit status of the delivery program, "child status 100...", and its message). "--- Below this
+line is a copy of the message." ends the report.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ _START = re.compile(
     r"|^[ \t]*We're sorry\."
     r"|This is the mail delivery agent at\b"
     r"|This is the machine generated message from mail service"
-    r"|Su mensaje no pudo ser entregado",
+    r"|Su mensaje no pudo ser entregado"
+    r"|^[ \t]*He/Her is not \S[^\n]* user\b",
     re.I | re.M,
 )
 _SUBJECTS = ("failure notice", "permanent delivery failure")
+_BOUNCE_TRACE = "invoked for bounce)"
 _SENDER = re.compile(r"mailer-daemon@([\w.-]+)", re.I)
 MAX_BODY = 200_000
 
@@ -48,7 +51,8 @@ def detect(mail: Mail) -> bool:
     sender = mail.lowered("from")
     if "mailer-daemon" not in sender:
         return False
-    if not mail.lowered("subject").strip().startswith(_SUBJECTS):
+    # qmail's own trace of a bounce, "Received: (qmail 4711 invoked for bounce)", stands for the subject
+    if not mail.lowered("subject").strip().startswith(_SUBJECTS) and _BOUNCE_TRACE not in mail.root.header_text():
         return False
     head = mail.head(2000)
     return "qmail-send program" not in head and _START.search(head) is not None
