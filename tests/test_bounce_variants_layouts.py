@@ -62,3 +62,18 @@ def test_a_qmail_clone_s_he_her_opening_trace_and_to_prefix() -> None:
     assert result.decoder == "x4"
     assert (glaze.recipient, glaze.reason, glaze.reply_code) == ("glaze@pottery.example", "mailbox_full", "552")
     assert (wheel.recipient, wheel.reason, wheel.status) == ("wheel@clay.example", "domain_invalid", "5.1.2")
+
+
+def test_activehunter_recipient_with_a_name() -> None:
+    (r,) = decode_fixture("activehunter-variant-display-name.eml").recipients
+    assert (r.recipient, r.reason, r.reply_code) == ("yumi.tanaka@ryokan.example", "mailbox_full", "552")
+
+
+def test_x3_reply_in_a_diagnostic_code_line() -> None:
+    (r,) = decode_fixture("x3-variant-diagnostic-code.eml").recipients
+    assert (r.recipient, r.reason, r.status, r.diagnostic) == (
+        "sommelier@vineyard.example",
+        "mailbox_full",
+        "5.2.2",
+        "552 5.2.2 Mailbox over quota",
+    )

@@ -23,7 +23,8 @@ _ERRORS = re.compile(
     r"^[ \t]*-+[ \t]*The following addresses had (permanent fatal|temporary) errors[ \t]*-+", re.M | re.I
 )
 _TRANSCRIPT = re.compile(r"^[ \t]*-+[ \t]*Transcript of session follows[ \t]*-+[ \t]*$", re.M | re.I)
-_RECIPIENT = re.compile(r"^[ \t]*>>>[ \t]*<?([^\s<>@]+@[^\s<>]+?)>?(?:[ \t]+<[^<>\s]*>)?[ \t]*$")
+# ">>> a@b", ">>> a@b <a@b>", or with the recipient's name: ">>> Sato Ichiro <a@b>"
+_RECIPIENT = re.compile(r"^[ \t]*>>>[ \t]*(?:[^<>@\n]*<)?<?([^\s<>@]+@[^\s<>]+?)>?(?:[ \t]+<[^<>\s]*>)?[ \t]*$")
 MAX_BODY = 100_000
 
 

@@ -30,6 +30,7 @@ _RECIPIENT = re.compile(r"^[ \t]*\*[ \t]*<?([^\s<>@]+@[^\s<>]+?)>?[ \t]*$")
 _DETAILS = re.compile(r"^[ \t]*Technical details:?[ \t]*$", re.M | re.I)
 _ATTEMPT = re.compile(r"^[ \t]*SMTP:([A-Za-z]+)[ \t]+host[ \t]+\[?([^\s:\]]+)\]?:[ \t]*(.+)$", re.M)
 _ROUTING = re.compile(r"^[ \t]*Routing:[ \t]*(.+)$", re.M)
+_DIAGNOSTIC = re.compile(r"^[ \t]*Diagnostic-Code:[ \t]*(?:[\w.-]+;[ \t]*)?(.+)$", re.M | re.I)
 _STAGES = {
     "CONN": Stage.CONNECT,
     "HELO": Stage.HELO,
@@ -75,9 +76,12 @@ def decode(mail: Mail) -> list[Finding]:
             attempt = attempts[i] if len(attempts) == len(recipients) else attempts[0]
         finding = Finding(recipient=recipient, action=action)
         if attempt is None:
-            # no server was tried: the routing failure naming this recipient, else the first one
+            # no server was tried: the routing failure naming this recipient, else the first one; or the reply in
+            # a "Diagnostic-Code: smtp; 552 5.2.2 …" line of its own
             route = next((r for r in routes if recipient.lower() in r.group(1).lower()), routes[0] if routes else None)
             finding.diagnostic = " ".join(route.group(1).split()) if route else None
+            if finding.diagnostic is None and (code := _DIAGNOSTIC.search(text, details.end())) is not None:
+                finding.diagnostic = " ".join(code.group(1).split()) or None
         else:
             finding.stage = _STAGES.get(attempt.group(1).upper()[:4])
             finding.remote_host = attempt.group(2)
