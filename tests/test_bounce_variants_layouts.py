@@ -55,7 +55,7 @@ def test_notes_gives_each_recipient_the_reason_above_it() -> None:
 
 
 def test_a_qmail_clone_s_he_her_opening_trace_and_to_prefix() -> None:
-    """"He/Her is not DOMAIN user, …" opens the report; qmail's "(qmail N invoked for bounce)" trace stands for a
+    """ "He/Her is not DOMAIN user, …" opens the report; qmail's "(qmail N invoked for bounce)" trace stands for a
     subject of its own; a recipient line may read "To:<address>:"."""
     result = decode_fixture("x4-variant-he-her.eml")
     glaze, wheel = result.recipients
