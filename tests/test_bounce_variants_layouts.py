@@ -77,3 +77,17 @@ def test_x3_reply_in_a_diagnostic_code_line() -> None:
         "5.2.2",
         "552 5.2.2 Mailbox over quota",
     )
+
+
+def test_a_plain_notice_that_names_the_recipient_again_with_the_reply() -> None:
+    """ "Addressed To: a@b", then "a@b: [192.0.2.170], 550 a@b... No such user" (SurfControl's layout): the line with
+    the reply is the diagnostic; and "A transcript of the attempts … follows" does not end the notice, as "the
+    message follows" would."""
+    result = decode_fixture("plaintext-variant-named-again.eml")
+    (r,) = result.recipients
+    assert (result.decoder, r.recipient, r.reason, r.reply_code) == (
+        "plaintext",
+        "registrar@museum.example",
+        "user_unknown",
+        "550",
+    )

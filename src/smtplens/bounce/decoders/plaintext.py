@@ -28,9 +28,10 @@ _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za
 # The returned message's header (its first field line) or the line that announces it ends the notice.
 _NOTICE_END = re.compile(
     r"^(?:(?:Received|Return-Path|From|To|Date|Subject|Message-Id|References|In-Reply-To)[ \t]*:"
-    r"|.*\b(?:message|text) follows\b)",
+    r"|(?!.*\btranscript\b).*\b(?:message|text) follows\b)",  # not "a transcript of … the message follows"
     re.M | re.I,
 )
+_REPLY = re.compile(r"(?<![\w.])[245][0-9][0-9](?![\w.])")  # a reply code
 _SYSTEM_USERS = frozenset({"postmaster", "mailer-daemon", "mail-daemon", "root", "abuse", "noreply", "no-reply"})
 # A notice that the mail system is still trying: a delay warning, not a failure.
 _STILL_TRYING = re.compile(
@@ -51,19 +52,27 @@ def decode(mail: Mail) -> list[Finding]:
     known = {a.lower() for a in addresses(mail.headers.get("to"))}
     action = Action.DELAYED if _STILL_TRYING.search(text) else Action.FAILED
     findings: list[Finding] = []
+    found: dict[str, Finding] = {}
     for i, line in enumerate(lines):
         for m in _ADDRESS.finditer(line):
             recipient = clean_address(m.group(0).rstrip("."))
             if not recipient:
                 continue
             lower = recipient.lower()
+            earlier = found.get(lower)
+            if earlier is not None and _REPLY.search(line) and not _REPLY.search(earlier.diagnostic or ""):
+                # named again with the server's reply ("a@b: [192.0.2.1], 550 a@b... No such user"), after a line
+                # that named it only ("Addressed To: a@b")
+                earlier.diagnostic = " ".join(line.split())
+                continue
             if lower in known or lower.partition("@")[0] in _SYSTEM_USERS:
                 continue
             known.add(lower)
             diagnostic = " ".join(line.split())
             if len(diagnostic.replace(m.group(0), "").strip(" <>.:;,()-\"'")) < 4:
                 diagnostic = f"{diagnostic} {_next_line(lines, i)}".strip()
-            findings.append(Finding(recipient=recipient, action=action, diagnostic=diagnostic))
+            finding = found[lower] = Finding(recipient=recipient, action=action, diagnostic=diagnostic)
+            findings.append(finding)
             if len(findings) > MAX_RECIPIENTS:
                 return findings
     return findings
