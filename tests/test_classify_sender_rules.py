@@ -42,6 +42,13 @@ from smtplens import classify
             "mailbox_full",
         ),
         ("550 5.2.1 Learn more at https://support.google.com/mail/?p=DisabledUser - gsmtp", "mailbox_disabled"),
+        # Facebook's response codes say more than the 5.1.1 they come with
+        (
+            "550 5.1.1 RCP-P2 The attempted recipient's preferences prevent messages from being delivered.",
+            "content_rejected",
+        ),
+        ("550 5.1.1 RCP-P1 The attempted recipient address does not exist.", "user_unknown"),
+        ("450 4.1.1 RCP-T1 Try again later", "system_error"),
         ("550 5.2.1 Try again later. https://support.google.com/mail/?p=ReceivingRatePerm - gsmtp", "rate_limited"),
     ],
 )
