@@ -91,3 +91,17 @@ def test_a_plain_notice_that_names_the_recipient_again_with_the_reply() -> None:
         "user_unknown",
         "550",
     )
+
+
+def test_exim_notice_with_recipients_at_the_margin_and_a_wrapped_opening() -> None:
+    """1&1's Exim wraps "The following addresses\\nfailed:" and writes each recipient at the margin ("a@b:") with
+    its reason on the next line."""
+    result = decode_fixture("exim-variant-margin-recipients.eml")
+    captain, purser = result.recipients
+    assert result.decoder == "exim"
+    assert (captain.recipient, captain.reason, captain.diagnostic) == (
+        "captain@island.example",
+        "mailbox_full",
+        "quota exceeded",
+    )
+    assert (purser.recipient, purser.reason) == ("purser@island.example", "user_unknown")

@@ -51,7 +51,7 @@ _BODY_SIGNS = (
 )
 # The line before the list of recipients (failure, delay warning, malformed addresses, frozen message).
 _LIST_START = re.compile(
-    r"^[^\n]*(?:following address(?:\(es\)|es)? failed|address(?:\(es\)|es)? failed:"
+    r"^[^\n]*(?:following address(?:\(es\)|es)?[ \t]*\n?[ \t]*failed|address(?:\(es\)|es)? failed:"
     r"|to which the message has not yet been delivered (?:is|are)|^incorrectly constructed:"
     r"|has not yet been delivered to the following address(?:\(es\)|es)?:"
     r"|following address\(es\) have yet to be delivered:)[^\n]*\n",
@@ -157,6 +157,7 @@ def _blocks(body: str, action: Action, listed: bool) -> list[Finding]:
     current: list[str] | None = None
     blocks: list[tuple[str, list[str]]] = []
     margin = False  # the last recipient's details are written at the left margin, after a blank line
+    at_margin = False  # the recipients themselves stand at the margin (1&1: "a@b:", its reason on the next line)
     for raw in body.split("\n"):
         line = raw.rstrip()
         if not line.strip():
@@ -164,7 +165,12 @@ def _blocks(body: str, action: Action, listed: bool) -> list[Finding]:
             continue
         indent = len(line) - len(line.lstrip())
         stripped = line.strip()
-        if current is not None and (indent >= 4 or margin or _HOST.match(stripped)):
+        address_line = indent == 0 and _ADDRESS.fullmatch(stripped.rstrip(":")) is not None
+        if (
+            current is not None
+            and (indent >= 4 or margin or _HOST.match(stripped))
+            and not (at_margin and address_line)
+        ):
             # (a remote host's line is never a recipient: some versions write "host H [IP]: reply" at the
             # recipients' own indentation, under "SMTP error from remote mail server after RCPT TO:<…>:")
             current.append(stripped)
@@ -173,9 +179,11 @@ def _blocks(body: str, action: Action, listed: bool) -> list[Finding]:
             current, margin = blocks[-1][1], True  # "host mx.example.org [192.0.2.1]:" and the reply below it
             current.append(stripped)
             continue
-        if 1 <= indent < 4 or (listed and indent == 0 and not blocks and _ADDRESS.fullmatch(stripped.rstrip(":"))):
+        if 1 <= indent < 4 or (listed and address_line and (not blocks or at_margin)):
             current = []
             blocks.append((stripped, current))
+            if indent == 0 and stripped.endswith(":"):
+                margin = at_margin = True  # "a@b:" alone: what follows until a blank line is its reason
             if len(blocks) > MAX_RECIPIENTS:
                 break
             continue
