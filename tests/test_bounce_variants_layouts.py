@@ -105,3 +105,8 @@ def test_exim_notice_with_recipients_at_the_margin_and_a_wrapped_opening() -> No
         "quota exceeded",
     )
     assert (purser.recipient, purser.reason) == ("purser@island.example", "user_unknown")
+
+
+def test_an_exim_router_error_in_a_temporary_notice_is_a_delay() -> None:
+    (r,) = decode_fixture("exim-variant-router-temporary.eml").recipients
+    assert (r.recipient, r.action, r.hard_bounce) == ("tenor@choir.example", Action.DELAYED, False)

@@ -58,6 +58,8 @@ _LIST_START = re.compile(
     re.I | re.M,
 )
 _NOT_DELIVERED_YET = ("not yet been delivered", "have yet to be delivered")  # a warning, a frozen message
+_TEMPORARY = "This is a temporary error."
+MAX_OPENING = 1000  # characters of the notice that hold its opening sentences
 # The envelope sender where the notice names it: a bounce sent to errors_to ("A message sent by\n\n  <s@example.net>
 # \n\ncould not be delivered …"), a frozen message ("The sender is <s@example.net>.").
 _SENDER = re.compile(r"^(?:A message sent by\s+<([^<>\s]*)>|The sender is <([^<>\s]*)>)", re.I | re.M)
@@ -113,7 +115,6 @@ def decode(mail: Mail) -> list[Finding]:
     if copy is not None:
         text = text[: copy.start()]
     start = _LIST_START.search(text)
-    delayed = False
     sender = None
     if start is not None:
         delayed = _any_in(_NOT_DELIVERED_YET, start.group(0).lower())
@@ -121,6 +122,8 @@ def decode(mail: Mail) -> list[Finding]:
         named = _SENDER.search(text, 0, start.start())
         sender = clean_address(named.group(1) or named.group(2)) if named is not None else None
     else:
+        # no list of addresses (a router's errors): "… has not yet been delivered … This is a temporary error."
+        delayed = _TEMPORARY in text[:MAX_OPENING]
         body = text
     generated_at = _GENERATED_TEXT.search(body)
     generated = body[generated_at.end() :] if generated_at else ""
