@@ -110,3 +110,14 @@ def test_exim_notice_with_recipients_at_the_margin_and_a_wrapped_opening() -> No
 def test_an_exim_router_error_in_a_temporary_notice_is_a_delay() -> None:
     (r,) = decode_fixture("exim-variant-router-temporary.eml").recipients
     assert (r.recipient, r.action, r.hard_bounce) == ("tenor@choir.example", Action.DELAYED, False)
+
+
+def test_kddi_s_notice_through_its_relays_marked_by_its_filter() -> None:
+    result = decode_fixture("kddi-variant-relayed-filtered.eml")
+    (r,) = result.recipients
+    assert (result.decoder, r.recipient, r.reason, r.hard_bounce) == (
+        "kddi",
+        "hojicha@ezweb.example.jp",
+        "content_rejected",
+        False,
+    )

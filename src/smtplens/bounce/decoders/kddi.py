@@ -5,7 +5,9 @@ whose first part is the notice (sometimes a Japanese paragraph first) and the se
 The notice names each recipient on a line ``Could not be delivered to: <address>``, after ``Your mail sent on:
 <date>`` (or ``Your mail attempted to be delivered on: <date>``), and explains on the following indented lines
 ("As their mailbox is full.", "As the remote domain doesnt exist.", "Due to the following SMTP relay error." and
-the remote reply).
+the remote reply). The same notice may come from another address through the carrier's relays, which name
+themselves in their Received fields ("by lsean.ezweb.ne.jp (EZweb Mail)"); ``X-SPASIGN: NG`` marks a mail the
+carrier's filter refused.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ _SENT_ON = re.compile(r"^\s*Your mail (?:sent on|attempted to be delivered on):\
 MAX_TEXT = 100_000
 
 
+# The carrier's relays name themselves in the Received fields they add: "by lsean.ezweb.ne.jp (EZweb Mail)"
+_RELAYS = ("ezweb.ne.jp (", ".au.com (")
+
 # detect() is false unless one of these is in the mail's header (dispatch.py)
-GATE = (*_DOMAINS, "no-reply@")
+GATE = (*_DOMAINS, "no-reply@", "ezweb.ne.jp", ".au.com")
 
 
 def detect(mail: Mail) -> bool:
@@ -36,8 +41,11 @@ def detect(mail: Mail) -> bool:
         value = headers.get(field)
         if value and any(domain in value.lower() for domain in _DOMAINS):
             return True
-    # the same notice relayed from another of the carrier's domains (au.com): its own recipient line decides
-    return "no-reply@" in mail.lowered("from") and "could not be delivered to: <" in mail.head(3000)
+    # the same notice relayed from another of the carrier's domains (au.com), or sent from another address through
+    # the carrier's relays: its own recipient line decides
+    if "no-reply@" not in mail.lowered("from") and not any(mail.in_header(relay) for relay in _RELAYS):
+        return False
+    return "could not be delivered to: <" in mail.head(3000)
 
 
 def decode(mail: Mail) -> list[Finding]:
@@ -64,4 +72,7 @@ def decode(mail: Mail) -> list[Finding]:
             continue
         last = findings[-1]
         last.diagnostic = f"{last.diagnostic} {line.strip()}" if last.diagnostic else line.strip()
+    if mail.lowered("x-spasign").strip() == "ng":  # the carrier's mark of a mail its filter refused, as EZweb's
+        for finding in findings:
+            finding.reason = "content_rejected"
     return findings
