@@ -121,3 +121,11 @@ def test_kddi_s_notice_through_its_relays_marked_by_its_filter() -> None:
         "content_rejected",
         False,
     )
+
+
+def test_exchange_2003_encapsulated_address_and_an_ambiguous_name() -> None:
+    """ "IMCEASMTP-a+40b@host SMTP=a@b on <date>": the address after SMTP= is the recipient; "The recipient name is
+    ambiguous" is the receiving directory's fault, not a missing mailbox."""
+    archive, stacks = decode_fixture("exchange2003-variant-imcea.eml").recipients
+    assert (archive.recipient, archive.reason, archive.reply_code) == ("archive@stacks.example", "relay_denied", "550")
+    assert (stacks.recipient, stacks.reason, stacks.hard_bounce) == ("stacks@library.example", "system_error", False)

@@ -39,7 +39,7 @@ _MARKER = re.compile(
 _CONNECTOR = "with Internet Mail Service"
 # "user@example.com on <date>", "<user@example.com>", or an X.400 address whose SMTP attribute is the address
 _RECIPIENT = re.compile(
-    r"^\s*(?:[^\n@]*?SMTP=)?<?([^\s<>@\";]+@[^\s<>\";]+?)>?;?(?:\s+on\s+(.+?))?\s*$",
+    r"^\s*(?:[^\n]*?\bSMTP=)?<?([^\s<>@\";]+@[^\s<>\";]+?)>?;?(?:\s+on\s+(.+?))?\s*$",
     re.I,
 )
 _MTS_ID = re.compile(r"The MTS-ID of the original message is:.*?(?=MSEXCH:|$)", re.I | re.S)
