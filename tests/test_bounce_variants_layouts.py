@@ -129,3 +129,10 @@ def test_exchange_2003_encapsulated_address_and_an_ambiguous_name() -> None:
     archive, stacks = decode_fixture("exchange2003-variant-imcea.eml").recipients
     assert (archive.recipient, archive.reason, archive.reply_code) == ("archive@stacks.example", "relay_denied", "550")
     assert (stacks.recipient, stacks.reason, stacks.hard_bounce) == ("stacks@library.example", "system_error", False)
+
+
+def test_a_local_recipient_takes_the_domain_its_reply_quotes() -> None:
+    """Sendmail names a local user without a domain ("Final-Recipient: RFC822; baker"); the reply quotes the whole
+    address ("<baker@bakery.example>")."""
+    (r,) = decode_fixture("sendmail-variant-local-recipient.eml").recipients
+    assert (r.recipient, r.reason) == ("baker@bakery.example", "user_unknown")

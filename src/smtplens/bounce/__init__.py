@@ -187,6 +187,17 @@ def _hard_bounce(reason: str, verdict: Verdict | None, action: Action | None) ->
     return reason_table().reasons[reason].hard
 
 
+def _qualified(local: str, diagnostic: str | None) -> str:
+    """A recipient named without its domain ("erin", as Sendmail names a local user) with the domain of the address
+    its diagnostic quotes for it ("550 5.1.1 <erin@example.net>... User unknown"), else as it was."""
+    if not diagnostic or not local:
+        return local
+    start = diagnostic.lower().find(f"<{local.lower()}@")
+    end = diagnostic.find(">", start) if start >= 0 else -1
+    domain = diagnostic[start + len(local) + 2 : end] if end > 0 else ""
+    return f"{local}@{domain}" if domain and not any(c in domain for c in " <@") else local
+
+
 def _explain(f: Finding, decoder: str, ctx: _Context) -> Recipient:
     verdict = None
     status, reply_code = f.status, f.reply_code
@@ -220,7 +231,7 @@ def _explain(f: Finding, decoder: str, ctx: _Context) -> Recipient:
         stage = stage or reply.stage
         remote_host = remote_host or reply.remote_host
     return Recipient(
-        f.recipient,
+        f.recipient if "@" in f.recipient else _qualified(f.recipient, f.diagnostic),
         reason,
         kind,
         decoder,
