@@ -136,3 +136,10 @@ def test_a_local_recipient_takes_the_domain_its_reply_quotes() -> None:
     address ("<baker@bakery.example>")."""
     (r,) = decode_fixture("sendmail-variant-local-recipient.eml").recipients
     assert (r.recipient, r.reason) == ("baker@bakery.example", "user_unknown")
+
+
+def test_a_refused_connection_reported_failed_with_a_transient_status_expired() -> None:
+    """Exchange Online gives up on "4.4.316 Connection refused" after its retries: 'failed' with a 4.x.x status is
+    an expiry."""
+    (r,) = decode_fixture("rfc3464-variant-refused-expired.eml").recipients
+    assert (r.recipient, r.action, r.status, r.reason) == ("member@marina.example", Action.FAILED, "4.4.316", "expired")

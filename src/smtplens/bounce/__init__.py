@@ -38,7 +38,6 @@ __all__ = [
 
 DELIVERED = "delivered"
 EXPIRED, NETWORK_ERROR = "expired", "network_error"
-NO_ANSWER = "4.4.1"  # RFC 3463 X.4.1: no answer from host
 _DISPATCH = Dispatcher(DECODERS)  # which registered decoders to ask about a mail
 
 
@@ -165,12 +164,12 @@ def _quoted_reply_code(diagnostic: str, outcome: str) -> str | None:
 
 
 def _given_up(action: Action | None, status: str | None, reason: str) -> str:
-    """The reason of a recipient, seen as a whole report: a host that never answered (``4.4.1``, which RFC 3463
-    section 3.5 calls "useful only as a persistent transient error"), reported as ``failed``, was retried until
-    the reporting MTA gave up: the delivery expired (Postfix writes this after its queue lifetime, for one). So
-    was a connection failure reported ``failed`` without any status (Gmail's final notice after days of "did not
-    accept our requests to connect")."""
-    if action is Action.FAILED and status in (NO_ANSWER, None) and reason == NETWORK_ERROR:
+    """The reason of a recipient, seen as a whole report: a connection or DNS failure with a transient status
+    (``4.4.1``, "no answer from host", which RFC 3463 section 3.5 calls "useful only as a persistent transient
+    error"; Exchange Online's ``4.4.316``, connection refused) or with none (Gmail's final notice after days of "did
+    not accept our requests to connect"), reported as ``failed``, was retried until the reporting MTA gave up: the
+    delivery expired (Postfix writes this after its queue lifetime, for one)."""
+    if action is Action.FAILED and reason == NETWORK_ERROR and (status is None or status[0] == "4"):
         return EXPIRED
     return reason
 
