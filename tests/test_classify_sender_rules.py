@@ -27,6 +27,10 @@ from smtplens import classify
         # a link in the message on a URI blocklist is the content's problem
         ("550 A URL in this email shop.example is listed on a URI blocklist, please remove it", "spam_detected"),
         ("553 Blocked Using Spam Pattern, Your Message May Contain The Spam Contents", "spam_detected"),
+        # the content refused as spam is spam; refused without saying why, a content filter's refusal
+        ("550 5.7.1 Message content rejected due to high spam score (BSF:SC0_EXAMPLE)", "spam_detected"),
+        ("554 5.7.1 Message content rejected as spam", "spam_detected"),
+        ("550 5.7.1 message content rejected", "content_rejected"),
         ("550 User account not activated", "mailbox_disabled"),
         ("553 Sender Domain Resolve Fail", "sender_rejected"),
         ("550 Sender shop.example has no A, AAAA, or MX DNS records", "sender_rejected"),
