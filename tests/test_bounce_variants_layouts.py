@@ -143,3 +143,15 @@ def test_a_refused_connection_reported_failed_with_a_transient_status_expired() 
     an expiry."""
     (r,) = decode_fixture("rfc3464-variant-refused-expired.eml").recipients
     assert (r.recipient, r.action, r.status, r.reason) == ("member@marina.example", Action.FAILED, "4.4.316", "expired")
+
+
+def test_sendmail_5_host_line_with_its_mailer_name() -> None:
+    """ "421 mx.example.tcp... Deferred: …" names no recipient: the returned message's recipient at that host is."""
+    result = decode_fixture("v5sendmail-variant-tcp-host.eml")
+    (r,) = result.recipients
+    assert (result.decoder, r.recipient, r.reason, r.reply_code) == (
+        "v5sendmail",
+        "night-shift@telescope.example",
+        "expired",
+        "421",
+    )

@@ -25,7 +25,8 @@ __all__ = ["decode", "detect", "name"]
 name = "v5sendmail"
 
 _UNSENT = re.compile(r"^[ \t]*-+[ \t]*(?:Unsent message follows|No message was collected)[ \t]*-+[ \t]*$", re.M | re.I)
-_HOST_VERDICT = re.compile(r"^([245]\d\d) ([\w.-]+) \(\w+\)\.\.\.[ \t]*(.*)$", re.M)
+# "421 example.org (smtp)... Deferred: …", or with the mailer's name appended: "421 mx.example.org.tcp... Deferred"
+_HOST_VERDICT = re.compile(r"^([245]\d\d) ([\w.-]+?)(?: \(\w+\)|\.tcp)\.\.\.[ \t]*(.*)$", re.M)
 # Sendmail's subject when a message stayed queued past its lifetime (Timeout.queuereturn)
 _TIMED_OUT = re.compile(r"cannot send (?:the )?message for \d+ (?:days?|hours?)")
 
