@@ -168,7 +168,12 @@ def _blocks(body: str, action: Action, listed: bool) -> list[Finding]:
             continue
         indent = len(line) - len(line.lstrip())
         stripped = line.strip()
-        address_line = indent == 0 and _ADDRESS.fullmatch(stripped.rstrip(":")) is not None
+        # a recipient at the margin ("a@b:"), looked for only where such a list may begin or go on
+        address_line = (
+            indent == 0
+            and (at_margin or (listed and not blocks))
+            and _ADDRESS.fullmatch(stripped.rstrip(":")) is not None
+        )
         if (
             current is not None
             and (indent >= 4 or margin or _HOST.match(stripped))

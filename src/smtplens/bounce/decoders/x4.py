@@ -52,7 +52,7 @@ def detect(mail: Mail) -> bool:
     if "mailer-daemon" not in sender:
         return False
     # qmail's own trace of a bounce, "Received: (qmail 4711 invoked for bounce)", stands for the subject
-    if not mail.lowered("subject").strip().startswith(_SUBJECTS) and _BOUNCE_TRACE not in mail.root.header_text():
+    if not mail.lowered("subject").strip().startswith(_SUBJECTS) and not mail.in_header(_BOUNCE_TRACE):
         return False
     head = mail.head(2000)
     return "qmail-send program" not in head and _START.search(head) is not None
