@@ -31,6 +31,8 @@ from smtplens import classify
         ("550 5.7.1 Message content rejected due to high spam score (BSF:SC0_EXAMPLE)", "spam_detected"),
         ("554 5.7.1 Message content rejected as spam", "spam_detected"),
         ("550 5.7.1 message content rejected", "content_rejected"),
+        ("554 5.7.1 Message rejected because of unacceptable content. Spam score too high", "spam_detected"),
+        ("554 5.7.1 Message rejected because of unacceptable content", "content_rejected"),
         ("550 User account not activated", "mailbox_disabled"),
         ("553 Sender Domain Resolve Fail", "sender_rejected"),
         ("550 Sender shop.example has no A, AAAA, or MX DNS records", "sender_rejected"),
