@@ -43,7 +43,6 @@ _FIRST_OF_MANY = re.compile(r"[245]\d\d-")  # the first line of a multi-line rep
 _TRANSCRIPT_LINE = "<<< "  # Sendmail's session transcript: what the server answered
 # Gmail's notices give the remote server's reply (or its own DNS finding) under a heading of its own
 _RESPONSE = re.compile(r"^[ \t]*the response (?:from the remote server )?was:[ \t]*\n", re.I | re.M)
-_BARE_CODE = re.compile(r"[245]\d\d")
 MAX_REPLY_LINES = 40
 MAX_PARAGRAPH = 1000
 MAX_REPORT = 2_000_000  # characters of a delivery-status part read (a report of 1,000 recipients is ~300 KB)
@@ -255,7 +254,7 @@ def _complete_from_text(findings: list[Finding], text: str) -> None:
 def _complete_from_response(f: Finding, text: str) -> None:
     """The reply under "The response was:" (Gmail's notices) for a report's only recipient, where its fields give
     no diagnostic or only the reply's code ("Diagnostic-Code: smtp; 552" for "552 5.2.2 … quota exceeded")."""
-    if f.diagnostic and not (_BARE_CODE.fullmatch(f.diagnostic) and f.diagnostic_type in (None, "smtp")):
+    if f.diagnostic and not (_REPLY_CODE.fullmatch(f.diagnostic) and f.diagnostic_type in (None, "smtp")):
         return
     heading = _RESPONSE.search(text)
     if heading is None:
