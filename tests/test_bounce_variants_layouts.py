@@ -110,6 +110,11 @@ LAYOUTS = {
         "rfc3464",
         [("member@marina.example", Action.FAILED, "expired", "4.4.316", None)],
     ),
+    # PowerMTA's own category ("X-PowerMTA-BounceCategory: bad-mailbox") where the reply says nothing specific
+    "rfc3464-variant-powermta-category.eml": (
+        "rfc3464",
+        [("reader@magazine.example", Action.FAILED, "user_unknown", "5.0.0", "554")],
+    ),
     # Sendmail 5's "421 mx.example.tcp... Deferred" names a host: the returned message's recipient there
     "v5sendmail-variant-tcp-host.eml": (
         "v5sendmail",

@@ -20,6 +20,7 @@ from smtplens.bounce.mime import Headers, Mail, first_address, parse_mail
 from smtplens.bounce.model import SUCCESS_ACTIONS, Action, BounceResult, Finding, Kind, Recipient
 from smtplens.bounce.registry import DECODERS
 from smtplens.classifier import Verdict, classify
+from smtplens.classifier.engine import SPECIFIC_PHRASE
 from smtplens.knowledge.reasons import reason_table
 from smtplens.model import ReplyClass
 from smtplens.reply import parse_reply
@@ -174,6 +175,13 @@ def _given_up(action: Action | None, status: str | None, reason: str) -> str:
     return reason
 
 
+def _hinted(verdict: Verdict, hint: str | None) -> str:
+    """The verdict's reason, or the reporting MTA's own category of the failure where no specific phrase of the
+    reply decided (only its codes or a weak phrase spoke, or nothing did): "554 Transaction failed" with PowerMTA's
+    "bad-mailbox"."""
+    return verdict.reason if hint is None or verdict.confidence >= SPECIFIC_PHRASE else hint
+
+
 def _hard_bounce(reason: str, verdict: Verdict | None, action: Action | None) -> bool:
     """Whether the address itself is bad: the classifier's verdict on the reply, or, where the decoder named the
     reason from the notice's own words, the taxonomy's for that reason. A delay is never a hard bounce, nor a
@@ -223,7 +231,7 @@ def _explain(f: Finding, decoder: str, ctx: _Context) -> Recipient:
         if reply.reply_class is None and f.action is Action.DELAYED:
             reply = reply._replace(reply_class=ReplyClass.TRANSIENT)
         verdict = classify(reply, stage=stage, remote_host=remote_host)
-        reason = _given_up(f.action, status or reply.enhanced, verdict.reason)
+        reason = _given_up(f.action, status or reply.enhanced, _hinted(verdict, f.hint))
     if reply is not None:
         reply_code = reply_code or reply.basic
         status = status or reply.enhanced

@@ -57,7 +57,8 @@ class Finding:
 
     Decoders fill what their format says and leave the rest empty; the pipeline adds what the mail as a whole
     says (original message, dates) and the classifier's verdict. ``reason`` is set only when the format itself
-    decides it (a feedback report, an auto-reply); otherwise the classifier decides from ``diagnostic``.
+    decides it (a feedback report, an auto-reply); otherwise the classifier decides from ``diagnostic``, and
+    ``hint`` (the reporting MTA's own category, as PowerMTA writes one) where only codes spoke.
     """
 
     recipient: str
@@ -75,6 +76,8 @@ class Finding:
     feedback_type: str | None = None
     sender: str | None = None
     kind: Kind = Kind.BOUNCE
+    # the reporting MTA's own category of the failure (a taxonomy id), used where the reply's words decide nothing
+    hint: str | None = None
 
 
 class Recipient(NamedTuple):

@@ -150,10 +150,13 @@ def _gave_up(pattern: Pattern, code_rule: CodeRule) -> bool:
     return pattern.reason == EXPIRED and pattern.priority == WEAK and code_rule.reason == NETWORK_ERROR
 
 
+SPECIFIC_PHRASE = 0.85  # the confidence of a verdict a phrase decided that is not weak (above: the provider's own)
+
+
 def _phrase_confidence(pattern: Pattern, provider: Provider | None) -> float:
     if pattern.priority < 0:
         return 0.6
-    return 0.95 if provider is not None and pattern.provider == provider.name else 0.85
+    return 0.95 if provider is not None and pattern.provider == provider.name else SPECIFIC_PHRASE
 
 
 _MEMO_SIZE = 8192  # decisions remembered; the store is emptied when full (real streams need a few hundred)

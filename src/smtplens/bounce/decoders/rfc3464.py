@@ -43,6 +43,26 @@ _FIRST_OF_MANY = re.compile(r"[245]\d\d-")  # the first line of a multi-line rep
 _TRANSCRIPT_LINE = "<<< "  # Sendmail's session transcript: what the server answered
 # Gmail's notices give the remote server's reply (or its own DNS finding) under a heading of its own
 _RESPONSE = re.compile(r"^[ \t]*the response (?:from the remote server )?was:[ \t]*\n", re.I | re.M)
+# PowerMTA's category of a failure ("X-PowerMTA-BounceCategory: bad-mailbox", the names of its
+# bounce-category-patterns), in the taxonomy's ids: a hint where the reply itself says nothing ("554 Transaction
+# failed")
+_POWERMTA_CATEGORIES = {
+    "bad-mailbox": "user_unknown",
+    "inactive-mailbox": "mailbox_disabled",
+    "quota-issues": "mailbox_full",
+    "bad-domain": "domain_invalid",
+    "no-answer-from-host": "network_error",
+    "bad-connection": "network_error",
+    "routing-errors": "network_error",
+    "message-expired": "expired",
+    "policy-related": "policy_rejected",
+    "spam-related": "spam_detected",
+    "virus-related": "virus_detected",
+    "content-related": "content_rejected",
+    "invalid-sender": "sender_rejected",
+    "relaying-issues": "relay_denied",
+    "protocol-errors": "protocol_error",
+}
 MAX_REPLY_LINES = 40
 MAX_PARAGRAPH = 1000
 MAX_REPORT = 2_000_000  # characters of a delivery-status part read (a report of 1,000 recipients is ~300 KB)
@@ -168,6 +188,7 @@ def _read(blocks: list[Block]) -> list[Finding]:
                 action=Action.parse(action_field),
                 # "Action: expired" (SendGrid, not an RFC 3464 value): the delivery expired, whatever the last reply
                 reason="expired" if action_field.lstrip()[:7].lower() == "expired" else None,
+                hint=_POWERMTA_CATEGORIES.get((rec.get("x-powermta-bouncecategory") or "").strip().lower()),
                 status=status,
                 diagnostic=diagnostic,
                 diagnostic_type=diag_type,
