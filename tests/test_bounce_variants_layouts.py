@@ -115,6 +115,14 @@ LAYOUTS = {
         "rfc3464",
         [("reader@magazine.example", Action.FAILED, "user_unknown", "5.0.0", "554")],
     ),
+    # Oracle Messaging Server's "Recipient address: / Reason: / Diagnostic code:" blocks, sent without the report
+    "messagingserver-variant-no-report.eml": (
+        "messagingserver",
+        [
+            ("archivist@archive.example", Action.FAILED, "user_unknown", "5.1.1", "550"),
+            ("scans@archive.example", Action.FAILED, "mailbox_full", "5.2.2", "552"),
+        ],
+    ),
     # Sendmail 5's "421 mx.example.tcp... Deferred" names a host: the returned message's recipient there
     "v5sendmail-variant-tcp-host.eml": (
         "v5sendmail",
@@ -135,6 +143,11 @@ def test_layout(name: str) -> None:
 def test_exchange_s_remote_host_on_the_line_of_its_reply() -> None:
     (r,) = decode_fixture("exchange2007-variant-host-hash.eml").recipients
     assert r.remote_host == "mx1.terminal.example"
+
+
+def test_messaging_server_s_remote_system_is_the_remote_host() -> None:
+    archivist, _ = decode_fixture("messagingserver-variant-no-report.eml").recipients
+    assert (archivist.remote_host, archivist.diagnostic_type) == ("mx.archive.example", "smtp")
 
 
 def test_each_mxlogic_recipient_keeps_its_own_reply() -> None:
