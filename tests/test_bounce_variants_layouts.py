@@ -123,6 +123,11 @@ LAYOUTS = {
             ("scans@archive.example", Action.FAILED, "mailbox_full", "5.2.2", "552"),
         ],
     ),
+    # fml's loop notice is signed by the list's administrator: the list's own address is the recipient
+    "fml-variant-loop.eml": (
+        "fml",
+        [("birds@lists.aviary.example", Action.FAILED, "not_rfc_compliant", None, None)],
+    ),
     # Sendmail 5's "421 mx.example.tcp... Deferred" names a host: the returned message's recipient there
     "v5sendmail-variant-tcp-host.eml": (
         "v5sendmail",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address
+from smtplens.bounce.decoders import clean_address
 from smtplens.bounce.mime import Mail
 from smtplens.bounce.model import Action, Finding
 
@@ -36,6 +36,7 @@ _REASONS = (
     ("spam mail from a spammer", "sender_rejected"),
 )
 MAX_BODY = 50_000
+_ADMIN = "-admin"  # the list administrator's address, which signs fml's notices
 
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
@@ -52,18 +53,20 @@ def decode(mail: Mail) -> list[Finding]:
     if end is not None:
         text = text[: end.start()]
     subject = (mail.headers.text("subject") or "").lower()
-    findings: list[Finding] = []
+    # each paragraph's first address in angle brackets; the list's own is reported, not its administrator's that
+    # signs the notice ("fml <list-admin@…> has detected a loop condition …", then "Duplicated Message-ID in
+    # <list@…>.")
+    named: list[tuple[str, str]] = []
     for paragraph in re.split(r"\n[ \t]*\n", text):
-        for m in _ADDRESS.finditer(paragraph):
-            recipient = clean_address(m.group(1))
-            if not recipient or len(findings) > MAX_RECIPIENTS:
-                continue
-            diagnostic = " ".join(paragraph.split())
-            lower = diagnostic.lower()
-            reason = next((r for words, r in _REASONS if words in lower), None)
-            reason = reason or next((r for words, r in _REASONS if words in subject), None)
-            findings.append(Finding(recipient=recipient, action=Action.FAILED, diagnostic=diagnostic, reason=reason))
-            break
-        if findings:
-            break
-    return findings
+        first = next((a for a in map(clean_address, _ADDRESS.findall(paragraph)) if a), None)
+        if first is not None:
+            named.append((first, paragraph))
+    found = next((n for n in named if not n[0].partition("@")[0].endswith(_ADMIN)), named[0] if named else None)
+    if found is None:
+        return []
+    recipient, paragraph = found
+    diagnostic = " ".join(paragraph.split())
+    lower = diagnostic.lower()
+    reason = next((r for words, r in _REASONS if words in lower), None)
+    reason = reason or next((r for words, r in _REASONS if words in subject), None)
+    return [Finding(recipient=recipient, action=Action.FAILED, diagnostic=diagnostic, reason=reason)]
