@@ -34,6 +34,7 @@ _OPENING = re.compile(
 )
 _TYPED = re.compile(r"^\s*[A-Za-z][\w.-]*\s*;\s*")
 MAX_TEXT = 100_000
+_TRACE = "Messaging Server"  # as the product names itself in its Received fields
 
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
@@ -42,7 +43,7 @@ GATE = ("messaging server",)
 
 def detect(mail: Mail) -> bool:
     # its trace field: "Received: from … by … (Oracle Communications Messaging Server 8.1 …)"
-    if "messaging server" not in mail.root.header_text().lower() or mail.find(*DSN_TYPES) is not None:
+    if not mail.in_header(_TRACE) or mail.find(*DSN_TYPES) is not None:
         return False
     head = mail.head(5000)
     return "recipient address:" in head and _OPENING.search(head) is not None

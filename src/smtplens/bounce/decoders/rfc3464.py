@@ -63,6 +63,7 @@ _POWERMTA_CATEGORIES = {
     "relaying-issues": "relay_denied",
     "protocol-errors": "protocol_error",
 }
+_EXPIRED = "expired"
 MAX_REPLY_LINES = 40
 MAX_PARAGRAPH = 1000
 MAX_REPORT = 2_000_000  # characters of a delivery-status part read (a report of 1,000 recipients is ~300 KB)
@@ -180,15 +181,16 @@ def _read(blocks: list[Block]) -> list[Finding]:
         if not diagnostic and "(" in status_field:
             # "Status: 4.0.0 (cat.example.net: host name lookup failure)": the comment is the explanation
             diagnostic = status_field[status_field.find("(") + 1 :].rstrip(") ").strip() or None
-        action_field = rec.get("action") or ""
+        action_field = rec.get("action")
+        category = rec.get("x-powermta-bouncecategory")
         findings.append(
             Finding(
                 recipient=recipient,
                 original_recipient=original if original and original != recipient else None,
                 action=Action.parse(action_field),
                 # "Action: expired" (SendGrid, not an RFC 3464 value): the delivery expired, whatever the last reply
-                reason="expired" if action_field.lstrip()[:7].lower() == "expired" else None,
-                hint=_POWERMTA_CATEGORIES.get((rec.get("x-powermta-bouncecategory") or "").strip().lower()),
+                reason=_EXPIRED if action_field and _EXPIRED in action_field.lower() else None,
+                hint=_POWERMTA_CATEGORIES.get(category.strip().lower()) if category else None,
                 status=status,
                 diagnostic=diagnostic,
                 diagnostic_type=diag_type,
