@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 
 from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address, mta_host
+from smtplens.bounce.decoders.rfc3464 import DSN_TYPES, diagnostic_parts
 from smtplens.bounce.mime import Mail
 from smtplens.bounce.model import Action, Finding
 
@@ -26,13 +27,11 @@ __all__ = ["decode", "detect", "name"]
 
 name = "messagingserver"
 
-DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
 _FIELD = re.compile(r"^[ \t]+(Recipient address|Original address|Reason|Diagnostic code|Remote system):[ \t]*(.*)$")
 _OPENING = re.compile(
     r"cannot be delivered to the following recipients?:|has not yet been delivered to the following recipients?:",
     re.I,
 )
-_TYPED = re.compile(r"^\s*[A-Za-z][\w.-]*\s*;\s*")
 MAX_TEXT = 100_000
 _TRACE = "Messaging Server"  # as the product names itself in its Received fields
 
@@ -76,9 +75,9 @@ def decode(mail: Mail) -> list[Finding]:
             reason = value or None
             findings[-1].diagnostic = findings[-1].diagnostic or reason
         elif field == "diagnostic code":
-            typed = _TYPED.match(value)
-            findings[-1].diagnostic_type = typed.group(0).strip(" ;").lower() if typed else None
-            findings[-1].diagnostic = value[typed.end() :].strip() if typed else value or reason
+            diagnostic_type, diagnostic = diagnostic_parts(value)  # as RFC 3464's field: "smtp;550 5.1.1 …"
+            findings[-1].diagnostic_type = diagnostic_type
+            findings[-1].diagnostic = diagnostic or reason
         elif field == "remote system":
             findings[-1].remote_host = mta_host(value)
     return findings

@@ -177,7 +177,7 @@ def _read(blocks: list[Block]) -> list[Finding]:
         status_field = rec.get("status") or ""
         status_match = _STATUS.search(status_field)
         status = status_match.group(0) if status_match else None
-        diag_type, diagnostic = _diagnostic(rec.get("diagnostic-code"))
+        diag_type, diagnostic = diagnostic_parts(rec.get("diagnostic-code"))
         if not diagnostic and "(" in status_field:
             # "Status: 4.0.0 (cat.example.net: host name lookup failure)": the comment is the explanation
             diagnostic = status_field[status_field.find("(") + 1 :].rstrip(") ").strip() or None
@@ -230,7 +230,7 @@ def _from_x400(address: str) -> str | None:
     return decoded if _internet_address(decoded) else None
 
 
-def _diagnostic(value: str | None) -> tuple[str | None, str | None]:
+def diagnostic_parts(value: str | None) -> tuple[str | None, str | None]:
     """``smtp; 550 5.1.1 …`` → ``("smtp", "550 5.1.1 …")`` (RFC 3464 section 2.3.6)."""
     if not value:
         return None, None
