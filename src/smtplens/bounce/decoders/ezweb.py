@@ -47,6 +47,11 @@ FILTERED = "content_rejected"
 GATE = ("mail system error - returned mail", _DOMAIN, _AU_SENDER)
 
 
+def filter_marked(mail: Mail) -> bool:
+    """Whether the carrier's gateway marked the notice as its filter's refusal (``X-SPASIGN: NG``)."""
+    return mail.lowered("x-spasign").strip() == "ng"
+
+
 def detect(mail: Mail) -> bool:
     if mail.lowered("subject").strip() == "mail system error - returned mail":
         return True
@@ -83,7 +88,7 @@ def decode(mail: Mail) -> list[Finding]:
         if stripped and stripped.isascii():
             explanation.append(stripped)
     general = " ".join(explanation) or None
-    marked = mail.lowered("x-spasign").strip() == "ng"  # the gateway's own mark of a mail its filter refused
+    marked = filter_marked(mail)
     filtered = bool(general and any(word in general.lower() for word in _FILTER_WORDS))
     for finding, lines in zip(findings, replies, strict=True):
         finding.diagnostic = " ".join(lines) if lines else general

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address, parse_date
+from smtplens.bounce.decoders.ezweb import FILTERED, filter_marked
 from smtplens.bounce.mime import Mail
 from smtplens.bounce.model import Action, Finding
 
@@ -72,7 +73,7 @@ def decode(mail: Mail) -> list[Finding]:
             continue
         last = findings[-1]
         last.diagnostic = f"{last.diagnostic} {line.strip()}" if last.diagnostic else line.strip()
-    if mail.lowered("x-spasign").strip() == "ng":  # the carrier's mark of a mail its filter refused, as EZweb's
+    if filter_marked(mail):  # the carrier's mark of a mail its filter refused, as on its EZweb notices
         for finding in findings:
-            finding.reason = "content_rejected"
+            finding.reason = FILTERED
     return findings
