@@ -103,7 +103,8 @@ def test_part_text_is_its_decoded_payload(body: str, cte: str, charset: str, crl
     head = f"Content-Type: {ctype}\nContent-Transfer-Encoding: {cte}\n" if cte else f"Content-Type: {ctype}\n"
     mail = f"{head}\n{body}"
     part = parse_mail(mail.replace("\n", "\r\n").encode() if crlf else mail.encode()).root
-    assert part.text() == decode_bytes(part.payload(), part.charset)
+    # the decoded text with its line ends made LF, as the mail's own were (base64 text comes with CRLF)
+    assert part.text() == decode_bytes(part.payload(), part.charset).replace("\r\n", "\n").replace("\r", "\n")
 
 
 @pytest.mark.parametrize("path", sorted(FIXTURES.glob("*.eml")), ids=lambda p: p.name)

@@ -1,9 +1,12 @@
 """Decoders read a bounce by what it says, not by how one MTA happened to spell it: rewriting a mail the way a
-relay or a mail store may (header field names in another case, CRLF line ends, other MIME boundaries) leaves
-every recipient's result unchanged. Run over the project's own fixtures and, when present, the shared corpus."""
+relay or a mail store may (header field names in another case, CRLF line ends, other MIME boundaries, a body put
+in base64 or quoted-printable) leaves every recipient's result unchanged. Run over the project's own fixtures and,
+when present, the shared corpus."""
 
 from __future__ import annotations
 
+import base64
+import quopri
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -49,11 +52,31 @@ def _crlf(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
 
 
+_MULTIPART_OR_ENCODED = re.compile(
+    rb"^content-(?:type:[ \t]*(?:multipart|message)/|transfer-encoding:[ \t]*(?:base64|quoted-printable))", re.I | re.M
+)
+_TRANSFER_ENCODING = re.compile(rb"^content-transfer-encoding:[^\n]*\n", re.I | re.M)
+
+
+def _encoded_body(data: bytes, name: bytes, encode: Callable[[bytes], bytes]) -> bytes:
+    """A single-part mail with its body in the transfer encoding ``name`` (as a gateway or a mail store may put
+    it: base64 text in its canonical form, CRLF line ends, RFC 2045 section 6.8); other mails as they are."""
+    head, blank, body = data.replace(b"\r\n", b"\n").partition(b"\n\n")
+    if not blank or _MULTIPART_OR_ENCODED.search(head):
+        return data
+    head = _TRANSFER_ENCODING.sub(b"", head + b"\n")
+    return head + b"Content-Transfer-Encoding: " + name + b"\n\n" + encode(body)
+
+
 REWRITES: dict[str, Callable[[bytes], bytes]] = {
     "lower-case field names": lambda data: _rename_fields(data, bytes.lower),
     "upper-case field names": lambda data: _rename_fields(data, bytes.upper),
     "other MIME boundaries": _new_boundaries,
     "CRLF line ends": _crlf,
+    "body in base64": lambda data: _encoded_body(
+        data, b"base64", lambda body: base64.encodebytes(body.replace(b"\n", b"\r\n"))
+    ),
+    "body in quoted-printable": lambda data: _encoded_body(data, b"quoted-printable", quopri.encodestring),
 }
 
 
@@ -96,3 +119,12 @@ def test_the_rewrites_touch_headers_only() -> None:
     assert b"from: a@example.org" in lowered and b"content-type: text/plain" in lowered
     assert b"Body: stays" in lowered and b"SMTP: stays too" in lowered
     assert b"B1" not in REWRITES["other MIME boundaries"](mail)
+    assert REWRITES["body in base64"](mail) == mail  # multipart: left alone
+
+
+def test_the_body_rewrites_encode_a_single_part_body() -> None:
+    mail = b"From: a@example.org\nContent-Transfer-Encoding: 7bit\n\nline one\nline two\n"
+    encoded = REWRITES["body in base64"](mail)
+    assert encoded.count(b"Content-Transfer-Encoding") == 1
+    assert base64.b64decode(encoded.partition(b"\n\n")[2]) == b"line one\r\nline two\r\n"
+    assert b"quoted-printable" in REWRITES["body in quoted-printable"](mail)

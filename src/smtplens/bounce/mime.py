@@ -468,7 +468,15 @@ class Part:
         ``MAX_TEXT_PART`` characters of a body as written are read: no report's text is longer, and what a decoder
         looks for stands at its start (a longer body is an attachment that was mislabelled, or a hostile mail)."""
         if self._text is None:
-            self._text = self._plain_ascii() or decode_bytes(self.payload(MAX_TEXT_PART), self.charset)
+            text = self._plain_ascii()
+            if text is None:
+                text = decode_bytes(self.payload(MAX_TEXT_PART), self.charset)
+                if "\r" in text:
+                    # a base64 text is encoded in its canonical form, lines ending in CRLF (RFC 2045 section 6.8),
+                    # and a quoted-printable one may spell out "=0D": the line ends of the mail as a whole were
+                    # made LF before it was parsed, those of a decoded body are made LF here
+                    text = text.replace("\r\n", "\n").replace("\r", "\n")
+            self._text = text
         return self._text
 
     def _plain_ascii(self) -> str | None:

@@ -46,6 +46,9 @@ _MTS_ID = re.compile(r"The MTS-ID of the original message is:.*?(?=MSEXCH:|$)", 
 # Exchange 2000/2003: "<mail.example.com #5.1.1 smtp;550 5.1.1 User unknown>" (the reply part is optional)
 _SERVER_LINE = re.compile(r"<([A-Za-z0-9.-]+) #([245]\.\d{1,3}\.\d{1,3})(?:\s+smtp;\s*(.*?))?>\s*$", re.I)
 MAX_TEXT = 200_000
+# a body in base64 or quoted-printable (a gateway or a mail store may have re-encoded the notice): the markers are
+# looked for in its decoded text
+_ENCODED = re.compile(r"^content-transfer-encoding:[ \t]*(?:base64|quoted-printable)", re.I | re.M)
 
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
@@ -70,8 +73,12 @@ def detect(mail: Mail) -> bool:
     exchange = mail.lowered("x-mimeole").startswith("produced by microsoft exchange")
     if not exchange and not mail.lowered("subject").startswith("undeliverable"):
         return False
-    raw = mail.raw  # the markers as written: a cheap look before the parts are decoded
-    if raw.find("id not reach the following", 0, MAX_TEXT) < 0 and raw.find(" be reached", 0, MAX_TEXT) < 0:
+    raw = mail.raw  # the markers as written: a cheap look before the parts are decoded (unless they are encoded)
+    if (
+        raw.find("id not reach the following", 0, MAX_TEXT) < 0
+        and raw.find(" be reached", 0, MAX_TEXT) < 0
+        and _ENCODED.search(raw, 0, MAX_TEXT) is None
+    ):
         return False
     return mail.find(*DSN_TYPES) is None and _MARKER.search(mail.text[:MAX_TEXT]) is not None
 
