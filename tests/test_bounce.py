@@ -3,6 +3,7 @@ mail, line endings and charsets; the MIME reader, the inputs, the registry and t
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import pkgutil
@@ -26,6 +27,7 @@ from smtplens.bounce.mime import (
     decode_words,
     field_blocks,
     first_address,
+    html_text,
     parse_mail,
 )
 from smtplens.bounce.registry import DECODERS, by_name
@@ -326,6 +328,54 @@ def test_encoded_words() -> None:
     assert decode_words("=?utf-8?Q?caf=C3=A9?= ok") == "café ok"
     assert decode_words("=?no-such-charset?Q?abc?=") == "abc"  # an unknown charset falls back
     assert isinstance(decode_words("=?utf-8?B?***?= =?utf-8?Q?=ZZ?="), str)  # malformed words never raise
+
+
+def test_html_text_reads_as_a_browser_shows_it() -> None:
+    markup = (
+        "<html><head><style>p { margin: 0 }</style></head><body><p>Delivery has failed to:<br>\n"
+        "  &lt;bob@example.org&gt;&nbsp;</p><!-- a comment --><div>550 5.1.<b>1</b> User unknown</div>"
+        "<table><tr><td>Status</td><td>5.1.1</td></tr></table><pre>  kept\n  as written</pre></body></html>"
+    )
+    assert html_text(markup) == (
+        "Delivery has failed to:\n<bob@example.org>\n\n550 5.1.1 User unknown\nStatus 5.1.1\n  kept\n  as written"
+    )
+    # an address in angle brackets written unescaped is text, not a tag
+    assert html_text("<div>to <carol@example.org></div>") == "to <carol@example.org>"
+    # what is left open: a script hides the rest, a <pre> runs to the end, a tag without ">" ends at the next "<"
+    assert html_text("<p>shown<script>never closed</p>") == "shown"
+    assert html_text("<p>shown</p><pre>  open\n  block") == "shown\n\n  open\n  block"
+    assert html_text("<div>a <b class='x' </div><div>b</div>") == "a\nb"
+    # no tag that ends a line: plain text with an HTML label keeps its lines
+    assert html_text("I'm afraid I wasn't able to deliver it.\n\ndave@example.org\nNo such user") == (
+        "I'm afraid I wasn't able to deliver it.\n\ndave@example.org\nNo such user"
+    )
+
+
+def test_an_html_only_notice_and_a_base64_body() -> None:
+    """A notice whose only text is HTML, and one whose body is base64 in its canonical form (CRLF line ends)."""
+    html_only = (
+        b"From: MAILER-DAEMON@mx.example.net\nSubject: failure notice\nMIME-Version: 1.0\n"
+        b'Content-Type: text/html; charset="utf-8"\n\n'
+        b"<p>Hi. This is the qmail-send program at mx.example.net.<br>\nI'm afraid I wasn't able to deliver your "
+        b"message to the following addresses.<br>\nThis is a permanent error; I've given up.</p>\n"
+        b"<p>&lt;erin@example.org&gt;:<br>\nSorry, no mailbox here by that name. (#5.1.1)</p>\n"
+    )
+    assert [(r.recipient, r.reason) for r in decode_bounce(html_only).recipients] == [
+        ("erin@example.org", "user_unknown")
+    ]
+    text = (
+        "This is the DragonFly Mail Agent v0.13 at df.example.net.\r\n\r\n"
+        "There was an error delivering your mail to <frank@example.org>.\r\n\r\n"
+        "mx.example.org [192.0.2.7] did not like our RCPT TO:\r\n550 5.1.1 <frank@example.org>: User unknown\r\n\r\n"
+        "Message headers follow.\r\n"
+    )
+    encoded = (
+        b"Received: from MAILER-DAEMON id 1a by df.example.net (DragonFly Mail Agent v0.13);\n"
+        b"\tMon, 3 Jun 2024 10:00:00 +0900\nFrom: MAILER-DAEMON <>\nSubject: Mail delivery failed\n"
+        b"Content-Transfer-Encoding: base64\n\n" + base64.encodebytes(text.encode())
+    )
+    [recipient] = decode_bounce(encoded).recipients
+    assert (recipient.recipient, recipient.reason, recipient.stage) == ("frank@example.org", "user_unknown", Stage.RCPT)
 
 
 def test_addresses() -> None:

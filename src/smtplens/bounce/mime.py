@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import html
 import itertools
 import re
 from collections.abc import Iterator
@@ -61,7 +62,26 @@ _FOLD = re.compile(r"[ \t]*\n[ \t]*")
 # with the line break is found by a fast scan; one that may begin with white space is tried at every position.
 _FOLD_AFTER = re.compile(r"\n[ \t]*")
 _PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*("[^"\\]*(?:\\.[^"\\]*)*"?|[^;]*)')
-_TAGS = re.compile(r"<[^>]*>")
+# HTML as a browser shows it (html_text): what is never shown (scripts, styles, the head, comments) left out; white
+# space, line breaks included, is one space except in <pre>; <br> ends a line, so does a run of block edges, a
+# paragraph's edges leave a blank line; table cells are apart; other tags are left out. Hidden parts and <pre>
+# blocks are found by their ends, not by a pattern of the whole block, and no tag pattern reads past the next "<":
+# linear time on any input (a hostile body of unclosed tags included).
+_HTML_HIDDEN = re.compile(r"<(script|style|head|title)\b|<!--", re.I)
+_HTML_PRE = re.compile(r"<pre\b", re.I)
+_HTML_SPACE = re.compile(r"\s+")
+_HTML_PARAGRAPH = re.compile(r"</?p\b[^<>]*>", re.I)
+_HTML_BREAK = re.compile(r"<br\b[^<>]*>", re.I)
+_HTML_BLOCK_EDGES = re.compile(r"(?: ?<(?:hr|/?(?:div|tr|li|ul|ol|h[1-6]|table|blockquote|center))\b[^<>]*>)+ ?", re.I)
+_HTML_LINE_TAG = re.compile(r"<(?:br|hr|/?(?:p|div|tr|li|ul|ol|h[1-6]|table|pre|blockquote|center))\b", re.I)
+_HTML_CELL_END = re.compile(r"</t[dh]\s*>", re.I)
+_HTML_LINE_EDGES = re.compile(r" ?\n ?")
+_HTML_BLANK_LINES = re.compile(r"\n{3,}")
+_HTML_TRAILING_SPACE = re.compile(r" +\n")
+# a tag: a name, "/", "!" or "?" after the "<", ended by ">" or else by the next "<" or line end (source line breaks
+# are spaces by then: a line end is one a tag made); an address in angle brackets written unescaped, or a "<"
+# before a blank or a digit, is text
+_TAGS = re.compile(r"<(?![^<>\s]*@[^<>\s]*>)[A-Za-z/!?][^<>\n]*(?:>|(?=[<\n]))")
 _BLANK_LINES = re.compile(r"\n[ \t]*\n")
 
 # Names that mail software writes but Python's codec registry does not know, and supersets worth preferring.
@@ -750,13 +770,13 @@ class Mail:
         if self.root.maintype != "multipart":
             if self.root.maintype == "text" or not self.root.children:
                 body = self.root.text()
-                return _TAGS.sub(" ", body) if self.root.ctype == "text/html" else body
+                return html_text(body) if self.root.ctype == "text/html" else body
             return ""
         plain = [p.text() for p in self.parts if _is_readable(p)]
         if plain:
             return "\n".join(plain)
-        html = [p.text() for p in self.parts if p.ctype == "text/html"]
-        return _TAGS.sub(" ", "\n".join(html))
+        markup = [p.text() for p in self.parts if p.ctype == "text/html"]
+        return html_text("\n".join(markup))
 
     @property
     def original(self) -> Headers | None:
@@ -944,6 +964,77 @@ def _headers_part(part: Part) -> Headers:
     if not _transfer_encoded(part):
         return split_headers(part._src, part._start, end=min(part._end, part._start + MAX_HEADER_PART))[0]
     return parse_headers(part.payload(MAX_HEADER_PART).replace(b"\r\n", b"\n").decode("latin-1"))
+
+
+def html_text(markup: str) -> str:
+    """The text of an HTML body as a browser shows it, one line per line shown: hidden parts left out, white space
+    collapsed outside <pre>, lines ended where <br> and blocks end them, other tags left out, entities (``&lt;``,
+    ``&nbsp;``, ``&#233;``) decoded. A body without any tag that ends a line is plain text with an HTML label: its
+    lines stay as written."""
+    markup = _without_hidden(markup)
+    if _HTML_LINE_TAG.search(markup) is None:
+        text = _TAGS.sub("", markup)
+    else:
+        pieces = _pre_split(markup)
+        for i, piece in enumerate(pieces):
+            if i % 2:  # a <pre> block (the odd pieces): its lines as written, on lines of their own
+                before = "" if pieces[i - 1].endswith("\n") else "\n"
+                pieces[i] = before + _TAGS.sub("", piece) + "\n"
+                continue
+            pieces[i] = _html_flow(piece)
+        text = _HTML_BLANK_LINES.sub("\n\n", "".join(pieces)).strip("\n")
+    if "&" in text:
+        text = html.unescape(text)
+        if "\xa0" in text:  # &nbsp;: a space like any other
+            text = _HTML_TRAILING_SPACE.sub("\n", text.replace("\xa0", " ")).rstrip(" ")
+    return text
+
+
+def _without_hidden(markup: str) -> str:
+    """``markup`` without its scripts, styles, head, title and comments (one left open hides the rest)."""
+    start = _HTML_HIDDEN.search(markup)
+    if start is None:
+        return markup
+    lower = markup.lower()
+    kept: list[str] = []
+    pos = 0
+    while start is not None:
+        kept.append(markup[pos : start.start()])
+        name = start.group(1)
+        if name is None:  # a comment
+            end = lower.find("-->", start.end())
+            pos = len(markup) if end < 0 else end + 3
+        else:
+            end = lower.find(f"</{name.lower()}", start.end())
+            pos = len(markup) if end < 0 else (lower.find(">", end) + 1 or len(markup))
+        start = _HTML_HIDDEN.search(markup, pos)
+    kept.append(markup[pos:])
+    return "".join(kept)
+
+
+def _pre_split(markup: str) -> list[str]:
+    """``markup`` cut at its <pre> blocks: text outside them at the even places, the blocks at the odd ones (one
+    left open runs to the end)."""
+    pieces: list[str] = []
+    lower = ""
+    pos = 0
+    start = _HTML_PRE.search(markup)
+    while start is not None:
+        lower = lower or markup.lower()
+        end = lower.find("</pre", start.end())
+        stop = len(markup) if end < 0 else (lower.find(">", end) + 1 or len(markup))
+        pieces += [markup[pos : start.start()], markup[start.start() : stop]]
+        pos = stop
+        start = _HTML_PRE.search(markup, pos)
+    pieces.append(markup[pos:])
+    return pieces
+
+
+def _html_flow(markup: str) -> str:
+    """HTML outside <pre> as lines: white space one space, line ends where <br>, paragraphs and blocks are."""
+    flow = _HTML_BREAK.sub("\n", _HTML_PARAGRAPH.sub("\n\n", _HTML_SPACE.sub(" ", markup)))
+    flow = _TAGS.sub("", _HTML_CELL_END.sub(" ", _HTML_BLOCK_EDGES.sub("\n", flow)))
+    return _HTML_LINE_EDGES.sub("\n", flow)
 
 
 def _is_readable(part: Part) -> bool:
