@@ -1,7 +1,7 @@
 """Decoders read a bounce by what it says, not by how one MTA happened to spell it: rewriting a mail the way a
 relay or a mail store may (header field names in another case, CRLF line ends, other MIME boundaries, a body put
-in base64 or quoted-printable) leaves every recipient's result unchanged. Run over the project's own fixtures and,
-when present, the shared corpus."""
+in base64 or quoted-printable, the subject as an encoded word) leaves every recipient's result unchanged. Run over
+the project's own fixtures and, when present, the shared corpus."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import base64
 import quopri
 import re
 from collections.abc import Callable
+from email.header import Header
 from pathlib import Path
 
 import pytest
 
 from smtplens.bounce import decode_bounce
+from smtplens.bounce.mime import parse_mail
 from tests.conftest import shared_path
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
@@ -68,6 +70,22 @@ def _encoded_body(data: bytes, name: bytes, encode: Callable[[bytes], bytes]) ->
     return head + b"Content-Transfer-Encoding: " + name + b"\n\n" + encode(body)
 
 
+_SUBJECT = re.compile(rb"^subject:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\n", re.I | re.M)
+
+
+def _encoded_subject(data: bytes) -> bytes:
+    """The mail's subject as one UTF-8 encoded word (RFC 2047), as a gateway or a name that is not ASCII may write
+    it; a mail whose subject is encoded already, or has none, as it is."""
+    data = data.replace(b"\r\n", b"\n")
+    end = data.find(b"\n\n")
+    found = _SUBJECT.search(data, 0, end if end >= 0 else len(data))
+    if found is None or b"=?" in found.group(1):
+        return data
+    value = b" ".join(found.group(1).split()).decode("latin-1")
+    encoded = Header(value, "utf-8").encode().encode("ascii")
+    return data[: found.start()] + b"Subject: " + encoded + b"\n" + data[found.end() :]
+
+
 REWRITES: dict[str, Callable[[bytes], bytes]] = {
     "lower-case field names": lambda data: _rename_fields(data, bytes.lower),
     "upper-case field names": lambda data: _rename_fields(data, bytes.upper),
@@ -77,6 +95,7 @@ REWRITES: dict[str, Callable[[bytes], bytes]] = {
         data, b"base64", lambda body: base64.encodebytes(body.replace(b"\n", b"\r\n"))
     ),
     "body in quoted-printable": lambda data: _encoded_body(data, b"quoted-printable", quopri.encodestring),
+    "subject as an encoded word": _encoded_subject,
 }
 
 
@@ -128,3 +147,11 @@ def test_the_body_rewrites_encode_a_single_part_body() -> None:
     assert encoded.count(b"Content-Transfer-Encoding") == 1
     assert base64.b64decode(encoded.partition(b"\n\n")[2]) == b"line one\r\nline two\r\n"
     assert b"quoted-printable" in REWRITES["body in quoted-printable"](mail)
+
+
+def test_the_subject_rewrite_encodes_the_subject() -> None:
+    mail = b"From: a@example.org\nSubject: Undelivered Mail\n Returned to Sender\n\nSubject: body\n"
+    rewritten = REWRITES["subject as an encoded word"](mail)
+    assert rewritten.startswith(b"From: a@example.org\nSubject: =?utf-8?")
+    assert rewritten.endswith(b"\n\nSubject: body\n")
+    assert parse_mail(rewritten).headers.text("subject") == "Undelivered Mail Returned to Sender"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import ahocorasick_rs
 
 from smtplens.bounce.decoders import Decoder
-from smtplens.bounce.mime import Mail
+from smtplens.bounce.mime import Mail, decode_words
 from smtplens.bounce.model import Finding
 
 __all__ = ["Dispatcher", "Entry"]
@@ -78,5 +78,11 @@ def _key(word: str) -> str:
 
 def _header(mail: Mail) -> bytes:
     """The mail's top-level header in lower case, as its bytes: where the gate keys are looked for. (Bytes are
-    scanned faster; the keys are ASCII, and the ASCII letters of latin-1 text lower the same in bytes.)"""
-    return mail.root.header_text().encode("latin-1", errors="replace").lower()
+    scanned faster; the keys are ASCII, and the ASCII letters of latin-1 text lower the same in bytes.) Fields with
+    encoded words are added decoded (as ``Mail.lowered`` reads them): an encoded subject still opens its gate."""
+    header = mail.root.header_text()
+    scanned = header.encode("latin-1", errors="replace").lower()
+    if "=?" not in header:
+        return scanned
+    decoded = (decode_words(value).lower() for _, value in mail.headers if "=?" in value)
+    return scanned + "\n".join(decoded).encode("utf-8", errors="replace")

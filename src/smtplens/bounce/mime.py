@@ -689,22 +689,15 @@ class Mail:
         self._found: dict[tuple[str, ...], Part | None] = {}
 
     def lowered(self, name: str) -> str:
-        """The first top-level field of that name (lower-case name), unfolded and in lower case; "" if absent.
-
-        The same as ``(mail.headers.get(name) or "").lower()``, computed once per mail.
-        """
+        """The first top-level field of that name (lower-case name), unfolded, its encoded words decoded (a gateway
+        or a name that is not ASCII may have encoded a subject that is plain English) and in lower case; "" if
+        absent. The same as ``(mail.headers.text(name) or "").lower()``, computed once per mail."""
         value = self._lowered.get(name)
         if value is None:
-            value = self._lowered[name] = (self.root.headers.get(name) or "").lower()
-        return value
-
-    def lowered_text(self, name: str) -> str:
-        """The first top-level field of that name decoded for display (:meth:`Headers.text`), in lower case; ""
-        if absent. The same as ``(mail.headers.text(name) or "").lower()``, computed once per mail."""
-        key = "\0" + name  # not a field name: shares the memo of lowered()
-        value = self._lowered.get(key)
-        if value is None:
-            value = self._lowered[key] = (self.root.headers.text(name) or "").lower()
+            value = self.root.headers.get(name) or ""
+            if "=?" in value:
+                value = decode_words(value)
+            value = self._lowered[name] = value.lower()
         return value
 
     def head(self, size: int) -> str:

@@ -160,7 +160,7 @@ def looks_like_bounce(mail: Mail) -> bool:
     for word in _BOUNCE_FROM:
         if word in sender:
             return True
-    subject = mail.lowered_text("subject")
+    subject = mail.lowered("subject")
     for word in _BOUNCE_SUBJECT:
         if word in subject:
             return True

@@ -31,10 +31,7 @@ GATE = ("delivery failure", "delivery_failure")
 
 
 def detect(mail: Mail) -> bool:
-    subject = mail.lowered("subject").lstrip()
-    if subject.startswith("=?"):
-        # a user name that is not ASCII makes Domino write the subject as an encoded word
-        subject = mail.lowered_text("subject").lstrip()
+    subject = mail.lowered("subject").lstrip()  # (encoded where a user name is not ASCII)
     if not subject.startswith(("delivery failure", "delivery_failure")):
         return False
     return mail.find(*DSN_TYPES) is None

@@ -38,7 +38,7 @@ def detect(mail: Mail) -> bool:
     headers = mail.headers
     if (headers.get("x-mailer") or "").lstrip().startswith("<SMTP32 v"):
         return True
-    subject = (headers.get("subject") or "").strip()
+    subject = (headers.text("subject") or "").strip()
     return (
         subject.startswith("Undeliverable Mail")
         and "sender" in headers

@@ -32,7 +32,7 @@ GATE = ("undeliverable mail:",)
 
 
 def detect(mail: Mail) -> bool:
-    subject = (mail.headers.get("subject") or "").lstrip()
+    subject = (mail.headers.text("subject") or "").lstrip()
     return subject.startswith("Undeliverable Mail:") and _BECAUSE.search(mail.text[:MAX_TEXT]) is not None
 
 

@@ -55,7 +55,7 @@ def decode(mail: Mail) -> list[Finding]:
     if start is None:
         return []
     intro = text[: start.start()].lower()
-    subject = (mail.headers.get("subject") or "").lower()
+    subject = mail.lowered("subject")
     success = (start.group(1) or "").lower()
     if "delayed" in intro or "delayed" in subject or "warning" in subject:
         action = Action.DELAYED

@@ -147,7 +147,7 @@ def decode(mail: Mail) -> list[Finding]:
 
 
 def _action(mail: Mail, text: str) -> Action:
-    subject = (mail.headers.get("subject") or "").lower()
+    subject = mail.lowered("subject")
     if "successful mail delivery" in subject:
         return Action.DELIVERED
     if "delayed mail" in subject or "this is a warning only" in text[:5000].lower():

@@ -74,7 +74,7 @@ def detect(mail: Mail) -> bool:
         return True
     if (h.get("x-apple-action") or "").strip().upper() == "VACATION":
         return True
-    subject = mail.lowered_text("subject").strip()
+    subject = mail.lowered("subject").strip()
     if not subject.startswith(_SUBJECT_STARTS):
         for word in _SUBJECT_WORDS:
             if word in subject:

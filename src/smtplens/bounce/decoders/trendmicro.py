@@ -41,10 +41,7 @@ def detect(mail: Mail) -> bool:
         return True
     if "interscan" in mail.lowered("from"):
         return True
-    subject = mail.lowered("subject")
-    if "=?" in subject:  # the Japanese subjects come as encoded words: decoded only then
-        subject = mail.lowered_text("subject")
-    if subject.strip() not in _SUBJECTS:
+    if mail.lowered("subject").strip() not in _SUBJECTS:  # (the Japanese ones come as encoded words)
         return False
     # the product's subject alone is common words: its name, or its quoted exchange, must be in the notice too
     head = mail.head(3000)
