@@ -2,8 +2,8 @@
 Exchange 4.0/5.5 recipients in X.400 form or indented with a local date, Exchange 2000/2003's "could not be
 reached" layout, Exchange's administrators' section in Swedish, Dutch and Portuguese, Exchange Online's "Error
 Details" layout, a Notes notice that names no recipient, IMail's reply to the message body and MX Logic's
-Exim-style explanations and delay warnings (fixtures written for these tests, in each product's wording of the
-fixed parts)."""
+Exim-style explanations and delay warnings, and a report whose delivery-status part a client relabelled as a text
+attachment (fixtures written for these tests, in each product's wording of the fixed parts)."""
 
 from __future__ import annotations
 
@@ -152,6 +152,16 @@ def test_mxlogic_delay_warning() -> None:
     )
     assert (r.stage, r.remote_host) == (Stage.RCPT, "mx.slow.example.org")
     assert r.diagnostic is not None and r.diagnostic.startswith("SMTP error") and not r.hard_bounce
+
+
+def test_a_report_relabelled_as_a_text_attachment_is_read() -> None:
+    """A notice forwarded with its delivery-status part as "details.txt" (text/plain, base64): the report's fields
+    are read from the attachment."""
+    result = decode_fixture("rfc3464-variant-report-as-attachment.eml")
+    assert result.decoder == "rfc3464"
+    (r,) = result.recipients
+    assert (r.recipient, r.reason, r.status, r.reply_code) == ("heidi@example.org", "user_unknown", "5.1.1", "550")
+    assert r.remote_host == "mx.example.org" and r.action is Action.FAILED
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,8 @@ __all__ = [
     "field_blocks",
     "field_lists",
     "first_address",
+    "html_text",
+    "is_readable",
     "parse_headers",
     "parse_mail",
     "split_headers",
@@ -765,7 +767,7 @@ class Mail:
                 body = self.root.text()
                 return html_text(body) if self.root.ctype == "text/html" else body
             return ""
-        plain = [p.text() for p in self.parts if _is_readable(p)]
+        plain = [p.text() for p in self.parts if is_readable(p)]
         if plain:
             return "\n".join(plain)
         markup = [p.text() for p in self.parts if p.ctype == "text/html"]
@@ -813,7 +815,7 @@ class Mail:
         turn (a bounce of a bounce, a summary of the mail itself)."""
         own = self.lowered("subject").strip()
         fallback: Headers | None = None
-        attached = (p.text() for p in self.parts if p.ctype == "text/plain" and not _is_readable(p) and p.size > 0)
+        attached = (p.text() for p in self.parts if p.ctype == "text/plain" and not is_readable(p) and p.size > 0)
         for text in itertools.chain((self.text,), attached):  # an attachment is decoded only when it is looked at
             found, named = _quoted_block(text, own)
             if found is not None:
@@ -1030,7 +1032,7 @@ def _html_flow(markup: str) -> str:
     return _HTML_LINE_EDGES.sub("\n", flow)
 
 
-def _is_readable(part: Part) -> bool:
+def is_readable(part: Part) -> bool:
     """A ``text/plain`` part that is not an attachment, or a multipart whose boundary was never found."""
     if part.ctype == "text/plain":
         disposition = part.headers.get("content-disposition")
@@ -1093,5 +1095,7 @@ install_accelerator(
         "decode_words",
         "addresses",
         "first_address",
+        "html_text",
+        "is_readable",
     ),
 )

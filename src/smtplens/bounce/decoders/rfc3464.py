@@ -14,7 +14,7 @@ from operator import itemgetter
 
 from smtplens._accel import install as install_accelerator
 from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address, mta_host, parse_date
-from smtplens.bounce.mime import LinePattern, Mail, field_lists
+from smtplens.bounce.mime import LinePattern, Mail, Part, field_lists, is_readable
 from smtplens.bounce.model import Action, Finding
 from smtplens.reply import parse_reply
 
@@ -75,7 +75,9 @@ def detect(mail: Mail) -> bool:
         return True
     if mail.ctype == "multipart/report" and mail.root.params.get("report-type", "").lower() == "delivery-status":
         return True
-    return _DSN_IN_TEXT.search(mail.text)[0] >= 0
+    if _DSN_IN_TEXT.search(mail.text)[0] >= 0:
+        return True
+    return any(_DSN_IN_TEXT.search(part.text())[0] >= 0 for part in _attached_texts(mail))
 
 
 def decode(mail: Mail) -> list[Finding]:
@@ -87,11 +89,29 @@ def decode(mail: Mail) -> list[Finding]:
         return findings
     text = mail.text
     start = _DSN_START.search(text)[0]
-    if start < 0:
-        return []
-    findings = _read(_blocks_in_text(text[start : start + MAX_REPORT]))
-    _complete_from_text(findings, text[:start])
-    return findings
+    if start >= 0:
+        findings = _read(_blocks_in_text(text[start : start + MAX_REPORT]))
+        _complete_from_text(findings, text[:start])
+        return findings
+    for part in _attached_texts(mail):
+        report = part.text()
+        start = _DSN_START.search(report)[0]
+        if start >= 0:
+            findings = _read(_blocks_in_text(report[start : start + MAX_REPORT]))
+            _complete_from_text(findings, text)
+            return findings
+    return []
+
+
+MAX_ATTACHED_TEXTS = 3  # text attachments looked at for a report's fields
+
+
+def _attached_texts(mail: Mail) -> list[Part]:
+    """The first ``text/plain`` attachments of the mail, outside attached messages: where a report's fields stand
+    when a gateway or a client relabelled the delivery-status part ("details.txt", as some clients show it), or a
+    notice was forwarded with the report as a text file."""
+    found = [part for part in mail.parts if part.ctype == "text/plain" and part.headers.get("content-disposition")]
+    return [part for part in found if not is_readable(part)][:MAX_ATTACHED_TEXTS]
 
 
 def _blocks_in_text(text: str) -> list[Block]:
