@@ -18,11 +18,12 @@ from collections.abc import Callable, Sequence
 import ahocorasick_rs
 
 from smtplens.bounce.decoders import Decoder
-from smtplens.bounce.mime import Mail, decode_words
+from smtplens.bounce.mime import Mail
 from smtplens.bounce.model import Finding
 
 __all__ = ["Dispatcher", "Entry"]
 
+ENCODED_FIELDS = ("subject", "from")  # the gated fields that carry encoded words (RFC 2047): free text, a name
 MAX_REMEMBERED = 4096  # candidate lists kept (one per combination of gate words seen; real mail shows a few dozen)
 Entry = tuple[Callable[[Mail], bool], Callable[[Mail], list[Finding]], str]  # detect, decode, name
 
@@ -78,11 +79,11 @@ def _key(word: str) -> str:
 
 def _header(mail: Mail) -> bytes:
     """The mail's top-level header in lower case, as its bytes: where the gate keys are looked for. (Bytes are
-    scanned faster; the keys are ASCII, and the ASCII letters of latin-1 text lower the same in bytes.) Fields with
-    encoded words are added decoded (as ``Mail.lowered`` reads them): an encoded subject still opens its gate."""
+    scanned faster; the keys are ASCII, and the ASCII letters of latin-1 text lower the same in bytes.) A subject or
+    sender written as encoded words is added decoded (as ``Mail.lowered`` reads it): it still opens its gate."""
     header = mail.root.header_text()
     scanned = header.encode("latin-1", errors="replace").lower()
     if "=?" not in header:
         return scanned
-    decoded = (decode_words(value).lower() for _, value in mail.headers if "=?" in value)
+    decoded = [mail.lowered(name) for name in ENCODED_FIELDS if "=?" in (mail.headers.get(name) or "")]
     return scanned + "\n".join(decoded).encode("utf-8", errors="replace")

@@ -67,23 +67,32 @@ _PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*("[^"\\]*(?:\\.[^"\\]*)*"?|[^;]*)')
 # HTML as a browser shows it (html_text): what is never shown (scripts, styles, the head, comments) left out; white
 # space, line breaks included, is one space except in <pre>; <br> ends a line, so does a run of block edges, a
 # paragraph's edges leave a blank line; table cells are apart; other tags are left out. Hidden parts and <pre>
-# blocks are found by their ends, not by a pattern of the whole block, and no tag pattern reads past the next "<":
-# linear time on any input (a hostile body of unclosed tags included).
+# blocks are found by their ends, not by a pattern of the whole block, and tags only where a ">" follows: linear
+# time on any input (a hostile body of unclosed tags included).
 _HTML_HIDDEN = re.compile(r"<(script|style|head|title)\b|<!--", re.I)
 _HTML_PRE = re.compile(r"<pre\b", re.I)
-_HTML_SPACE = re.compile(r"\s+")
-_HTML_PARAGRAPH = re.compile(r"</?p\b[^<>]*>", re.I)
-_HTML_BREAK = re.compile(r"<br\b[^<>]*>", re.I)
-_HTML_BLOCK_EDGES = re.compile(r"(?: ?<(?:hr|/?(?:div|tr|li|ul|ol|h[1-6]|table|blockquote|center))\b[^<>]*>)+ ?", re.I)
 _HTML_LINE_TAG = re.compile(r"<(?:br|hr|/?(?:p|div|tr|li|ul|ol|h[1-6]|table|pre|blockquote|center))\b", re.I)
-_HTML_CELL_END = re.compile(r"</t[dh]\s*>", re.I)
-_HTML_LINE_EDGES = re.compile(r" ?\n ?")
+# a tag: a name, "/", "!" or "?" after the "<", up to the next ">" (only text before the last ">" is searched, so
+# that no search reads to the end in vain: linear time); an address in angle brackets written unescaped, or a "<"
+# before a blank or a digit, is text
+_HTML_TAG = re.compile(r"<(?![^<>\s]*@[^<>\s]*>)(/?[A-Za-z][A-Za-z0-9]*|[!?/])[^>]*>")
+# what a tag leaves in the text before white space is collapsed: marks that are not white space
+_BREAK, _BLOCK_EDGE, _PARAGRAPH_EDGE = "\x00", "\x01", "\x02"
+_HTML_BLOCKS = ("hr", "div", "tr", "li", "ul", "ol", "table", "blockquote", "center")
+_HTML_BLOCKS += ("h1", "h2", "h3", "h4", "h5", "h6")
+_TAG_MARKS = {
+    "br": _BREAK,
+    "p": _PARAGRAPH_EDGE,
+    "/p": _PARAGRAPH_EDGE,
+    "/td": " ",  # table cells are apart
+    "/th": " ",
+    **{name: _BLOCK_EDGE for block in _HTML_BLOCKS for name in (block, "/" + block)},
+}  # (any other tag leaves nothing)
+_HTML_EDGE_RUN = re.compile(r"\x01(?: ?\x01)*")  # block edges one after the other: one line end
 _HTML_BLANK_LINES = re.compile(r"\n{3,}")
 _HTML_TRAILING_SPACE = re.compile(r" +\n")
-# a tag: a name, "/", "!" or "?" after the "<", ended by ">" or else by the next "<" or line end (source line breaks
-# are spaces by then: a line end is one a tag made); an address in angle brackets written unescaped, or a "<"
-# before a blank or a digit, is text
-_TAGS = re.compile(r"<(?![^<>\s]*@[^<>\s]*>)[A-Za-z/!?][^<>\n]*(?:>|(?=[<\n]))")
+_BLANK_LINES = re.compile(r"\n{3,}")
+_HTML_TRAILING_SPACE = re.compile(r" +\n")
 _BLANK_LINES = re.compile(r"\n[ \t]*\n")
 
 # Names that mail software writes but Python's codec registry does not know, and supersets worth preferring.
@@ -968,13 +977,13 @@ def html_text(markup: str) -> str:
     lines stay as written."""
     markup = _without_hidden(markup)
     if _HTML_LINE_TAG.search(markup) is None:
-        text = _TAGS.sub("", markup)
+        text = _tags_replaced(markup, marks=False)
     else:
         pieces = _pre_split(markup)
         for i, piece in enumerate(pieces):
             if i % 2:  # a <pre> block (the odd pieces): its lines as written, on lines of their own
                 before = "" if pieces[i - 1].endswith("\n") else "\n"
-                pieces[i] = before + _TAGS.sub("", piece) + "\n"
+                pieces[i] = before + _tags_replaced(piece, marks=False) + "\n"
                 continue
             pieces[i] = _html_flow(piece)
         text = _HTML_BLANK_LINES.sub("\n\n", "".join(pieces)).strip("\n")
@@ -1026,10 +1035,26 @@ def _pre_split(markup: str) -> list[str]:
 
 
 def _html_flow(markup: str) -> str:
-    """HTML outside <pre> as lines: white space one space, line ends where <br>, paragraphs and blocks are."""
-    flow = _HTML_BREAK.sub("\n", _HTML_PARAGRAPH.sub("\n\n", _HTML_SPACE.sub(" ", markup)))
-    flow = _TAGS.sub("", _HTML_CELL_END.sub(" ", _HTML_BLOCK_EDGES.sub("\n", flow)))
-    return _HTML_LINE_EDGES.sub("\n", flow)
+    """HTML outside <pre> as lines: white space one space, line ends where <br>, paragraphs and blocks are. The
+    tags go first (one pass; they leave marks), then the white space of what is left is collapsed."""
+    flow = " ".join(_tags_replaced(markup, marks=True).split())
+    flow = _HTML_EDGE_RUN.sub("\n", flow).replace(_BREAK, "\n").replace(_PARAGRAPH_EDGE, "\n\n")
+    return "\n".join(line.strip(" ") for line in flow.split("\n"))
+
+
+def _tags_replaced(markup: str, marks: bool) -> str:
+    """``markup`` without its tags; with ``marks``, each tag replaced by what it leaves in the text (``_TAG_MARKS``:
+    a mark for a line end, a block's or a paragraph's edge, a space for the end of a table cell, else nothing).
+    Tags stand where a ">" closes them: after the last ">", a "<" opens no tag."""
+    end = markup.rfind(">") + 1
+    if not end:
+        return markup
+    if not marks:
+        return _HTML_TAG.sub("", markup[:end]) + markup[end:]
+    pieces = _HTML_TAG.split(markup[:end])  # text, tag name, text, tag name, ..., text
+    get = _TAG_MARKS.get
+    pieces[1::2] = [get(name.lower(), "") for name in pieces[1::2]]
+    return "".join(pieces) + markup[end:]
 
 
 def is_readable(part: Part) -> bool:

@@ -74,11 +74,8 @@ def detect(mail: Mail) -> bool:
     if not exchange and not mail.lowered("subject").startswith("undeliverable"):
         return False
     raw = mail.raw  # the markers as written: a cheap look before the parts are decoded (unless they are encoded)
-    if (
-        raw.find("id not reach the following", 0, MAX_TEXT) < 0
-        and raw.find(" be reached", 0, MAX_TEXT) < 0
-        and _ENCODED.search(raw, 0, MAX_TEXT) is None
-    ):
+    unmarked = raw.find("id not reach the following", 0, MAX_TEXT) < 0 and raw.find(" be reached", 0, MAX_TEXT) < 0
+    if unmarked and (mail.find(*DSN_TYPES) is not None or _ENCODED.search(raw, 0, MAX_TEXT) is None):
         return False
     return mail.find(*DSN_TYPES) is None and _MARKER.search(mail.text[:MAX_TEXT]) is not None
 
