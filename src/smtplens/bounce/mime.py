@@ -78,7 +78,7 @@ _HTML_LINE_TAG = re.compile(r"<(?:br|hr|/?(?:p|div|tr|li|ul|ol|h[1-6]|table|pre|
 _HTML_TAG = re.compile(r"<(?![^<>\s]*@[^<>\s]*>)(/?[A-Za-z][A-Za-z0-9]*|[!?/])[^>]*>")
 # what a tag leaves in the text before white space is collapsed: marks that are not white space
 _BREAK, _BLOCK_EDGE, _PARAGRAPH_EDGE = "\x00", "\x01", "\x02"
-_HTML_BLOCKS = ("hr", "div", "tr", "li", "ul", "ol", "table", "blockquote", "center")
+_HTML_BLOCKS: tuple[str, ...] = ("hr", "div", "tr", "li", "ul", "ol", "table", "blockquote", "center")
 _HTML_BLOCKS += ("h1", "h2", "h3", "h4", "h5", "h6")
 _TAG_MARKS = {
     "br": _BREAK,
