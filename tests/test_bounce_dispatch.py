@@ -16,7 +16,7 @@ from smtplens.bounce.registry import DECODERS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 # Decoders whose detect() looks beyond the header (MIME structure, the raw text), so they have no gate.
-UNGATED = {"activehunter", "arf", "plaintext", "rfc3464", "rfc3834", "trendmicro"}
+UNGATED = {"arf", "plaintext", "rfc3464", "rfc3834"}
 
 
 def _missed(data: bytes) -> list[str]:

@@ -1,4 +1,4 @@
-"""Which decoders to ask about a mail: one scan of its header instead of asking all 47 ``detect`` functions.
+"""Which decoders to ask about a mail: one scan of its header instead of asking all 48 ``detect`` functions.
 
 Most decoders recognise their format only if some word stands in the mail's header: in the sender, the subject,
 the Message-ID or another field's value, or as a field name (``mailer-daemon``, ``failure notice``,
@@ -32,7 +32,8 @@ class Dispatcher:
     """The candidate decoders of a mail, in registry order (built once from the registry)."""
 
     def __init__(self, decoders: Sequence[Decoder]) -> None:
-        """Raises ValueError for a gate word that is empty, not in lower case or not ASCII."""
+        """Raises ValueError for a gate word that is empty, not in lower case, or has a letter outside ASCII that
+        has a case (the header is lowered as bytes: only ASCII letters)."""
         self._entries: tuple[Entry, ...] = tuple((d.detect, d.decode, d.name) for d in decoders)
         keys: dict[str, int] = {}  # key → bit set of the decoders whose gate words have that key
         always = 0  # decoders without a gate
@@ -41,14 +42,14 @@ class Dispatcher:
             if not gate:
                 always |= 1 << i
             for word in gate:
-                if word != word.lower() or not word.strip() or not word.isascii():
-                    raise ValueError(f"{decoder.name}: gate word {word!r} is empty, not in lower case or not ASCII")
+                if word != word.lower() or not word.strip() or any(c.upper() != c.lower() for c in _non_ascii(word)):
+                    raise ValueError(f"{decoder.name}: gate word {word!r} is empty, not in lower case or has a case")
                 key = _key(word)
                 keys[key] = keys.get(key, 0) | 1 << i
         self._always = always
         self._keys = list(keys)
         self._masks = [keys[k] for k in self._keys]
-        self._automaton = ahocorasick_rs.BytesAhoCorasick([k.encode("ascii") for k in self._keys])
+        self._automaton = ahocorasick_rs.BytesAhoCorasick([k.encode("utf-8") for k in self._keys])
         self._chosen: dict[int, tuple[Entry, ...]] = {}
 
     def candidates(self, mail: Mail) -> tuple[Entry, ...]:
@@ -70,6 +71,10 @@ class Dispatcher:
         return self._entries
 
 
+def _non_ascii(word: str) -> str:
+    return "".join(c for c in word if not c.isascii())
+
+
 def _key(word: str) -> str:
     """What is looked for to find a gate word: its longest piece without white space. The piece stands as written
     in the raw header wherever the word stands in an unfolded field value (unfolding only turns white space into
@@ -79,7 +84,8 @@ def _key(word: str) -> str:
 
 def _header(mail: Mail) -> bytes:
     """The mail's top-level header in lower case, as its bytes: where the gate keys are looked for. (Bytes are
-    scanned faster; the keys are ASCII, and the ASCII letters of latin-1 text lower the same in bytes.) A subject or
+    scanned faster; the keys are ASCII or UTF-8 without case, and the ASCII letters of latin-1 text lower the same
+    in bytes.) A subject or
     sender written as encoded words is added decoded (as ``Mail.lowered`` reads it): it still opens its gate."""
     header = mail.root.header_text()
     scanned = header.encode("latin-1", errors="replace").lower()

@@ -36,6 +36,11 @@ _ARROW = re.compile(r"^[^<>\n]*(?:<<<|>>>)[ \t]*(?:rcpt|mail|data|[45][0-9][0-9]
 _SUBJECTS = ("mail could not be delivered", "メッセージを配信できません。", "メール配信に失敗しました")
 
 
+# detect() is false unless one of these is in the mail's header (dispatch.py): the product's name (in the boundary
+# or the sender) or one of its subjects
+GATE = ("interscan", *_SUBJECTS)
+
+
 def detect(mail: Mail) -> bool:
     if "interscan" in mail.root.params.get("boundary", "").lower():
         return True
