@@ -85,8 +85,8 @@ def _key(word: str) -> str:
 def _header(mail: Mail) -> bytes:
     """The mail's top-level header in lower case, as its bytes: where the gate keys are looked for. (Bytes are
     scanned faster; the keys are ASCII or UTF-8 without case, and the ASCII letters of latin-1 text lower the same
-    in bytes.) A subject or
-    sender written as encoded words is added decoded (as ``Mail.lowered`` reads it): it still opens its gate."""
+    in bytes.) A subject or sender written as encoded words is added decoded (as ``Mail.lowered`` reads it): it
+    still opens its gate."""
     header = mail.root.header_text()
     scanned = header.encode("latin-1", errors="replace").lower()
     if "=?" not in header:
