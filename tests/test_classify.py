@@ -320,3 +320,22 @@ def test_another_provider_s_phrase_does_not_decide_where_the_host_names_a_provid
     qq = classify(text, remote_host="mx3.qq.com")
     assert (qq.provider, qq.reason) == ("Tencent QQ", "rate_limited")
     assert classify(text).reason == "rate_limited"
+
+
+@pytest.mark.parametrize(
+    ("number", "reason"),
+    [
+        ("1", "relay_denied"),
+        ("2", "user_unknown"),
+        ("3", "mailbox_disabled"),
+        ("4", "mailbox_full"),
+        ("5", "rate_limited"),
+        ("9", "blocklisted"),
+        ("10", "content_rejected"),
+    ],
+)
+def test_i_ua_error_page_number_decides(number: str, reason: str) -> None:
+    """I.UA's refusals name an error page; its number is the cause, whatever short text stands before it (and
+    err/10/ is not err/1/)."""
+    verdict = classify(f"550 Message rejected. See http://mail.i.ua/err/{number}/", remote_host="mx3.email.ua")
+    assert (verdict.provider, verdict.reason) == ("I.UA", reason)
