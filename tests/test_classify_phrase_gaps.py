@@ -11,6 +11,7 @@ import pytest
 from smtplens import classify
 
 CASES = [
+    ("421 Sender address blocked - https://community.mimecast.com/docs/DOC-1369#421", "policy_rejected"),
     ("550 Due to extended inactivity new mail is not currently being accepted for this mailbox.", "mailbox_disabled"),
     ("550 This account has been temporarily suspended", "mailbox_disabled"),
     ("550 maildir delivery failed: userdisk quota exceeded", "mailbox_full"),
