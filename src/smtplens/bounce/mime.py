@@ -91,8 +91,6 @@ _TAG_MARKS = {
 _HTML_EDGE_RUN = re.compile(r"\x01(?: ?\x01)*")  # block edges one after the other: one line end
 _HTML_BLANK_LINES = re.compile(r"\n{3,}")
 _HTML_TRAILING_SPACE = re.compile(r" +\n")
-_BLANK_LINES = re.compile(r"\n{3,}")
-_HTML_TRAILING_SPACE = re.compile(r" +\n")
 _BLANK_LINES = re.compile(r"\n[ \t]*\n")
 
 # Names that mail software writes but Python's codec registry does not know, and supersets worth preferring.

@@ -110,8 +110,7 @@ def _attached_texts(mail: Mail) -> list[Part]:
     """The first ``text/plain`` attachments of the mail, outside attached messages: where a report's fields stand
     when a gateway or a client relabelled the delivery-status part ("details.txt", as some clients show it), or a
     notice was forwarded with the report as a text file."""
-    found = [part for part in mail.parts if part.ctype == "text/plain" and part.headers.get("content-disposition")]
-    return [part for part in found if not is_readable(part)][:MAX_ATTACHED_TEXTS]
+    return [part for part in mail.parts if part.ctype == "text/plain" and not is_readable(part)][:MAX_ATTACHED_TEXTS]
 
 
 def _blocks_in_text(text: str) -> list[Block]:
