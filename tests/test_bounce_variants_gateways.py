@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from smtplens.bounce import Action, Kind
+from smtplens.bounce import Action, Kind, decode_bounce
 from smtplens.bounce.decoders import exchange2003, exchange2007, mxlogic, notes, office365
 from smtplens.bounce.mime import parse_mail
 from smtplens.model import Stage
@@ -162,6 +162,24 @@ def test_a_report_relabelled_as_a_text_attachment_is_read() -> None:
     (r,) = result.recipients
     assert (r.recipient, r.reason, r.status, r.reply_code) == ("heidi@example.org", "user_unknown", "5.1.1", "550")
     assert r.remote_host == "mx.example.org" and r.action is Action.FAILED
+
+
+def test_the_paragraph_that_quotes_the_reply_is_the_diagnostic() -> None:
+    """A report without Diagnostic-Code whose human-readable part names the recipient twice: in its prose, then in
+    the administrators' details with the remote server's reply. The reply's paragraph is the diagnostic."""
+    mail = (
+        b"From: postmaster@corp.example.com\nTo: ivan@corp.example.com\nSubject: Undeliverable: plans\n"
+        b'MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary="r1"\n\n'
+        b"--r1\nContent-Type: text/plain\n\nDelivery has failed to these recipients or groups:\n\n"
+        b"judy@example.net\nThe e-mail address you entered couldn't be found. Please check the address.\n\n"
+        b"Diagnostic information for administrators:\n\nGenerating server: hub.corp.example.com\n\n"
+        b"judy@example.net\nmx.example.net #550 5.1.1 <judy@example.net>: Recipient address rejected: User unknown ##\n"
+        b"\n--r1\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; hub.corp.example.com\n\n"
+        b"Final-Recipient: rfc822; judy@example.net\nAction: failed\nStatus: 5.1.1\n\n--r1--\n"
+    )
+    (r,) = decode_bounce(mail).recipients
+    assert (r.reason, r.status, r.reply_code) == ("user_unknown", "5.1.1", "550")
+    assert r.diagnostic is not None and "#550 5.1.1 <judy@example.net>" in r.diagnostic
 
 
 @pytest.mark.parametrize(

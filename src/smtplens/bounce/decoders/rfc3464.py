@@ -343,12 +343,17 @@ def _dsn_fields(paragraph: str) -> bool:
 
 def _paragraph_about(text: str, lower: str, address: str) -> str | None:
     """The first paragraph of ``text`` (``lower`` is it in lower case) that names ``address`` and says more than
-    the address (up to the next blank line), whitespace collapsed."""
+    the address (up to the next blank line), whitespace collapsed; a later one that quotes a reply code where the
+    first does not (a notice that names the recipient in its prose, then in its technical details with the remote
+    server's reply: Exchange's "Diagnostic information for administrators")."""
     needle = address.lower()
     if not needle:
         return None
+    first: str | None = None
     at = lower.find(needle)
-    while at >= 0:
+    for _ in range(MAX_PARAGRAPHS_ABOUT):
+        if at < 0:
+            break
         start = text.rfind("\n", 0, at) + 1
         end_match = _PARAGRAPH_END.search(text, at, start + MAX_PARAGRAPH)
         end = end_match.start() if end_match else start + MAX_PARAGRAPH
@@ -357,9 +362,15 @@ def _paragraph_about(text: str, lower: str, address: str) -> str | None:
         # the DSN's own fields, where a report came without its human-readable part)
         rest = paragraph.lower().replace(needle, "").replace("expanded from", "").strip(" <>.:;,()\"'")
         if len(rest) > 3 and not _dsn_fields(paragraph):
-            return paragraph
-        at = lower.find(needle, at + len(needle))
-    return None
+            if _QUOTED_CODE.search(paragraph) is not None:
+                return paragraph
+            first = first or paragraph
+        at = lower.find(needle, max(at + len(needle), end))
+    return first
+
+
+MAX_PARAGRAPHS_ABOUT = 10  # paragraphs naming a recipient looked at for one that quotes a reply code
+_QUOTED_CODE = re.compile(r"(?<![\w.])#?[245][0-9][0-9][ -][245]\.[0-9]{1,3}\.[0-9]{1,3}\b|(?<![\w.#])[245][0-9][0-9] ")
 
 
 # The compiled accelerator (smtplens._accel): a Cython build of this very file replaces these entry points when it
