@@ -274,9 +274,10 @@ def _complete_from_text(findings: list[Finding], text: str) -> None:
     for f in findings:
         if f.diagnostic and (f.stage is not None or not names_commands):
             continue  # nothing to add: a paragraph is read for its command only (see below)
-        paragraph = _paragraph_about(text, lower, f.recipient)
+        quoting = not f.diagnostic  # the paragraph is the diagnostic: one that quotes a reply is worth a search
+        paragraph = _paragraph_about(text, lower, f.recipient, quoting)
         if paragraph is None and f.original_recipient:
-            paragraph = _paragraph_about(text, lower, f.original_recipient)
+            paragraph = _paragraph_about(text, lower, f.original_recipient, quoting)
         if paragraph is None:
             continue
         if not f.diagnostic:
@@ -341,11 +342,11 @@ def _dsn_fields(paragraph: str) -> bool:
     return bool(colon) and name.lower() in _DSN_FIELDS
 
 
-def _paragraph_about(text: str, lower: str, address: str) -> str | None:
+def _paragraph_about(text: str, lower: str, address: str, quoting: bool = False) -> str | None:
     """The first paragraph of ``text`` (``lower`` is it in lower case) that names ``address`` and says more than
-    the address (up to the next blank line), whitespace collapsed; a later one that quotes a reply code where the
-    first does not (a notice that names the recipient in its prose, then in its technical details with the remote
-    server's reply: Exchange's "Diagnostic information for administrators")."""
+    the address (up to the next blank line), whitespace collapsed. With ``quoting``, a later one that quotes a reply
+    code where the first does not (a notice that names the recipient in its prose, then in its technical details
+    with the remote server's reply: Exchange's "Diagnostic information for administrators")."""
     needle = address.lower()
     if not needle:
         return None
@@ -362,7 +363,7 @@ def _paragraph_about(text: str, lower: str, address: str) -> str | None:
         # the DSN's own fields, where a report came without its human-readable part)
         rest = paragraph.lower().replace(needle, "").replace("expanded from", "").strip(" <>.:;,()\"'")
         if len(rest) > 3 and not _dsn_fields(paragraph):
-            if _QUOTED_CODE.search(paragraph) is not None:
+            if not quoting or _QUOTED_CODE.search(paragraph) is not None:
                 return paragraph
             first = first or paragraph
         at = lower.find(needle, max(at + len(needle), end))
