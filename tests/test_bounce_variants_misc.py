@@ -105,6 +105,8 @@ def test_x3_routing_failure_is_the_diagnostic() -> None:
     (r,) = decode_fixture("x3-variant-routing.eml").recipients
     assert (r.recipient, r.action) == ("hachiro@unrouted.example.co.jp", Action.FAILED)
     assert r.diagnostic == "Could not find a gateway for hachiro@unrouted.example.co.jp"
+    # a routing failure (a network error) in a notice of a failed delivery: the gateway gave up
+    assert (r.reason, r.hard_bounce) == ("expired", False)
 
 
 def test_mimecast_alert_relayed_without_its_fields() -> None:
