@@ -121,6 +121,7 @@ def test_exim_malformed_recipient_notice() -> None:
     (r,) = result.recipients
     assert (r.recipient, r.action, r.diagnostic) == ("ivan@example..org", Action.FAILED, "domain missing or malformed")
     assert r.stage is None and r.remote_host is None and r.reply_code is None
+    assert r.reason == "protocol_error"  # the address parser's words, as for "malformed address"
 
 
 def test_exim_frozen_message_notice_is_delayed() -> None:
