@@ -42,7 +42,7 @@ class Dispatcher:
             if not gate:
                 always |= 1 << i
             for word in gate:
-                if word != word.lower() or not word.strip() or any(c.upper() != c.lower() for c in _non_ascii(word)):
+                if word != word.lower() or not word.strip() or any(not c.isascii() and c.upper() != c for c in word):
                     raise ValueError(f"{decoder.name}: gate word {word!r} is empty, not in lower case or has a case")
                 key = _key(word)
                 keys[key] = keys.get(key, 0) | 1 << i
@@ -69,10 +69,6 @@ class Dispatcher:
     def entries(self) -> tuple[Entry, ...]:
         """Every decoder, in registry order."""
         return self._entries
-
-
-def _non_ascii(word: str) -> str:
-    return "".join(c for c in word if not c.isascii())
 
 
 def _key(word: str) -> str:
