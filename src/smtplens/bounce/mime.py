@@ -1003,12 +1003,7 @@ def _without_hidden(markup: str) -> str:
     while start is not None:
         kept.append(markup[pos : start.start()])
         name = start.group(1)
-        if name is None:  # a comment
-            end = lower.find("-->", start.end())
-            pos = len(markup) if end < 0 else end + 3
-        else:
-            end = lower.find(f"</{name.lower()}", start.end())
-            pos = len(markup) if end < 0 else (lower.find(">", end) + 1 or len(markup))
+        pos = _closed_at(lower, "-->" if name is None else f"</{name.lower()}", start.end())  # (None: a comment)
         start = _HTML_HIDDEN.search(markup, pos)
     kept.append(markup[pos:])
     return "".join(kept)
@@ -1023,13 +1018,19 @@ def _pre_split(markup: str) -> list[str]:
     start = _HTML_PRE.search(markup)
     while start is not None:
         lower = lower or markup.lower()
-        end = lower.find("</pre", start.end())
-        stop = len(markup) if end < 0 else (lower.find(">", end) + 1 or len(markup))
+        stop = _closed_at(lower, "</pre", start.end())
         pieces += [markup[pos : start.start()], markup[start.start() : stop]]
         pos = stop
         start = _HTML_PRE.search(markup, pos)
     pieces.append(markup[pos:])
     return pieces
+
+
+def _closed_at(lower: str, closing: str, at: int) -> int:
+    """Where an element that ``closing`` ends ("</pre", "-->") is over, looked for from ``at`` in ``lower`` (the
+    markup in lower case): past the ">" after it; the end of the text where it is never closed."""
+    end = lower.find(closing, at)
+    return len(lower) if end < 0 else (lower.find(">", end) + 1 or len(lower))
 
 
 def _html_flow(markup: str) -> str:
