@@ -703,10 +703,7 @@ class Mail:
         absent. The same as ``(mail.headers.text(name) or "").lower()``, computed once per mail."""
         value = self._lowered.get(name)
         if value is None:
-            value = self.root.headers.get(name) or ""
-            if "=?" in value:
-                value = decode_words(value)
-            value = self._lowered[name] = value.lower()
+            value = self._lowered[name] = (self.root.headers.text(name) or "").lower()
         return value
 
     def head(self, size: int) -> str:
