@@ -6,8 +6,8 @@ names them (an empty list: the format was recognised but no recipient could be r
 Decoders are pure: they read the parsed mail and never raise on any input. ``smtplens.bounce.registry`` lists
 them in the order they are tried; a test checks that every module here is listed.
 
-The helpers below are shared by decoders: cleaning an address out of a DSN field, reading a date, and the
-signs that a mail is a bounce at all.
+The helpers below are shared by decoders: cleaning an address out of a DSN field, reading a date, Google's
+"The response was:" paragraph, and the signs that a mail is a bounce at all.
 """
 
 from __future__ import annotations
@@ -21,7 +21,16 @@ from typing import Protocol
 from smtplens.bounce.mime import Mail
 from smtplens.bounce.model import Finding
 
-__all__ = ["MAX_RECIPIENTS", "Decoder", "clean_address", "looks_like_bounce", "mta_host", "parse_date", "sections"]
+__all__ = [
+    "MAX_RECIPIENTS",
+    "Decoder",
+    "clean_address",
+    "looks_like_bounce",
+    "mta_host",
+    "parse_date",
+    "response_under_heading",
+    "sections",
+]
 
 MAX_RECIPIENTS = 1000
 """Recipients explained per mail; a decoder may return one more to say that there are more (the pipeline warns).
@@ -50,6 +59,26 @@ def sections(pattern: re.Pattern[str], text: str, end: int | None = None) -> lis
         (m, matches[i + 1].start() if i + 1 < len(matches) else stop)
         for i, m in enumerate(matches[: MAX_RECIPIENTS + 1])
     ]
+
+
+# Google's notices give the remote server's reply (or Google's own finding) under a heading on a line of its own
+_RESPONSE_HEADING = re.compile(r"^[ \t]*the response (?:from the remote server )?was:[ \t]*\n", re.I | re.M)
+_PARAGRAPH_END = re.compile(r"\n[ \t]*\n")
+MAX_RESPONSE = 1000  # characters of the paragraph under the heading read
+
+
+def response_under_heading(text: str) -> tuple[int, str] | None:
+    """Where Google's "The response was:" heading ("The response from the remote server was:") begins in ``text``,
+    and the paragraph under it (blank lines after the heading skipped), white space collapsed ("" if nothing
+    follows); None without the heading."""
+    heading = _RESPONSE_HEADING.search(text)
+    if heading is None:
+        return None
+    start = heading.end()
+    while text.startswith("\n", start):
+        start += 1  # blank lines under the heading
+    end = _PARAGRAPH_END.search(text, start, start + MAX_RESPONSE)
+    return heading.start(), " ".join(text[start : end.start() if end else start + MAX_RESPONSE].split())
 
 
 def clean_address(value: str | None) -> str | None:

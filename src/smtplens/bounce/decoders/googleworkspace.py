@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from smtplens.bounce.decoders import MAX_RECIPIENTS, parse_date
+from smtplens.bounce.decoders import MAX_RECIPIENTS, parse_date, response_under_heading
 from smtplens.bounce.mime import Mail, addresses
 from smtplens.bounce.model import Action, Finding
 
@@ -25,7 +25,6 @@ __all__ = ["decode", "detect", "name"]
 name = "googleworkspace"
 
 _HEADING = re.compile(r"^[ \t]*\*\*[ \t]*([^*\n]{3,80}?)[ \t]*\*\*[ \t]*$", re.M)
-_RESPONSE = re.compile(r"The response (?:was|from the remote server was):\s*", re.I)
 _LEARN = re.compile(r"Learn more (?:here|at)\b[^\n]*", re.I)
 _SEND_AS = "'send mail as'"
 MAX_TEXT = 100_000
@@ -53,13 +52,9 @@ def decode(mail: Mail) -> list[Finding]:
     if heading is None:
         return []
     body = text[heading.end() :]
-    response = _RESPONSE.search(body)
-    explanation = _LEARN.sub(" ", body[: response.start()] if response else body)
-    if response:
-        reply = body[response.end() :].split("\n\n", 1)[0]
-        diagnostic = " ".join(reply.split()) or " ".join(explanation.split())
-    else:
-        diagnostic = " ".join(explanation.split())
+    response = response_under_heading(body)
+    explanation = " ".join(_LEARN.sub(" ", body[: response[0]] if response else body).split())
+    diagnostic = (response[1] if response else "") or explanation
     reason = "sender_rejected" if _SEND_AS in explanation.lower() else None
     date = parse_date(mail.headers.get("date"))
     recipients = addresses(mail.headers.get("x-failed-recipients"))

@@ -13,7 +13,7 @@ import re
 from operator import itemgetter
 
 from smtplens._accel import install as install_accelerator
-from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address, mta_host, parse_date
+from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address, mta_host, parse_date, response_under_heading
 from smtplens.bounce.mime import LinePattern, Mail, Part, field_lists, is_readable
 from smtplens.bounce.model import Action, Finding
 from smtplens.reply import parse_reply
@@ -41,8 +41,6 @@ _REPLY_CODE = re.compile(r"\b[245]\d\d\b")
 _PARAGRAPH_END = re.compile(r"\n[ \t]*\n")
 _FIRST_OF_MANY = re.compile(r"[245]\d\d-")  # the first line of a multi-line reply (RFC 5321 section 4.2.1)
 _TRANSCRIPT_LINE = "<<< "  # Sendmail's session transcript: what the server answered
-# Gmail's notices give the remote server's reply (or its own DNS finding) under a heading of its own
-_RESPONSE = re.compile(r"^[ \t]*the response (?:from the remote server )?was:[ \t]*\n", re.I | re.M)
 # PowerMTA's category of a failure ("X-PowerMTA-BounceCategory: bad-mailbox", the names of its
 # bounce-category-patterns), in the taxonomy's ids: a hint where the reply itself says nothing ("554 Transaction
 # failed")
@@ -299,14 +297,8 @@ def _complete_from_response(f: Finding, text: str) -> None:
     no diagnostic or only the reply's code ("Diagnostic-Code: smtp; 552" for "552 5.2.2 … quota exceeded")."""
     if f.diagnostic and not (_REPLY_CODE.fullmatch(f.diagnostic) and f.diagnostic_type in (None, "smtp")):
         return
-    heading = _RESPONSE.search(text)
-    if heading is None:
-        return
-    start = heading.end()
-    while text.startswith("\n", start):
-        start += 1  # blank lines under the heading
-    end = _PARAGRAPH_END.search(text, start, start + MAX_PARAGRAPH)
-    response = " ".join(text[start : end.start() if end else start + MAX_PARAGRAPH].split())
+    found = response_under_heading(text)
+    response = found[1] if found is not None else ""
     if response and (not f.diagnostic or response.startswith(f.diagnostic)):
         f.diagnostic = response
 
