@@ -25,6 +25,7 @@ CASES = [
     ("550 The recipient's mailbox does not have enough space", "mailbox_full"),
     ("550 Mail file size exceeds the maximum size allowed for mail delivery", "mailbox_full"),
     ("550 No MX or A records for example.org", "domain_invalid"),
+    ("554 5.4.0 id=12345-01 - unable to relay message back to MTA", "system_error"),
     ("550 Account disabled temporarly for exceeding receiving limits", "mailbox_full"),
     ("550 Denied [BounceDeny] (Mode: normal)", "sender_rejected"),
     ("550 Error: no third-party DSNs", "sender_rejected"),
