@@ -7,12 +7,20 @@ full result including the classifier's verdict). Rounds alternate between the tw
 slows both alike, and each side is rated by its best round (the one least disturbed by other processes) and by
 its median round. Start-up (Python and Perl loading their modules and tables) is not timed: each Perl round
 decodes one mail before its clock starts, and smtplens decodes the first mail before the first round.
+
+With --instructions (needs valgrind): the machine instructions each side executes per mail instead, counted by
+callgrind. Each side runs twice, over the first mail only and over every mail, both times after the same
+warm-up mail; the difference divided by the mails added is the work per mail, start-up and tables excluded. The
+count does not depend on how busy or fast the machine is, so it tells a change in the code from a change in the
+machine; it is not a speed (time also depends on how many instructions the processor completes per cycle).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -53,6 +61,53 @@ def sisimai_round(paths: list[str]) -> float:
     return float(done.stderr.strip().splitlines()[-1])
 
 
+def smtplens_pass() -> int:
+    """One pass over the paths given on stdin, after a warm-up on the first (the process --instructions counts)."""
+    paths = [line for line in sys.stdin.read().splitlines() if line]
+    classify("550 5.1.1 user unknown")
+    reason_table()
+    decode_bounce(Path(paths[0]).read_bytes())
+    smtplens_round(paths)
+    return 0
+
+
+_COLLECTED = re.compile(r"Collected : ([0-9,]+)")
+
+
+def _instructions(command: list[str], paths: list[str]) -> int:
+    """Instructions callgrind counts for ``command`` given ``paths`` on stdin."""
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
+        input="".join(p + "\n" for p in paths),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = _COLLECTED.findall(done.stderr)
+    if not found:
+        raise SystemExit(f"no instruction count in valgrind's output:\n{done.stderr[-2000:]}")
+    return int(found[-1].replace(",", ""))
+
+
+def _per_mail(command: list[str], paths: list[str]) -> float:
+    """Instructions per mail of ``command``: (all mails - the first mail only) / (mails added)."""
+    return (_instructions(command, paths) - _instructions(command, paths[:1])) / (len(paths) - 1)
+
+
+def count_instructions(paths: list[str], perl: bool) -> int:
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    ours = _per_mail([sys.executable, str(Path(__file__).resolve()), "--pass"], paths)
+    print(f"smtplens decode_bounce:  {ours / 1e6:>8.2f} M instructions per mail")
+    if not perl:
+        print("Sisimai: not installed (apt-get install libsisimai-perl)")
+        return 0
+    theirs = _per_mail(["perl", str(PERL_HELPER), "--time", "1"], paths)
+    print(f"Sisimai 4.25 make():     {theirs / 1e6:>8.2f} M instructions per mail")
+    print(f"ratio Sisimai/smtplens:  {theirs / ours:>8.1f}x fewer instructions for smtplens")
+    return 0
+
+
 def _rates(n: int, seconds: list[float]) -> tuple[float, float]:
     """Mails/s of the best and of the median round."""
     return n / min(seconds), n / statistics.median(seconds)
@@ -61,13 +116,20 @@ def _rates(n: int, seconds: list[float]) -> tuple[float, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=5, help="passes over the corpus, per side")
+    ap.add_argument("--instructions", action="store_true", help="count instructions per mail with valgrind")
+    ap.add_argument("--pass", dest="one_pass", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.one_pass:
+        return smtplens_pass()
     if not CORPUS.exists():
         raise SystemExit(f"{CORPUS} not found: set SMTPLENS_SHARED to the shared folder")
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, for us and the Perl child
     paths = expand([CORPUS])
     size = sum(os.path.getsize(p) for p in paths)
+    if args.instructions:
+        print(f"corpus: {len(paths)} mails, {size / 1e6:.1f} MB, instructions counted by valgrind's callgrind")
+        return count_instructions(paths, sisimai_available())
     print(f"corpus: {len(paths)} mails, {size / 1e6:.1f} MB, {args.rounds} round(s) per side, one core")
     classify("550 5.1.1 user unknown")  # load the classifier's tables and the taxonomy before timing
     reason_table()
