@@ -76,6 +76,9 @@ def smtplens_pass(warm: str) -> int:
 
 
 _COLLECTED = re.compile(r"Collected : ([0-9,]+)")
+# Both languages seed their string hashes at random per process, which moves the counts by a few percent from run to
+# run (other collisions in dicts and hashes); counted runs use fixed seeds.
+FIXED_HASHES = {"PYTHONHASHSEED": "0", "PERL_HASH_SEED": "0", "PERL_PERTURB_KEYS": "0"}
 
 
 def _instructions(command: list[str], paths: list[str]) -> int:
@@ -86,6 +89,7 @@ def _instructions(command: list[str], paths: list[str]) -> int:
         capture_output=True,
         text=True,
         check=True,
+        env={**os.environ, **FIXED_HASHES},
     )
     found = _COLLECTED.findall(done.stderr)
     if not found:
