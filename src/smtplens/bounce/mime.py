@@ -38,7 +38,6 @@ __all__ = [
     "field_lists",
     "first_address",
     "html_text",
-    "is_readable",
     "parse_headers",
     "parse_mail",
     "split_headers",
@@ -757,6 +756,11 @@ class Mail:
     def find_all(self, *ctypes: str) -> list[Part]:
         return [part for part in self.parts if part.ctype in ctypes]
 
+    def text_attachments(self) -> list[Part]:
+        """The ``text/plain`` parts sent as attachments, outside attached messages, in order: where a notice may
+        quote the returned message's header, or carry its report relabelled as a text file."""
+        return [part for part in self.parts if part.ctype == "text/plain" and not _is_readable(part)]
+
     @property
     def text(self) -> str:
         """The readable text of the mail: its ``text/plain`` parts (else ``text/html`` without tags), outside
@@ -771,7 +775,7 @@ class Mail:
                 body = self.root.text()
                 return html_text(body) if self.root.ctype == "text/html" else body
             return ""
-        plain = [p.text() for p in self.parts if is_readable(p)]
+        plain = [p.text() for p in self.parts if _is_readable(p)]
         if plain:
             return "\n".join(plain)
         markup = [p.text() for p in self.parts if p.ctype == "text/html"]
@@ -819,7 +823,7 @@ class Mail:
         turn (a bounce of a bounce, a summary of the mail itself)."""
         own = self.lowered("subject").strip()
         fallback: Headers | None = None
-        attached = (p.text() for p in self.parts if p.ctype == "text/plain" and not is_readable(p) and p.size > 0)
+        attached = (p.text() for p in self.text_attachments() if p.size > 0)
         for text in itertools.chain((self.text,), attached):  # an attachment is decoded only when it is looked at
             found, named = _quoted_block(text, own)
             if found is not None:
@@ -1053,7 +1057,7 @@ def _tags_replaced(markup: str, marks: bool) -> str:
     return "".join(pieces) + markup[end:]
 
 
-def is_readable(part: Part) -> bool:
+def _is_readable(part: Part) -> bool:
     """A ``text/plain`` part that is not an attachment, or a multipart whose boundary was never found."""
     if part.ctype == "text/plain":
         disposition = part.headers.get("content-disposition")
@@ -1117,6 +1121,5 @@ install_accelerator(
         "addresses",
         "first_address",
         "html_text",
-        "is_readable",
     ),
 )

@@ -14,7 +14,7 @@ from operator import itemgetter
 
 from smtplens._accel import install as install_accelerator
 from smtplens.bounce.decoders import MAX_RECIPIENTS, clean_address, mta_host, parse_date, response_under_heading
-from smtplens.bounce.mime import LinePattern, Mail, Part, field_lists, is_readable
+from smtplens.bounce.mime import LinePattern, Mail, Part, field_lists
 from smtplens.bounce.model import Action, Finding
 from smtplens.reply import parse_reply
 
@@ -108,7 +108,7 @@ def _attached_texts(mail: Mail) -> list[Part]:
     """The first ``text/plain`` attachments of the mail, outside attached messages: where a report's fields stand
     when a gateway or a client relabelled the delivery-status part ("details.txt", as some clients show it), or a
     notice was forwarded with the report as a text file."""
-    return [part for part in mail.parts if part.ctype == "text/plain" and not is_readable(part)][:MAX_ATTACHED_TEXTS]
+    return mail.text_attachments()[:MAX_ATTACHED_TEXTS]
 
 
 def _blocks_in_text(text: str) -> list[Block]:
