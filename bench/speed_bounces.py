@@ -21,6 +21,7 @@ processor completes per cycle).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -41,6 +43,19 @@ from smtplens.knowledge.reasons import reason_table
 
 CORPUS = SHARED / "corpus" / "sisimai" / "maildir"
 PERL_HELPER = Path(__file__).with_name("sisimai_bounces.pl")
+
+
+def _lines(paths: list[str]) -> str:
+    return "".join(p + "\n" for p in paths)
+
+
+@contextlib.contextmanager
+def _path_list(paths: list[str]) -> Iterator[str]:
+    """The name of a temporary file that lists ``paths``, one a line (what the warm-up passes read)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as listed:
+        listed.write(_lines(paths))
+        listed.flush()
+        yield listed.name
 
 
 def smtplens_round(paths: list[str]) -> tuple[float, int]:
@@ -58,7 +73,7 @@ def sisimai_round(paths: list[str], warm: str) -> float:
     in the file ``warm`` (Sisimai loads a decoder's module when a mail first needs it), neither timed."""
     done = subprocess.run(
         ["perl", str(PERL_HELPER), "--time", "1", "--warm", warm],
-        input="".join(p + "\n" for p in paths),
+        input=_lines(paths),
         capture_output=True,
         text=True,
         check=True,
@@ -85,7 +100,7 @@ def _instructions(command: list[str], paths: list[str]) -> int:
     """Instructions callgrind counts for ``command`` given ``paths`` on stdin."""
     done = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *command],
-        input="".join(p + "\n" for p in paths),
+        input=_lines(paths),
         capture_output=True,
         text=True,
         check=True,
@@ -105,15 +120,13 @@ def _per_mail(command: list[str], paths: list[str]) -> float:
 def count_instructions(paths: list[str], perl: bool) -> int:
     if shutil.which("valgrind") is None:
         raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
-    with tempfile.NamedTemporaryFile("w", suffix=".txt") as listed:
-        listed.write("".join(p + "\n" for p in paths))
-        listed.flush()
-        ours = _per_mail([sys.executable, str(Path(__file__).resolve()), "--pass", listed.name], paths)
+    with _path_list(paths) as listed:
+        ours = _per_mail([sys.executable, str(Path(__file__).resolve()), "--pass", listed], paths)
         print(f"smtplens decode_bounce:  {ours / 1e6:>8.2f} M instructions per mail (warm process)")
         if not perl:
             print("Sisimai: not installed (apt-get install libsisimai-perl)")
             return 0
-        theirs = _per_mail(["perl", str(PERL_HELPER), "--time", "1", "--warm", listed.name], paths)
+        theirs = _per_mail(["perl", str(PERL_HELPER), "--time", "1", "--warm", listed], paths)
     print(f"Sisimai 4.25 make():     {theirs / 1e6:>8.2f} M instructions per mail (warm process)")
     print(f"ratio Sisimai/smtplens:  {theirs / ours:>8.1f}x fewer instructions for smtplens")
     return 0
@@ -149,14 +162,12 @@ def main() -> int:
     ours: list[float] = []
     theirs: list[float] = []
     found = 0
-    with tempfile.NamedTemporaryFile("w", suffix=".txt") as listed:
-        listed.write("".join(p + "\n" for p in paths))
-        listed.flush()
+    with _path_list(paths) as listed:
         for _ in range(max(1, args.rounds)):
             seconds, found = smtplens_round(paths)
             ours.append(seconds)
             if perl:
-                theirs.append(sisimai_round(paths, listed.name))
+                theirs.append(sisimai_round(paths, listed))
     best, median = _rates(len(paths), ours)
     print(f"smtplens decode_bounce:  {best:>8,.0f} mails/s best round, {median:>8,.0f} median ({found} recipients)")
     if not perl:
