@@ -1,5 +1,6 @@
-"""The dispatcher asks only the decoders whose gate words occur in a mail's header; it must never leave out a
-decoder that would have recognised the mail (each ``GATE`` is a necessary condition of its ``detect``)."""
+"""The dispatcher asks only the decoders whose gate words occur in a mail's header (and whose text gate words occur
+in its readable text); it must never leave out a decoder that would have recognised the mail (each ``GATE`` and
+each ``TEXT_GATE`` is a necessary condition of its ``detect``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smtplens.bounce import _DISPATCH, decode_bounce
-from smtplens.bounce.dispatch import Dispatcher
+from smtplens.bounce.dispatch import MAX_TEXT_SCAN, Dispatcher
 from smtplens.bounce.mime import parse_mail
 from smtplens.bounce.registry import DECODERS
 
@@ -55,8 +56,56 @@ def test_gate_words_must_be_lower_case() -> None:
         Dispatcher([Upper])  # type: ignore[list-item]
 
 
+def test_text_gate_words_must_be_lower_case_ascii() -> None:
+    for word in ("Transcript of session", "smtp server: errors \u2014"):
+
+        class Upper:
+            name = "upper"
+            GATE = ("mailer-daemon",)
+            TEXT_GATE = (word,)
+
+            @staticmethod
+            def detect(mail: object) -> bool:
+                return False
+
+            @staticmethod
+            def decode(mail: object) -> list[object]:
+                return []
+
+        with pytest.raises(ValueError, match="text gate"):
+            Dispatcher([Upper])  # type: ignore[list-item]
+
+
+_SENDMAIL = b"From: Mail Delivery Subsystem <MAILER-DAEMON@example.net>\nSubject: Returned mail\n\n"
+
+
+def _asked(data: bytes) -> set[str]:
+    return {name for _, _, name in _DISPATCH.candidates(parse_mail(data))}
+
+
+def test_a_text_gate_opens_on_its_sentence_in_any_case_and_stays_shut_without_it() -> None:
+    assert "sendmail" in _asked(_SENDMAIL + b"----- TRANSCRIPT OF SESSION FOLLOWS -----\n")
+    assert "sendmail" not in _asked(_SENDMAIL + b"The message could not be delivered.\n")
+
+
+def test_a_text_that_is_not_ascii_or_is_long_opens_every_text_gate() -> None:
+    # (a case-insensitive pattern takes the Kelvin sign for "k"; the scan lowers ASCII only)
+    assert "sendmail" in _asked(_SENDMAIL + "The message could not be delivered \u212a.\n".encode())
+    assert "sendmail" in _asked(_SENDMAIL + b"x" * (MAX_TEXT_SCAN + 1))
+
+
+def test_a_header_sign_opens_a_text_gate() -> None:
+    header = b"From: MAILER-DAEMON@example.net\nReceived: from x by y (DragonFly Mail Agent v0.13);\n\n"
+    assert "dragonfly" in _asked(header + b"No mark in this text.\n")
+    assert "dragonfly" not in _asked(header.replace(b"DragonFly ", b"") + b"No mark in this text.\n")
+
+
 def _words() -> list[str]:
     return sorted({w for d in DECODERS for w in getattr(d, "GATE", ())})
+
+
+def _sentences() -> list[str]:
+    return sorted({w for d in DECODERS for w in getattr(d, "TEXT_GATE", ())})
 
 
 _FIELDS = ("From", "Subject", "Message-ID", "X-Mailer", "Reply-To", "Received", "X-Failed-Recipients", "X-Mlserver")
@@ -89,3 +138,23 @@ def test_random_headers_never_lose_a_decoder(fields: list[tuple[str, list[str], 
     data = ("\n".join(lines) + "\n\n" + body).encode()
     assert _missed(data) == []
     decode_bounce(data)  # and the whole pipeline takes it
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(_words()), min_size=1, max_size=3),
+    st.lists(
+        st.tuples(st.sampled_from(_sentences()), st.sampled_from(["lower", "upper", "title", "cut"])),
+        max_size=3,
+    ),
+    st.text("ab \n:<>-.", max_size=20),
+)
+def test_random_texts_never_lose_a_decoder(words: list[str], sentences: list[tuple[str, str]], filler: str) -> None:
+    body = filler
+    for sentence, case in sentences:
+        # a sentence one character short must not open its gate alone
+        written = sentence[:-1] if case == "cut" else getattr(sentence, case)()
+        body += "\n" + written + filler
+    data = f"From: {words[0]}\nSubject: {' '.join(words)}\n\n{body}\n".encode()
+    assert _missed(data) == []
+    assert _missed(data.replace(b"Subject:", b"X-Mailer:")) == []

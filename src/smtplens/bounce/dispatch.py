@@ -9,6 +9,14 @@ Aho-Corasick automaton over the whole top-level header in lower case; only the d
 and those without a gate, are asked, in registry order. A word seen in another field than the one its decoder
 reads only costs that decoder's ``detect`` call: the result is always what asking every decoder in order would
 give (tests/test_bounce_dispatch.py checks this on every fixture and on generated headers).
+
+Most of the decoders opened by common header words ("mailer-daemon", "delivery") recognise their format only by
+a sentence of its notice: a decoder module states those sentences as ``TEXT_GATE``, a necessary condition of its
+``detect`` on the readable text in lower case (``Mail.text``, ``Mail.head``). A ``detect`` that is also true on a
+header field alone states that field's words as ``HEADER_SIGNS``: one of them in the header (looked for as the gate
+words are, in the same scan) opens its text gate. The readable text is scanned once, by a second automaton, when a
+candidate's text gate is not open by then. A text that is not ASCII (a case-insensitive pattern matches "K", the
+Kelvin sign, for "k") or longer than ``MAX_TEXT_SCAN`` opens every text gate.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ __all__ = ["Dispatcher", "Entry"]
 
 ENCODED_FIELDS = ("subject", "from")  # the gated fields that carry encoded words (RFC 2047): free text, a name
 MAX_REMEMBERED = 4096  # candidate lists kept (one per combination of gate words seen; real mail shows a few dozen)
+MAX_TEXT_SCAN = 100_000  # characters of readable text scanned for the text gates; a longer text opens them all
 Entry = tuple[Callable[[Mail], bool], Callable[[Mail], list[Finding]], str]  # detect, decode, name
 
 
@@ -33,31 +42,49 @@ class Dispatcher:
 
     def __init__(self, decoders: Sequence[Decoder]) -> None:
         """Raises ValueError for a gate word that is empty, not in lower case, or has a letter outside ASCII that
-        has a case (the header is lowered as bytes: only ASCII letters)."""
+        has a case (the header is lowered as bytes: only ASCII letters), and for a text gate word that is empty or
+        not lower-case ASCII."""
         self._entries: tuple[Entry, ...] = tuple((d.detect, d.decode, d.name) for d in decoders)
         keys: dict[str, int] = {}  # key → bit set of the decoders whose gate words have that key
+        signs: dict[str, int] = {}  # key → bit set of the decoders whose header signs have that key
+        sentences: dict[str, int] = {}  # text gate word → bit set of the decoders that state it
         always = 0  # decoders without a gate
+        open_text = 0  # decoders without a text gate
         for i, decoder in enumerate(decoders):
-            gate: tuple[str, ...] = getattr(decoder, "GATE", ())
-            if not gate:
+            text_gate: tuple[str, ...] = getattr(decoder, "TEXT_GATE", ())
+            if not getattr(decoder, "GATE", ()):
                 always |= 1 << i
-            for word in gate:
-                if word != word.lower() or not word.strip() or any(not c.isascii() and c.upper() != c for c in word):
-                    raise ValueError(f"{decoder.name}: gate word {word!r} is empty, not in lower case or has a case")
-                key = _key(word)
-                keys[key] = keys.get(key, 0) | 1 << i
+            if not text_gate:
+                open_text |= 1 << i
+            _add_keys(keys, decoder, "GATE", i)
+            _add_keys(signs, decoder, "HEADER_SIGNS", i)
+            for word in text_gate:
+                if word != word.lower() or not word.strip() or not word.isascii():
+                    raise ValueError(f"{decoder.name}: text gate word {word!r} is empty or not lower-case ASCII")
+                sentences[word] = sentences.get(word, 0) | 1 << i
         self._always = always
-        self._keys = list(keys)
-        self._masks = [keys[k] for k in self._keys]
+        self._open_text = open_text
+        self._all = (1 << len(decoders)) - 1
+        self._keys = list(keys | signs)
+        self._masks = [keys.get(k, 0) for k in self._keys]
+        self._text_masks = [signs.get(k, 0) for k in self._keys]
         self._automaton = ahocorasick_rs.BytesAhoCorasick([k.encode("utf-8") for k in self._keys])
+        self._sentences = list(sentences)
+        self._sentence_masks = [sentences[w] for w in self._sentences]
+        self._text_automaton = ahocorasick_rs.BytesAhoCorasick([w.encode("ascii") for w in self._sentences])
         self._chosen: dict[int, tuple[Entry, ...]] = {}
 
     def candidates(self, mail: Mail) -> tuple[Entry, ...]:
         """The decoders whose gate words occur in the mail (or that have no gate), in registry order."""
         mask = self._always
+        text_mask = self._open_text
         masks = self._masks
+        text_masks = self._text_masks
         for index, _, _ in self._automaton.find_matches_as_indexes(_header(mail), overlapping=True):
             mask |= masks[index]
+            text_mask |= text_masks[index]
+        if mask & ~text_mask:  # a candidate's text gate is not open yet: look in the readable text
+            mask &= text_mask | self._text_gates(mail.text)
         chosen = self._chosen.get(mask)
         if chosen is None:
             if len(self._chosen) >= MAX_REMEMBERED:
@@ -65,10 +92,32 @@ class Dispatcher:
             chosen = self._chosen[mask] = tuple(e for i, e in enumerate(self._entries) if mask >> i & 1)
         return chosen
 
+    def _text_gates(self, text: str) -> int:
+        """The decoders whose text gate words stand in ``text`` (lowered); all of them for a text that is long or
+        not ASCII."""
+        if len(text) > MAX_TEXT_SCAN or not text.isascii():
+            return self._all
+        mask = 0
+        masks = self._sentence_masks
+        for index, _, _ in self._text_automaton.find_matches_as_indexes(text.encode("ascii").lower(), overlapping=True):
+            mask |= masks[index]
+        return mask
+
     @property
     def entries(self) -> tuple[Entry, ...]:
         """Every decoder, in registry order."""
         return self._entries
+
+
+def _add_keys(keys: dict[str, int], decoder: Decoder, attribute: str, bit: int) -> None:
+    """Into ``keys``, the key of each of the decoder's header words (its ``GATE`` or ``HEADER_SIGNS``), with the
+    decoder's bit. Raises ValueError for a word that is empty, not in lower case, or has a letter outside ASCII
+    that has a case (the header is lowered as bytes: only ASCII letters)."""
+    for word in getattr(decoder, attribute, ()):
+        if word != word.lower() or not word.strip() or any(not c.isascii() and c.upper() != c for c in word):
+            raise ValueError(f"{decoder.name}: gate word {word!r} is empty, not in lower case or has a case")
+        key = _key(word)
+        keys[key] = keys.get(key, 0) | 1 << bit
 
 
 def _key(word: str) -> str:

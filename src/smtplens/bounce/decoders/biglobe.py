@@ -27,6 +27,8 @@ MAX_BODY = 100_000
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
 GATE = ("postmaster@", "mailer-daemon@")
+# ... and unless this is in its readable text (dispatch.py)
+TEXT_GATE = ("non-delivered information",)
 
 
 def detect(mail: Mail) -> bool:

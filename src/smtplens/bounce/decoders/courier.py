@@ -49,6 +49,8 @@ _SENDER = "courier mail server at"
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
 GATE = ("courier.", *_SUBJECTS, _SENDER)
+# ... and unless this is in its readable text (dispatch.py)
+TEXT_GATE = (_SIGN,)
 
 
 def detect(mail: Mail) -> bool:

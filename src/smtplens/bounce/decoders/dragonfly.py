@@ -54,6 +54,9 @@ MAX_BODY = 200_000
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
 GATE = (_MARK.lower(), "mailer-daemon")
+# ... and unless the mark is in its readable text, or its first word in the header (the Received field) (dispatch.py)
+TEXT_GATE = (_MARK.lower(),)
+HEADER_SIGNS = (_MARK_WORD.lower(),)
 
 
 def detect(mail: Mail) -> bool:

@@ -59,6 +59,9 @@ GATE = (
     "produced by microsoft exchange",
     "undeliverable",
 )
+# ... and unless one of these is in its readable text, or its field or the connector's name in the header (dispatch.py)
+TEXT_GATE = ("did not reach the following recipient", "following recipient(s) c")
+HEADER_SIGNS = ("x-ms-embedded-report", "internet mail service", "internet mail connector")
 
 
 def detect(mail: Mail) -> bool:

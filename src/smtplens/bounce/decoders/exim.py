@@ -89,6 +89,8 @@ MAX_REPORT_HEAD = 2000  # characters of the RFC 3464 part searched for its Repor
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
 GATE = ("x-failed-recipients", "mailer-daemon", *_SUBJECTS)
+# ... and unless one of these is in its readable text (dispatch.py)
+TEXT_GATE = _BODY_SIGNS
 
 
 def detect(mail: Mail) -> bool:

@@ -45,6 +45,8 @@ MAX_TEXT = 200_000
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
 GATE = ("mailer-daemon@",)
+# ... and unless this is in its readable text (dispatch.py)
+TEXT_GATE = ("the header of the original message is following",)
 
 
 def detect(mail: Mail) -> bool:

@@ -33,6 +33,9 @@ MAX_TEXT = 200_000
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
 GATE = ("mailer-daemon@",)
+# ... and unless this is in its readable text (dispatch.py); the Russian sentence is never in an ASCII text, and
+# a text that is not ASCII opens every text gate
+TEXT_GATE = ("the following address",)
 
 
 def detect(mail: Mail) -> bool:

@@ -28,6 +28,8 @@ MAX_TEXT = 100_000
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
 GATE = ("failure notice",)
+# ... and unless this is in its readable text (dispatch.py)
+TEXT_GATE = ("-------server message",)
 
 
 def detect(mail: Mail) -> bool:

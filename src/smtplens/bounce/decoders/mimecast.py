@@ -29,6 +29,9 @@ MAX_TEXT = 100_000
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
 GATE = ("x-mimecast-originator", "x-mc-system", ".mimecast.", "email delivery failure")
+# ... and unless the alert's sentence is in its readable text, or one of its fields in the header (dispatch.py)
+TEXT_GATE = (" could not be delivered:",)
+HEADER_SIGNS = ("x-mimecast-originator", "x-mc-system", ".mimecast.")
 
 
 def detect(mail: Mail) -> bool:

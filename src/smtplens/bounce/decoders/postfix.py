@@ -95,6 +95,8 @@ _RCPT_ARGUMENT = re.compile(r"^RCPT\s+TO:\s*<?([^<>\s]+)>?", re.I)
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
 GATE = ("mail delivery system", *_SUBJECTS, _SERVER_NOTICE)
+# ... and unless one of these is in its readable text (dispatch.py): the transcript, the signs, a renamed sign
+TEXT_GATE = (_SERVER_TRANSCRIPT, *_BODY_SIGNS, "program at host")
 
 
 def detect(mail: Mail) -> bool:

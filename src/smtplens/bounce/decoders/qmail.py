@@ -83,6 +83,8 @@ MAX_PARAGRAPH = 4000
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
 GATE = ("mailer-daemon", "failure notice")
+# ... and unless this is in its readable text (dispatch.py)
+TEXT_GATE = ("qmail",)
 
 
 def detect(mail: Mail) -> bool:

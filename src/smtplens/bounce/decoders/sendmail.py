@@ -100,6 +100,8 @@ _WARNING = re.compile(r"(?:postmaster )?warning:")
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
 GATE = (*_SENDERS, *_SUBJECTS)
+# ... and unless this is in its readable text (dispatch.py)
+TEXT_GATE = ("transcript of session follows",)
 
 
 def from_sendmail(mail: Mail) -> bool:

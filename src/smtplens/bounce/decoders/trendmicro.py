@@ -39,6 +39,9 @@ _SUBJECTS = ("mail could not be delivered", "メッセージを配信できま�
 # detect() is false unless one of these is in the mail's header (dispatch.py): the product's name (in the boundary
 # or the sender) or one of its subjects
 GATE = ("interscan", *_SUBJECTS)
+# ... and unless one of these is in its readable text, or the product's name in the header (dispatch.py)
+TEXT_GATE = ("interscan", "unable to deliver message to <", "<<<", ">>>")
+HEADER_SIGNS = ("interscan",)
 
 
 def detect(mail: Mail) -> bool:

@@ -33,6 +33,8 @@ _TIMED_OUT = re.compile(r"cannot send (?:the )?message for \d+ (?:days?|hours?)"
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
 GATE = sendmail.GATE
+# ... and unless this is in its readable text (dispatch.py)
+TEXT_GATE = sendmail.TEXT_GATE
 
 
 def detect(mail: Mail) -> bool:

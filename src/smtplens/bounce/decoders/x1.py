@@ -27,6 +27,8 @@ MAX_BODY = 100_000
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
 GATE = ("mailer-daemon", "mail deliver", "returned mail")
+# ... and unless this is in its readable text (dispatch.py)
+TEXT_GATE = ("---the following addresses had delivery errors---",)
 
 
 def detect(mail: Mail) -> bool:

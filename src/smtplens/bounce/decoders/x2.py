@@ -28,6 +28,8 @@ MAX_BODY = 200_000
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
 GATE = ("mailer-daemon@", *_SUBJECTS)
+# ... and unless this is in its readable text (dispatch.py)
+TEXT_GATE = ("unable to deliver message to the following address",)
 
 
 def detect(mail: Mail) -> bool:

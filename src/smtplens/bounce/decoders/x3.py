@@ -44,6 +44,8 @@ MAX_BODY = 100_000
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
 GATE = ("delivery status notification",)
+# ... and unless this is in its readable text (dispatch.py)
+TEXT_GATE = ("technical details",)
 
 
 def detect(mail: Mail) -> bool:

@@ -45,6 +45,15 @@ MAX_BODY = 200_000
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
 GATE = ("mailer-daemon",)
+# ... and unless one of these (a piece of each of _START's sentences) is in its readable text (dispatch.py)
+TEXT_GATE = (
+    "following address",
+    "we're sorry.",
+    "this is the mail delivery agent at",
+    "this is the machine generated message from mail service",
+    "su mensaje no pudo ser entregado",
+    "he/her is not ",
+)
 
 
 def detect(mail: Mail) -> bool:

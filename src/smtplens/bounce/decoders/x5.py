@@ -22,6 +22,8 @@ _MARKER = "the following addresses had permanent delivery errors"
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
 GATE = ("mailer-daemon",)
+# ... and unless this is in its readable text (dispatch.py)
+TEXT_GATE = (_MARKER,)
 
 
 def detect(mail: Mail) -> bool:

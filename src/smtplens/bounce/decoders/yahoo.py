@@ -50,6 +50,11 @@ _SENDER = "mailer-daemon@yahoo.com"
 
 # detect() is false unless one of these is in the mail's header (dispatch.py)
 GATE = ("failure notice", _SENDER)
+# ... and unless one of these is in its readable text (dispatch.py)
+TEXT_GATE = (
+    "sorry, we were unable to deliver your message to the following address",
+    "i'm afraid i wasn't able to deliver the following message.",
+)
 
 
 def detect(mail: Mail) -> bool:
