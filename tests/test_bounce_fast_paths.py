@@ -5,6 +5,8 @@
 - ``Mail.original_identity`` reads five fields of the returned message without splitting its whole header; they
   must be what ``Mail.original`` gives, and the pattern that finds them after line breaks must find what the
   multi-line pattern finds.
+- The compiled build reads a header block's extent and its identifying fields in one walk over its lines; they must
+  be what the patterns find.
 - ``Part.text`` returns an ASCII body without transfer encoding as it stands; it must be what decoding its bytes
   gives.
 - ``Mail.in_header`` looks for a word in the raw header; it must be found wherever the word stands in an unfolded
@@ -89,6 +91,21 @@ def test_identity_fields_after_a_line_break_are_those_of_the_multi_line_pattern(
     start = min(start, len(src))
     end = max(min(end, len(src)), start)
     assert _identity_fields(src, start, end) == _IDENTITY_FIELDS.findall(src, start, end)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_header_pieces, max_size=20).map("".join), st.integers(0, 40), st.integers(0, 60))
+def test_identity_fields_read_while_a_block_is_walked_are_the_pattern_s(src: str, start: int, stop: int) -> None:
+    """The compiled build finds a quoted block's extent and its identity fields in one walk over its lines."""
+    from smtplens.bounce.mime import _IDENTITY_FIELDS, _IDENTITY_NAMES, _block_end, _header_fields
+
+    start = min(start, len(src))
+    stop = max(min(stop, len(src)), start)
+    fields: list[tuple[str, str]] = []
+    count, end = _header_fields(src, start, stop, fields, _IDENTITY_NAMES)
+    assert end == _block_end(src, start, stop)
+    assert fields == _IDENTITY_FIELDS.findall(src, start, end)
+    assert count == _header_fields(src, start, stop, None)[0]
 
 
 _bodies = st.lists(st.sampled_from(["abc", "\n", " ", "=3D", "\x1b$B", "\xe9", "QUJD", "--b", "é"]), max_size=12)

@@ -275,11 +275,13 @@ def split_headers(text: str, start: int = 0, *, mbox: bool = False, end: int | N
     return Headers(fields), at
 
 
-def _header_fields(text: str, pos: int, stop: int, fields: list[tuple[str, str]] | None) -> tuple[int, int]:
+def _header_fields(
+    text: str, pos: int, stop: int, fields: list[tuple[str, str]] | None, names: frozenset[str] | None = None
+) -> tuple[int, int]:
     """The header block that ``_HEADER_BLOCK.match(text, pos, stop)`` finds, in one pass: how many field lines it
-    holds and where it ends; into ``fields``, when given, what ``_FIELD_LINE.findall`` finds in it. The compiled
-    build's way (its loops over a line's name and white space are C loops, a value is found by its line breaks);
-    interpreted, the regular expressions cost less."""
+    holds and where it ends; into ``fields``, when given, what ``_FIELD_LINE.findall`` finds in it (with ``names``,
+    only the fields of those lower-case names). The compiled build's way (its loops over a line's name and white
+    space are C loops, a value is found by its line breaks); interpreted, the regular expressions cost less."""
     length = len(text)
     pos = min(max(pos, 0), length)  # as the regular expressions take their bounds
     stop = min(max(stop, 0), length)
@@ -309,7 +311,8 @@ def _header_fields(text: str, pos: int, stop: int, fields: list[tuple[str, str]]
         if end < 0:
             end = stop
         count += 1
-        if report and fields is not None:
+        wanted = names is None or (name_end - line in _NAME_LENGTHS and text[line:name_end].lower() in names)
+        if report and fields is not None and wanted:
             fields.append((text[line:name_end], text[value:end]))
         report = True
         line = end + 1 if end < stop else stop
@@ -810,9 +813,9 @@ class Mail:
             end = part._end if part.ctype not in HEADERS_ONLY_TYPES else min(part._end, start + MAX_HEADER_PART)
             blank = _STRAY_BLANK_LINES.match(part._src, start, end)  # a stray blank line before the header
             start = blank.end() if blank is not None else start
-            block_end = _block_end(part._src, start, end)
+            _, block_end, fields = _identity_block(part._src, start, end)
             if block_end > start:
-                return Headers(_identity_fields(part._src, start, block_end))
+                return Headers(fields)
         return self._quoted_identity()
 
     def _quoted_identity(self) -> Headers | None:
@@ -894,15 +897,10 @@ def _quoted_block(text: str, own_subject: str) -> tuple[Headers | None, Headers 
         start, name_end = _QUOTED_START.search(text, at, stop)
         if start < 0:
             break
-        if _COMPILED:
-            count, block_end = _header_fields(text, start, stop, None)
-        else:
-            block_end = _block_end(text, start, stop)
-            count = _field_lines(text[start:block_end])
+        count, block_end, fields = _identity_block(text, start, stop)
         at = max(block_end, name_end)
         if count < 2:
             continue
-        fields = _identity_fields(text, start, block_end)
         names = {name.lower() for name, value in fields if value.strip()}
         if not names & _NAMING:
             continue
@@ -946,6 +944,21 @@ _IDENTITY_FIELDS = re.compile(
 _IDENTITY_AFTER_BREAK = re.compile(
     r"\n(from|return-path|message-id|subject|list-id)[ \t]*+:[ \t]*+([^\n]*+(?:\n[ \t][^\n]*+)*+)", re.I
 )
+
+
+_IDENTITY_NAMES = frozenset({"from", "return-path", "message-id", "subject", "list-id"})
+_NAME_LENGTHS = frozenset(len(name) for name in _IDENTITY_NAMES)  # (names of other lengths are not lowered)
+
+
+def _identity_block(text: str, start: int, stop: int) -> tuple[int, int, list[tuple[str, str]]]:
+    """The header block at ``start`` (by ``stop``): how many field lines it holds, where it ends, and its fields
+    that identify a message (``_identity_fields`` of the block); the compiled build finds all three in one pass."""
+    if _COMPILED:
+        fields: list[tuple[str, str]] = []
+        count, end = _header_fields(text, start, stop, fields, _IDENTITY_NAMES)
+        return count, end, fields
+    end = _block_end(text, start, stop)
+    return _field_lines(text[start:end]), end, _identity_fields(text, start, end)
 
 
 def _identity_fields(src: str, start: int, end: int) -> list[tuple[str, str]]:
