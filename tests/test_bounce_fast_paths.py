@@ -7,6 +7,8 @@
   multi-line pattern finds.
 - The compiled build reads a header block's extent and its identifying fields in one walk over its lines; they must
   be what the patterns find.
+- The compiled build finds the fields of a delivery-status block by walking its lines; they must be what the
+  pattern finds.
 - ``Part.text`` returns an ASCII body without transfer encoding as it stands; it must be what decoding its bytes
   gives.
 - ``Mail.in_header`` looks for a word in the raw header; it must be found wherever the word stands in an unfolded
@@ -106,6 +108,22 @@ def test_identity_fields_read_while_a_block_is_walked_are_the_pattern_s(src: str
     assert end == _block_end(src, start, stop)
     assert fields == _IDENTITY_FIELDS.findall(src, start, end)
     assert count == _header_fields(src, start, stop, None)[0]
+
+
+_report_pieces = st.sampled_from(
+    ["\n", "Action: failed", "status:5.1.1", "X-Y :z", " cont", "\tc", "not a field", ":", "a b: c", "é", "\n\n", " "]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_report_pieces, max_size=20).map("".join))
+def test_fields_found_by_walking_lines_are_the_pattern_s(chunk: str) -> None:
+    """The compiled build walks a delivery-status block's lines for its fields, passing over lines that are not."""
+    from smtplens.bounce.mime import _FIELD_LINE, _header_fields
+
+    fields: list[tuple[str, str]] = []
+    _header_fields(chunk, 0, len(chunk), fields, None, True)
+    assert fields == _FIELD_LINE.findall(chunk)
 
 
 _bodies = st.lists(st.sampled_from(["abc", "\n", " ", "=3D", "\x1b$B", "\xe9", "QUJD", "--b", "é"]), max_size=12)

@@ -7,5 +7,5 @@ cimport cython
 cdef bint _COMPILED
 
 @cython.locals(length=Py_ssize_t, count=Py_ssize_t, report=bint, line=Py_ssize_t, name_end=Py_ssize_t,
-               colon=Py_ssize_t, value=Py_ssize_t, end=Py_ssize_t, ch=Py_UCS4, wanted=bint)
-cdef tuple _header_fields(str text, Py_ssize_t pos, Py_ssize_t stop, list fields, frozenset names=*)
+               colon=Py_ssize_t, value=Py_ssize_t, end=Py_ssize_t, ch=Py_UCS4, wanted=bint, next_line=Py_ssize_t)
+cdef tuple _header_fields(str text, Py_ssize_t pos, Py_ssize_t stop, list fields, frozenset names=*, bint lenient=*)

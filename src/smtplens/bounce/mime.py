@@ -275,13 +275,20 @@ def split_headers(text: str, start: int = 0, *, mbox: bool = False, end: int | N
     return Headers(fields), at
 
 
-def _header_fields(
-    text: str, pos: int, stop: int, fields: list[tuple[str, str]] | None, names: frozenset[str] | None = None
+def _header_fields(  # noqa: PLR0917 (a cdef function of the compiled build: no keyword-only arguments)
+    text: str,
+    pos: int,
+    stop: int,
+    fields: list[tuple[str, str]] | None,
+    names: frozenset[str] | None = None,
+    lenient: bool = False,
 ) -> tuple[int, int]:
     """The header block that ``_HEADER_BLOCK.match(text, pos, stop)`` finds, in one pass: how many field lines it
     holds and where it ends; into ``fields``, when given, what ``_FIELD_LINE.findall`` finds in it (with ``names``,
-    only the fields of those lower-case names). The compiled build's way (its loops over a line's name and white
-    space are C loops, a value is found by its line breaks); interpreted, the regular expressions cost less."""
+    only the fields of those lower-case names). With ``lenient``, a line that is not a field is passed over instead
+    of ending the block: the fields are what ``_FIELD_LINE.findall(text, pos, stop)`` finds. The compiled build's
+    way (its loops over a line's name and white space are C loops, a value is found by its line breaks);
+    interpreted, the regular expressions cost less."""
     length = len(text)
     pos = min(max(pos, 0), length)  # as the regular expressions take their bounds
     stop = min(max(stop, 0), length)
@@ -295,13 +302,16 @@ def _header_fields(
             if ch < "!" or ch > "~" or ch == ":":  # not in [!-9;-~]
                 break
             name_end += 1
-        if name_end == line:
-            break  # no field name: the block ends before this line
         colon = name_end
         while colon < stop and text[colon] in " \t":
             colon += 1
-        if colon == stop or text[colon] != ":":
-            break
+        if name_end == line or colon == stop or text[colon] != ":":
+            if not lenient:
+                break  # not a field: the block ends before this line
+            next_line = text.find("\n", line, stop) + 1
+            line = next_line if next_line > 0 else stop
+            report = True
+            continue
         value = colon + 1
         while value < stop and text[value] in " \t":
             value += 1
@@ -329,10 +339,20 @@ def field_blocks(text: str) -> list[Headers]:
     ``message/feedback-report``); lines that are not fields are skipped."""
     blocks = []
     for chunk in _BLANK_LINES.split(text):
-        fields = _FIELD_LINE.findall(chunk)
+        fields = _chunk_fields(chunk)
         if fields:
             blocks.append(Headers(fields))
     return blocks
+
+
+def _chunk_fields(chunk: str) -> list[tuple[str, str]]:
+    """``_FIELD_LINE.findall(chunk)``: the compiled build walks the lines instead."""
+    if not _COMPILED:
+        found: list[tuple[str, str]] = _FIELD_LINE.findall(chunk)
+        return found
+    fields: list[tuple[str, str]] = []
+    _header_fields(chunk, 0, len(chunk), fields, None, True)
+    return fields
 
 
 def field_lists(text: str) -> list[list[tuple[str, str]]]:
@@ -343,7 +363,7 @@ def field_lists(text: str) -> list[list[tuple[str, str]]]:
     """
     blocks = []
     for chunk in _BLANK_LINES.split(text):
-        fields = _FIELD_LINE.findall(chunk)
+        fields = _chunk_fields(chunk)
         if fields:
             blocks.append([(n.lower(), _unfolded(v).rstrip() if "\n" in v else v.rstrip()) for n, v in fields])
     return blocks
