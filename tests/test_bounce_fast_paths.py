@@ -110,6 +110,17 @@ def test_identity_fields_read_while_a_block_is_walked_are_the_pattern_s(src: str
     assert count == _header_fields(src, start, stop, None)[0]
 
 
+@pytest.mark.parametrize("extra", ["", "caf\u00e9 "])
+def test_a_quoted_header_is_found_in_any_case_in_ascii_and_other_text(extra: str) -> None:
+    """An ASCII text is searched in lower case for where a quoted header begins; any other text case-folded."""
+    notice = f"From: MAILER-DAEMON@example.net\nSubject: failure notice\n\n{extra}Sorry.\n\n"
+    quoted = "RECEIVED: by x\nFROM: Alice <alice@example.org>\nMESSAGE-ID: <m1@example.org>\nSUBJECT: Hi\n\nbody\n"
+    identity = parse_mail((notice + quoted).encode()).original_identity()
+    assert identity is not None
+    assert identity.get("message-id") == "<m1@example.org>"
+    assert identity.get("from") == "Alice <alice@example.org>"
+
+
 _report_pieces = st.sampled_from(
     ["\n", "Action: failed", "status:5.1.1", "X-Y :z", " cont", "\tc", "not a field", ":", "a b: c", "é", "\n\n", " "]
 )

@@ -896,11 +896,13 @@ class LinePattern:
 _STRAY_BLANK_LINES = re.compile(r"(?:[ \t]*+\n){1,3}")
 # A quoted message (Mail._quoted_identity): where its header may begin, how far the text is searched, how many
 # candidate blocks are tried, and the fields of which one must be there.
-_QUOTED_START = LinePattern(
+_QUOTED_NAMES = (
     r"(?:received|return-path|message-id|from|subject|date|to|mime-version|dkim-signature|delivered-to|reply-to"
-    r"|content-type|list-id|x-[!-9;-~]+)[ \t]*:",
-    re.I,
+    r"|content-type|list-id|x-[!-9;-~]+)[ \t]*:"
 )
+_QUOTED_START = LinePattern(_QUOTED_NAMES, re.I)
+# the same in an ASCII text in lower case (the same positions): letters compared as they are, not case-folded
+_QUOTED_START_LOWER = LinePattern(_QUOTED_NAMES)
 MAX_QUOTED_SEARCH = 1_000_000
 MAX_QUOTED_BLOCKS = 20
 _NAMING = frozenset({"message-id", "subject", "from"})
@@ -913,8 +915,9 @@ def _quoted_block(text: str, own_subject: str) -> tuple[Headers | None, Headers 
     stop = min(len(text), MAX_QUOTED_SEARCH)
     named: Headers | None = None
     at = 0
+    searched, start_pattern = (text.lower(), _QUOTED_START_LOWER) if text.isascii() else (text, _QUOTED_START)
     for _ in range(MAX_QUOTED_BLOCKS):
-        start, name_end = _QUOTED_START.search(text, at, stop)
+        start, name_end = start_pattern.search(searched, at, stop)
         if start < 0:
             break
         count, block_end, fields = _identity_block(text, start, stop)
