@@ -4,7 +4,10 @@ A decoder module has a ``name``, a cheap ``detect(mail)`` that says whether the 
 ``decode(mail)`` that returns one :class:`~smtplens.bounce.model.Finding` per recipient, in the order the mail
 names them (an empty list: the format was recognised but no recipient could be read; the next decoder tries).
 Decoders are pure: they read the parsed mail and never raise on any input. ``smtplens.bounce.registry`` lists
-them in the order they are tried; a test checks that every module here is listed.
+them in the order they are tried; a test checks that every module here is listed. A module may also state words
+without which its ``detect`` is false, so that most mails never ask it (``smtplens.bounce.dispatch``): ``GATE``,
+of the header; ``TEXT_GATE``, of the readable text; ``HEADER_SIGNS``, header words on which ``detect`` is true
+alone (they open the text gate).
 
 The helpers below are shared by decoders: cleaning an address out of a DSN field, reading a date, Google's
 "The response was:" paragraph, and the signs that a mail is a bounce at all.
