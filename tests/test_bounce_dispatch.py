@@ -14,6 +14,7 @@ from smtplens.bounce import _DISPATCH, decode_bounce
 from smtplens.bounce.dispatch import MAX_TEXT_SCAN, Dispatcher
 from smtplens.bounce.mime import parse_mail
 from smtplens.bounce.registry import DECODERS
+from tests.conftest import shared_path
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 # Decoders whose detect() looks beyond the header (MIME structure, the raw text), so they have no gate.
@@ -32,6 +33,18 @@ def test_no_fixture_loses_a_decoder_that_recognises_it(path: Path) -> None:
     assert _missed(data) == []
     # folded and upper-cased header values are found as well
     assert _missed(data.replace(b"Subject: ", b"Subject:\n ").upper()) == []
+
+
+def test_no_corpus_mail_loses_a_decoder_that_recognises_it() -> None:
+    """Every mail of the shared corpus as it is, upper-cased and lower-cased (skipped without ../shared)."""
+    from smtplens.bounce.inputs import expand, iter_mails
+
+    corpus = shared_path("corpus", "sisimai", "maildir")
+    lost = []
+    for path, data in iter_mails(expand([corpus])):
+        assert isinstance(data, bytes)
+        lost += [(path, name) for variant in (data, data.upper(), data.lower()) for name in _missed(variant)]
+    assert lost == []
 
 
 def test_every_decoder_is_gated_or_known_to_be_ungated() -> None:
