@@ -52,10 +52,13 @@ def test_every_decoder_is_gated_or_known_to_be_ungated() -> None:
     assert ungated == UNGATED
 
 
-def test_gate_words_must_be_lower_case() -> None:
-    class Upper:
-        name = "upper"
-        GATE = ("Mailer-Daemon",)
+def _stub(gate: tuple[str, ...], text_gate: tuple[str, ...] = ()) -> object:
+    """A decoder that recognises nothing, with these gate and text gate words."""
+
+    class Stub:
+        name = "stub"
+        GATE = gate
+        TEXT_GATE = text_gate
 
         @staticmethod
         def detect(mail: object) -> bool:
@@ -65,28 +68,18 @@ def test_gate_words_must_be_lower_case() -> None:
         def decode(mail: object) -> list[object]:
             return []
 
+    return Stub
+
+
+def test_gate_words_must_be_lower_case() -> None:
     with pytest.raises(ValueError, match="lower case"):
-        Dispatcher([Upper])  # type: ignore[list-item]
+        Dispatcher([_stub(("Mailer-Daemon",))])  # type: ignore[list-item]
 
 
 def test_text_gate_words_must_be_lower_case_ascii() -> None:
     for word in ("Transcript of session", "smtp server: errors \u2014"):
-
-        class Upper:
-            name = "upper"
-            GATE = ("mailer-daemon",)
-            TEXT_GATE = (word,)
-
-            @staticmethod
-            def detect(mail: object) -> bool:
-                return False
-
-            @staticmethod
-            def decode(mail: object) -> list[object]:
-                return []
-
         with pytest.raises(ValueError, match="text gate"):
-            Dispatcher([Upper])  # type: ignore[list-item]
+            Dispatcher([_stub(("mailer-daemon",), (word,))])  # type: ignore[list-item]
 
 
 _SENDMAIL = b"From: Mail Delivery Subsystem <MAILER-DAEMON@example.net>\nSubject: Returned mail\n\n"
