@@ -915,7 +915,7 @@ def _quoted_block(text: str, own_subject: str) -> tuple[Headers | None, Headers 
     stop = min(len(text), MAX_QUOTED_SEARCH)
     named: Headers | None = None
     at = 0
-    searched, start_pattern = (text.lower(), _QUOTED_START_LOWER) if text.isascii() else (text, _QUOTED_START)
+    searched, start_pattern = (text[:stop].lower(), _QUOTED_START_LOWER) if text.isascii() else (text, _QUOTED_START)
     for _ in range(MAX_QUOTED_BLOCKS):
         start, name_end = start_pattern.search(searched, at, stop)
         if start < 0:
