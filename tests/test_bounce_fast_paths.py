@@ -11,6 +11,8 @@
   pattern finds.
 - ``Part.text`` returns an ASCII body without transfer encoding as it stands; it must be what decoding its bytes
   gives.
+- The compiled build makes the line ends of a mail LF in one loop over its bytes; they must be what replacing
+  CRLF, then CR, gives.
 - ``Mail.in_header`` looks for a word in the raw header; it must be found wherever the word stands in an unfolded
   field value (DragonFly's ``detect`` asks it before unfolding the Received field).
 """
@@ -167,3 +169,10 @@ def test_a_folded_received_field_still_names_dragonfly() -> None:
     assert mail.in_header("DragonFly")
     assert "DragonFly Mail Agent" in (mail.headers.get("received") or "")
     assert not mail.in_header("body")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"a", b" ", b"\xe9", b"\0"]), max_size=40).map(b"".join))
+def test_line_ends_are_made_lf_as_the_replaces_make_them(data: bytes) -> None:
+    # (the compiled build copies the bytes in one loop; the interpreted one replaces CRLF, then CR)
+    assert parse_mail(data).raw == data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").decode("latin-1")

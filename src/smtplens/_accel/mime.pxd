@@ -10,6 +10,9 @@ cdef bint _COMPILED
 @cython.locals(length=Py_ssize_t, count=Py_ssize_t, report=bint, line=Py_ssize_t, name_end=Py_ssize_t,
                colon=Py_ssize_t, value=Py_ssize_t, end=Py_ssize_t, ch=Py_UCS4, wanted=bint, next_line=Py_ssize_t)
 cdef tuple _header_fields(str text, Py_ssize_t pos, Py_ssize_t stop, list fields, frozenset names=*, bint lenient=*)
+@cython.locals(size=Py_ssize_t, out=bytearray, src="const unsigned char*", dst="unsigned char*", at=Py_ssize_t,
+               kept=Py_ssize_t, byte="unsigned char")
+cdef object _lf_line_ends(object data)
 
 # The classes of a parsed mail as extension types: their attributes are C struct fields, read and set without a
 # dictionary lookup (the .py declares the same names as __slots__; every attribute stays readable from Python).
