@@ -5,10 +5,11 @@ Every mail of ../shared/corpus/sisimai/maildir is read from disk and decoded, on
 the files themselves (Sisimai->make(path), smtplens's iter_mails + decode_bounce, which gives every recipient's
 full result including the classifier's verdict). Rounds alternate between the two sides, so that a busy machine
 slows both alike, and each side is rated by its best round (the one least disturbed by other processes) and by
-its median round. Start-up and warm-up are not timed: each side decodes every mail once before it is timed (each
-Perl round, a process of its own, before its clock starts; smtplens once before its first round), as a process that
-decodes a stream of bounces is warm: Sisimai loads a decoder's module when a mail first needs it, and smtplens
-remembers a few things between mails (candidate decoders per set of header words, recurring Content-Type values).
+its median round. Start-up and warm-up are not timed: each side decodes every mail once right before each timed
+pass, in the same process (each Perl round, a process of its own, before its clock starts; smtplens before each of
+its rounds, as the Perl process that ran in between has taken the processor's caches), as a process that decodes a
+stream of bounces is warm: Sisimai loads a decoder's module when a mail first needs it, and smtplens remembers a few
+things between mails (candidate decoders per set of header words, recurring Content-Type values).
 
 With --instructions (needs valgrind): the machine instructions each side executes per mail instead, counted by
 callgrind. Each side runs twice, over the first mail only and over every mail, both times after the same warm-up;
@@ -157,13 +158,13 @@ def main() -> int:
     print(f"corpus: {len(paths)} mails, {size / 1e6:.1f} MB, {args.rounds} round(s) per side, one core")
     classify("550 5.1.1 user unknown")  # load the classifier's tables and the taxonomy before timing
     reason_table()
-    smtplens_round(paths)  # the warm-up pass
     perl = sisimai_available()
     ours: list[float] = []
     theirs: list[float] = []
     found = 0
     with _path_list(paths) as listed:
         for _ in range(max(1, args.rounds)):
+            smtplens_round(paths)  # the warm-up pass, as the Perl side's (its caches, not only its memos)
             seconds, found = smtplens_round(paths)
             ours.append(seconds)
             if perl:
