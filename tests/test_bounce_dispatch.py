@@ -14,6 +14,7 @@ from smtplens.bounce import _DISPATCH, decode_bounce
 from smtplens.bounce.dispatch import MAX_TEXT_SCAN, Dispatcher
 from smtplens.bounce.mime import parse_mail
 from smtplens.bounce.registry import DECODERS
+from smtplens.classifier import matcher
 from tests.conftest import shared_path
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
@@ -164,3 +165,42 @@ def test_random_texts_never_lose_a_decoder(words: list[str], sentences: list[tup
     data = f"From: {words[0]}\nSubject: {' '.join(words)}\n\n{body}\n".encode()
     assert _missed(data) == []
     assert _missed(data.replace(b"Subject:", b"X-Mailer:")) == []
+
+
+# The compiled build scans the header and the text with a folding transition table (matcher._Table.seen) instead of
+# lowering a copy for the Rust automaton; both must find the same keys. The interpreted table is checked always, the
+# compiled one where it is built.
+_HEADER_KEYS = [k.encode("utf-8").decode("latin-1") for k in _DISPATCH._keys]
+_PIECES = st.one_of(
+    st.sampled_from(_HEADER_KEYS + [k.upper() for k in _HEADER_KEYS] + [k.title() for k in _HEADER_KEYS]),
+    st.text(st.characters(max_codepoint=0x2FF), max_size=5),
+)
+
+
+def _tables(keys: list[str]) -> list[matcher._Table]:
+    pure = matcher._Table.build(keys, fold=True)
+    assert pure is not None
+    compiled = matcher.key_table(keys)
+    return [pure] if compiled is None else [pure, compiled]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=12).map("".join), st.integers(-3, 40), st.integers(0, 200))
+def test_the_folding_table_finds_the_keys_the_automaton_finds_in_the_lowered_bytes(
+    text: str, start: int, stop: int
+) -> None:
+    lowered = text[max(start, 0) : stop].encode("latin-1", errors="replace").lower()
+    expected = {index for index, _, _ in _DISPATCH._automaton.find_matches_as_indexes(lowered, overlapping=True)}
+    for table in _tables(_HEADER_KEYS):
+        assert set(table.seen(text, start, stop)) == expected, (text, start, stop)
+
+
+def test_the_folding_table_finds_every_key_in_any_case_and_the_classifier_s_table_does_not_fold() -> None:
+    for table in _tables(_HEADER_KEYS):
+        for index, key in enumerate(_HEADER_KEYS):
+            upper = key.encode("latin-1").upper().decode("latin-1")  # (as a mail's bytes: ASCII letters only)
+            for written in (key, upper, f"x{upper}y"):
+                assert index in table.seen(written, 0, len(written)), written
+    plain = matcher._Table.build(["abc"])
+    assert plain is not None and len(plain.classes) == 128
+    assert plain.matches("ABC abc") == [(0, 4, 7)]

@@ -38,6 +38,10 @@ cdef class _Table:
     @cython.locals(delta="const unsigned short[::1]", classes=_Cells, final=_Cells, shift=Py_ssize_t, hits=list,
                    state=Py_ssize_t, at=Py_ssize_t, ch=Py_UCS4, out=tuple, k=Py_ssize_t)
     cpdef list matches(self, str text)
+    @cython.locals(delta="const unsigned short[::1]", classes=_Cells, final=_Cells, shift=Py_ssize_t, outputs=list,
+                   limit=Py_ssize_t, question=Py_ssize_t, found=list, stamps=bytearray, marked="unsigned char*",
+                   state=Py_ssize_t, ch=Py_UCS4, code=Py_UCS4, kind=Py_ssize_t, out=tuple, k=Py_ssize_t)
+    cpdef list seen(self, str text, Py_ssize_t start, Py_ssize_t stop)
 
 @cython.locals(found=Py_ssize_t, part=str)
 cdef bint _pieces_follow(str text, tuple pieces, Py_ssize_t pos) except -1

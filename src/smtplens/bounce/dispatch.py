@@ -5,7 +5,8 @@ the Message-ID or another field's value, or as a field name (``mailer-daemon``, 
 ``x-failed-recipients``). A decoder module states those words as ``GATE``, a necessary condition of its
 ``detect`` on the lower-case, unfolded top-level header fields (``Mail.lowered``, ``name in mail.headers``).
 The words (each by its longest piece without spaces, see ``_key``) are looked for in one pass of an
-Aho-Corasick automaton over the whole top-level header in lower case; only the decoders whose words were seen,
+Aho-Corasick automaton over the whole top-level header in lower case (the compiled build's: a transition table
+that folds ASCII case, run over the mail's own text, ``matcher.key_table``); only the decoders whose words were seen,
 and those without a gate, are asked, in registry order. A word seen in another field than the one its decoder
 reads only costs that decoder's ``detect`` call: the result is always what asking every decoder in order would
 give (tests/test_bounce_dispatch.py checks this on every fixture and on generated headers).
@@ -28,6 +29,7 @@ import ahocorasick_rs
 from smtplens.bounce.decoders import Decoder
 from smtplens.bounce.mime import Mail
 from smtplens.bounce.model import Finding
+from smtplens.classifier.matcher import key_table
 
 __all__ = ["Dispatcher", "Entry"]
 
@@ -72,6 +74,10 @@ class Dispatcher:
         self._sentences = list(sentences)
         self._sentence_masks = [sentences[w] for w in self._sentences]
         self._text_automaton = ahocorasick_rs.BytesAhoCorasick([w.encode("ascii") for w in self._sentences])
+        # The compiled build scans the mail's own text with transition tables that fold ASCII case (the keys as the
+        # latin-1 text of their UTF-8 bytes, as the header is held): no lower-case copy, no list of matches.
+        self._table = key_table([k.encode("utf-8").decode("latin-1") for k in self._keys])
+        self._text_table = key_table(self._sentences)
         self._chosen: dict[int, tuple[Entry, ...]] = {}
 
     def candidates(self, mail: Mail) -> tuple[Entry, ...]:
@@ -80,7 +86,7 @@ class Dispatcher:
         text_mask = self._open_text
         masks = self._masks
         text_masks = self._text_masks
-        for index, _, _ in self._automaton.find_matches_as_indexes(_header(mail), overlapping=True):
+        for index in self._header_keys(mail):
             mask |= masks[index]
             text_mask |= text_masks[index]
         if mask & ~text_mask:  # a candidate's text gate is not open yet: look in the readable text
@@ -92,6 +98,17 @@ class Dispatcher:
             chosen = self._chosen[mask] = tuple(e for i, e in enumerate(self._entries) if mask >> i & 1)
         return chosen
 
+    def _header_keys(self, mail: Mail) -> list[int]:
+        """The indexes of the keys found in the mail's top-level header (see :func:`_header`), each at least once."""
+        table = self._table
+        if table is None:
+            return [index for index, _, _ in self._automaton.find_matches_as_indexes(_header(mail), overlapping=True)]
+        root = mail.root
+        found = table.seen(mail.raw, root._head, root._start)
+        for value in _decoded_words(mail):
+            found += table.seen(value, 0, len(value))
+        return found
+
     def _text_gates(self, text: str) -> int:
         """The decoders whose text gate words stand in ``text`` (lowered); all of them for a text that is long or
         not ASCII."""
@@ -99,7 +116,12 @@ class Dispatcher:
             return self._all
         mask = 0
         masks = self._sentence_masks
-        for index, _, _ in self._text_automaton.find_matches_as_indexes(text.encode("ascii").lower(), overlapping=True):
+        if self._text_table is not None:
+            found = self._text_table.seen(text, 0, len(text))
+        else:
+            lower = text.encode("ascii").lower()
+            found = [index for index, _, _ in self._text_automaton.find_matches_as_indexes(lower, overlapping=True)]
+        for index in found:
             mask |= masks[index]
         return mask
 
@@ -136,5 +158,17 @@ def _header(mail: Mail) -> bytes:
     scanned = header.encode("latin-1", errors="replace").lower()
     if "=?" not in header:
         return scanned
-    decoded = [mail.lowered(name) for name in ENCODED_FIELDS if "=?" in (mail.headers.get(name) or "")]
-    return scanned + "\n".join(decoded).encode("utf-8", errors="replace")
+    return scanned + "\n".join(mail.lowered(name) for name in _encoded_fields(mail)).encode("utf-8", errors="replace")
+
+
+def _encoded_fields(mail: Mail) -> list[str]:
+    """The gated fields of the mail's top-level header written as encoded words."""
+    return [name for name in ENCODED_FIELDS if "=?" in (mail.headers.get(name) or "")]
+
+
+def _decoded_words(mail: Mail) -> list[str]:
+    """What :func:`_header` adds to the header for its fields written as encoded words, each as the latin-1 text of
+    its UTF-8 bytes (the form the folding table scans); none where the header holds no encoded word."""
+    if not mail.in_header("=?"):
+        return []
+    return [mail.lowered(name).encode("utf-8", errors="replace").decode("latin-1") for name in _encoded_fields(mail)]

@@ -6,7 +6,8 @@ A phrase may contain ``*`` gaps ("mailbox * full"): the later pieces are then lo
 
 In the compiled build (smtplens._accel) an ASCII text is scanned instead by a loop over a table of the same
 automaton's transitions (:class:`_Table`, a DFA over the keys made only of ASCII characters): no text to encode for
-Rust, no list of matches to build there, a C loop here. Both find the same matches in the same order.
+Rust, no list of matches to build there, a C loop here. Both find the same matches in the same order. The bounce
+dispatcher's gate words are found by such a table too, one that folds ASCII case (:func:`key_table`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from smtplens._accel import install as install_accelerator
 from smtplens._accel import is_compiled
 from smtplens.classifier.verdict import Evidence
 
-__all__ = ["Matcher", "Pattern", "normalise"]
+__all__ = ["Matcher", "Pattern", "key_table", "normalise"]
 
 
 # Word characters for the word-start rule. Only ASCII: scripts written without spaces (Japanese, Chinese) have
@@ -212,18 +213,26 @@ class _Table:
         self.delta, self.classes, self.shift, self.final, self.outputs = delta, classes, shift, final, outputs
 
     @classmethod
-    def build(cls, keys: list[str]) -> _Table | None:
-        """The table of ``keys`` (their indexes are the match indexes); None when it would have too many states."""
-        alphabet = sorted({ch for key in keys if key.isascii() for ch in key})
+    def build(cls, keys: list[str], fold: bool = False) -> _Table | None:
+        """The table of ``keys`` (their indexes are the match indexes); None when it would have too many states.
+
+        With ``fold`` (for :meth:`seen`), the keys are in lower case, may hold any character up to U+00FF (the
+        bytes of a text read as latin-1), and an upper-case ASCII letter of the text goes where its lower-case
+        letter goes: what scanning ``text.encode("latin-1").lower()`` for the keys' bytes finds."""
+        limit = 256 if fold else 128  # the characters a key may hold, and the size of ``classes``
+        usable = [bool(key) and max(map(ord, key)) < limit for key in keys]
+        alphabet = sorted({ch for key, ok in zip(keys, usable, strict=True) if ok for ch in key})
         shift = len(alphabet).bit_length()  # 2 ** shift > len(alphabet): class 0 and one for each character
         width = 1 << shift
-        classes = bytearray(128)
+        classes = bytearray(limit)
         for number, ch in enumerate(alphabet, start=1):
             classes[ord(ch)] = number
+            if fold and "a" <= ch <= "z":
+                classes[ord(ch.upper())] = number
         trie: list[dict[int, int]] = [{}]  # the keys' trie: children by class, in the order of insertion
         ends: list[int] = [-1]  # the key that ends in each node
         for index, key in enumerate(keys):
-            if not key.isascii() or not key:
+            if not usable[index]:
                 continue
             node = 0
             for ch in key:
@@ -275,6 +284,34 @@ class _Table:
                     hits.append((out[k], at + 1 - out[k + 1], at + 1))
         return hits
 
+    def seen(self, text: str, start: int, stop: int) -> list[int]:
+        """The indexes of the keys found in ``text[start:stop]``, each at least once: the keys of the matches that
+        :meth:`matches` finds there. A character with no place in ``classes`` counts as "?" above U+00FF (as an
+        encoding to latin-1 with replacement gives it) and as a character of no key below."""
+        delta, classes, shift, final, outputs = self.delta, self.classes, self.shift, self.final, self.outputs
+        limit = len(self.classes)
+        question = classes[63]
+        found: list[int] = []
+        stamps = bytearray(len(self.final))  # the states whose keys are in ``found`` already
+        marked = stamps  # (compiled: a pointer to its bytes)
+        state = 0
+        for ch in text[max(start, 0) : stop]:  # (compiled: a loop over the text's characters, no copy)
+            code = ord(ch)
+            kind = classes[code] if code < limit else question if code > 255 else 0
+            state = delta[(state << shift) + kind]
+            if final[state] and not marked[state]:
+                marked[state] = 1
+                out = outputs[state]
+                for k in range(0, len(out), 2):
+                    found.append(out[k])
+        return found
+
+
+def key_table(keys: list[str]) -> _Table | None:
+    """The folding table of ``keys`` (see :meth:`_Table.build`) where its scan, :meth:`_Table.seen`, is compiled;
+    None in the interpreted build, where ahocorasick_rs scans faster."""
+    return _Table.build(keys, fold=True) if _COMPILED else None
+
 
 def _depth_first(trie: list[dict[int, int]]) -> list[int]:
     """The state of each node of ``trie``: its place in a depth-first walk (pre-order) from the root, node 0."""
@@ -313,4 +350,4 @@ def _pieces_follow(text: str, pieces: tuple[str, ...], pos: int) -> bool:
 # The tables build their Matcher from this module, so the compiled class scans; Pattern stays this module's.
 _PureMatcher, _pure_normalise = Matcher, normalise
 _COMPILED = is_compiled(_head)  # whether this is the compiled build (where the table pays)
-install_accelerator("matcher", globals(), ("Matcher", "normalise"))
+install_accelerator("matcher", globals(), ("Matcher", "normalise", "key_table"))
