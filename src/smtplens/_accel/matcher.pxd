@@ -34,13 +34,15 @@ cdef class _Table:
     cdef readonly bytes classes, final
     cdef readonly Py_ssize_t shift
     cdef readonly list outputs
+    cdef readonly Py_ssize_t longest
 
     @cython.locals(delta="const unsigned short[::1]", classes=_Cells, final=_Cells, shift=Py_ssize_t, hits=list,
                    state=Py_ssize_t, at=Py_ssize_t, ch=Py_UCS4, out=tuple, k=Py_ssize_t)
     cpdef list matches(self, str text)
     @cython.locals(delta="const unsigned short[::1]", classes=_Cells, final=_Cells, shift=Py_ssize_t, outputs=list,
-                   limit=Py_ssize_t, question=Py_ssize_t, found=list, stamps=bytearray, marked="unsigned char*",
-                   state=Py_ssize_t, ch=Py_UCS4, code=Py_UCS4, kind=Py_ssize_t, out=tuple, k=Py_ssize_t)
+                   data=bytes, chars=_Cells, size=Py_ssize_t, middle=Py_ssize_t, first=Py_ssize_t,
+                   second=Py_ssize_t, found=list, stamps=bytearray, marked="unsigned char*", one=Py_ssize_t,
+                   two=Py_ssize_t, step=Py_ssize_t, code=Py_ssize_t, out=tuple, k=Py_ssize_t)
     cpdef list seen(self, str text, Py_ssize_t start, Py_ssize_t stop)
 
 @cython.locals(found=Py_ssize_t, part=str)

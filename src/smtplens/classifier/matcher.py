@@ -203,14 +203,18 @@ class _Table:
 
     A state is a row of ``delta``, ``2 ** shift`` cells wide, one per class of characters; ``delta`` holds, at
     ``(state << shift) + class``, the next state (two bytes a state: a small table stays in the caches).
-    ``classes`` holds the class of each ASCII character (0: in no key); ``final`` is 1 for a state where keys end,
+    ``classes`` holds the class of each byte value (0: in no key; only ASCII characters have one, but in a table
+    built with ``fold``); ``final`` is 1 for a state where keys end,
     ``outputs`` those keys, longest first, as one flat tuple (index, length, index, length …). States are numbered
     depth first: the rows of the states along one key lie one after the other, as a match walks them."""
 
     MAX_STATES = 1 << 16
 
-    def __init__(self, delta: array[int], classes: bytes, shift: int, final: bytes, outputs: list[_Outputs]) -> None:
+    def __init__(  # noqa: PLR0917 (the table's parts, as build makes them)
+        self, delta: array[int], classes: bytes, shift: int, final: bytes, outputs: list[_Outputs], longest: int
+    ) -> None:
         self.delta, self.classes, self.shift, self.final, self.outputs = delta, classes, shift, final, outputs
+        self.longest = longest  # the length of the longest key
 
     @classmethod
     def build(cls, keys: list[str], fold: bool = False) -> _Table | None:
@@ -219,12 +223,12 @@ class _Table:
         With ``fold`` (for :meth:`seen`), the keys are in lower case, may hold any character up to U+00FF (the
         bytes of a text read as latin-1), and an upper-case ASCII letter of the text goes where its lower-case
         letter goes: what scanning ``text.encode("latin-1").lower()`` for the keys' bytes finds."""
-        limit = 256 if fold else 128  # the characters a key may hold, and the size of ``classes``
+        limit = 256 if fold else 128  # the characters a key may hold
         usable = [bool(key) and max(map(ord, key)) < limit for key in keys]
         alphabet = sorted({ch for key, ok in zip(keys, usable, strict=True) if ok for ch in key})
         shift = len(alphabet).bit_length()  # 2 ** shift > len(alphabet): class 0 and one for each character
         width = 1 << shift
-        classes = bytearray(limit)
+        classes = bytearray(256)  # a class for every byte (ASCII text, or latin-1 text read as its bytes)
         for number, ch in enumerate(alphabet, start=1):
             classes[ord(ch)] = number
             if fold and "a" <= ch <= "z":
@@ -268,7 +272,8 @@ class _Table:
                 if state:
                     fail[nxt] = delta[fail_row + kind]
                 delta[row + kind] = nxt
-        return cls(delta, bytes(classes), shift, bytes(final), outputs)
+        longest = max((len(key) for key, ok in zip(keys, usable, strict=True) if ok), default=0)
+        return cls(delta, bytes(classes), shift, bytes(final), outputs, longest)
 
     def matches(self, text: str) -> list[tuple[int, int, int]]:
         """(key index, start, end) of every match in ``text`` (ASCII), as ``find_matches_as_indexes(text,
@@ -286,24 +291,39 @@ class _Table:
 
     def seen(self, text: str, start: int, stop: int) -> list[int]:
         """The indexes of the keys found in ``text[start:stop]``, each at least once: the keys of the matches that
-        :meth:`matches` finds there. A character with no place in ``classes`` counts as "?" above U+00FF (as an
-        encoding to latin-1 with replacement gives it) and as a character of no key below."""
+        :meth:`matches` finds there, the text read as its latin-1 bytes (a character above U+00FF as "?").
+
+        The two halves of the text are scanned at once, the first on past the middle by the longest key less one
+        character, so that every match lies whole in one of them: each step of a scan waits for the load of the step
+        before, and two scans keep the processor busy where one leaves it waiting."""
         delta, classes, shift, final, outputs = self.delta, self.classes, self.shift, self.final, self.outputs
-        limit = len(self.classes)
-        question = classes[63]
+        data = text[max(start, 0) : stop].encode("latin-1", errors="replace")
+        chars = data  # (compiled: a pointer to its bytes)
+        size = len(data)
+        middle = size // 2
+        first = min(size, middle + max(self.longest - 1, 0))  # the end of the first half's scan
+        second = size - middle  # the length of the second half's
         found: list[int] = []
         stamps = bytearray(len(self.final))  # the states whose keys are in ``found`` already
         marked = stamps  # (compiled: a pointer to its bytes)
-        state = 0
-        for ch in text[max(start, 0) : stop]:  # (compiled: a loop over the text's characters, no copy)
-            code = ord(ch)
-            kind = classes[code] if code < limit else question if code > 255 else 0
-            state = delta[(state << shift) + kind]
-            if final[state] and not marked[state]:
-                marked[state] = 1
-                out = outputs[state]
-                for k in range(0, len(out), 2):
-                    found.append(out[k])
+        one = two = 0  # the state of each scan
+        for step in range(max(first, second)):
+            if step < first:
+                code = chars[step]
+                one = delta[(one << shift) + classes[code]]
+                if final[one] and not marked[one]:
+                    marked[one] = 1
+                    out = outputs[one]
+                    for k in range(0, len(out), 2):
+                        found.append(out[k])
+            if step < second:
+                code = chars[middle + step]
+                two = delta[(two << shift) + classes[code]]
+                if final[two] and not marked[two]:
+                    marked[two] = 1
+                    out = outputs[two]
+                    for k in range(0, len(out), 2):
+                        found.append(out[k])
         return found
 
 
