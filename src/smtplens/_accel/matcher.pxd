@@ -41,9 +41,12 @@ cdef class _Table:
     cpdef list matches(self, str text)
     @cython.locals(delta="const unsigned short[::1]", classes=_Cells, final=_Cells, shift=Py_ssize_t, outputs=list,
                    data=bytes, chars=_Cells, size=Py_ssize_t, middle=Py_ssize_t, first=Py_ssize_t,
-                   second=Py_ssize_t, found=list, stamps=bytearray, marked="unsigned char*", one=Py_ssize_t,
-                   two=Py_ssize_t, step=Py_ssize_t, code=Py_ssize_t, out=tuple, k=Py_ssize_t)
+                   second=Py_ssize_t, found=list, stamps=bytearray, marked="unsigned char*", one=size_t, two=size_t,
+                   both=Py_ssize_t, step=Py_ssize_t)
     cpdef list seen(self, str text, Py_ssize_t start, Py_ssize_t stop)
+
+@cython.locals(out=tuple, k=Py_ssize_t)
+cdef void _report(size_t state, unsigned char* marked, list outputs, list found)
 
 @cython.locals(found=Py_ssize_t, part=str)
 cdef bint _pieces_follow(str text, tuple pieces, Py_ssize_t pos) except -1

@@ -307,24 +307,32 @@ class _Table:
         stamps = bytearray(len(self.final))  # the states whose keys are in ``found`` already
         marked = stamps  # (compiled: a pointer to its bytes)
         one = two = 0  # the state of each scan
-        for step in range(max(first, second)):
-            if step < first:
-                code = chars[step]
-                one = delta[(one << shift) + classes[code]]
-                if final[one] and not marked[one]:
-                    marked[one] = 1
-                    out = outputs[one]
-                    for k in range(0, len(out), 2):
-                        found.append(out[k])
-            if step < second:
-                code = chars[middle + step]
-                two = delta[(two << shift) + classes[code]]
-                if final[two] and not marked[two]:
-                    marked[two] = 1
-                    out = outputs[two]
-                    for k in range(0, len(out), 2):
-                        found.append(out[k])
+        both = min(first, second)
+        for step in range(both):
+            one = delta[(one << shift) + classes[chars[step]]]
+            two = delta[(two << shift) + classes[chars[middle + step]]]
+            if final[one] or final[two]:
+                _report(one, marked, outputs, found)
+                _report(two, marked, outputs, found)
+        for step in range(both, first):
+            one = delta[(one << shift) + classes[chars[step]]]
+            if final[one]:
+                _report(one, marked, outputs, found)
+        for step in range(both, second):
+            two = delta[(two << shift) + classes[chars[middle + step]]]
+            if final[two]:
+                _report(two, marked, outputs, found)
         return found
+
+
+def _report(state: int, marked: bytearray, outputs: list[_Outputs], found: list[int]) -> None:
+    """Add to ``found`` the keys that end in ``state`` (none in a state that is not final), unless ``marked`` says
+    they were added before."""
+    if not marked[state]:
+        marked[state] = 1
+        out = outputs[state]
+        for k in range(0, len(out), 2):
+            found.append(out[k])
 
 
 def key_table(keys: list[str]) -> _Table | None:
