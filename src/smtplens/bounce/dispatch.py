@@ -152,23 +152,21 @@ def _key(word: str) -> str:
 def _header(mail: Mail) -> bytes:
     """The mail's top-level header in lower case, as its bytes: where the gate keys are looked for. (Bytes are
     scanned faster; the keys are ASCII or UTF-8 without case, and the ASCII letters of latin-1 text lower the same
-    in bytes.) A subject or sender written as encoded words is added decoded (as ``Mail.lowered`` reads it): it
-    still opens its gate."""
-    header = mail.root.header_text()
-    scanned = header.encode("latin-1", errors="replace").lower()
-    if "=?" not in header:
-        return scanned
-    return scanned + "\n".join(mail.lowered(name) for name in _encoded_fields(mail)).encode("utf-8", errors="replace")
-
-
-def _encoded_fields(mail: Mail) -> list[str]:
-    """The gated fields of the mail's top-level header written as encoded words."""
-    return [name for name in ENCODED_FIELDS if "=?" in (mail.headers.get(name) or "")]
+    in bytes.) A subject or sender written as encoded words is added decoded (:func:`_decoded_words`): it still
+    opens its gate."""
+    scanned = mail.root.header_text().encode("latin-1", errors="replace").lower()
+    decoded = _decoded_words(mail)
+    return scanned + "\n".join(decoded).encode("latin-1") if decoded else scanned
 
 
 def _decoded_words(mail: Mail) -> list[str]:
-    """What :func:`_header` adds to the header for its fields written as encoded words, each as the latin-1 text of
-    its UTF-8 bytes (the form the folding table scans); none where the header holds no encoded word."""
+    """The subject and sender as ``Mail.lowered`` reads them, where they are written as encoded words (RFC 2047),
+    each as the latin-1 text of its UTF-8 bytes (the form the header is held in); none where the header holds no
+    encoded word."""
     if not mail.in_header("=?"):
         return []
-    return [mail.lowered(name).encode("utf-8", errors="replace").decode("latin-1") for name in _encoded_fields(mail)]
+    return [
+        mail.lowered(name).encode("utf-8", errors="replace").decode("latin-1")
+        for name in ENCODED_FIELDS
+        if "=?" in (mail.headers.get(name) or "")
+    ]
