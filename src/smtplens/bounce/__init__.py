@@ -3,18 +3,21 @@
 ``decode_bounce(data)`` parses a mail, lets the registered decoders (``registry.DECODERS``; ``dispatch`` picks
 those whose signs stand in the mail's header) read it, and explains each recipient they find: the reason from
 the classifier (the diagnostic with its stage and remote host), the status and reply code, whether the address
-is dead (hard bounce), and the original message's identity.
+is dead (hard bounce), and the original message's identity. ``decode_bounces(datas)`` does the same for a
+stream of mails, in groups that are decoded step by step (``decode_batch``), which is faster.
 ``iter_mails(paths)`` reads mails from files, directories, Maildir folders, mbox files and stdin.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
+from typing import NamedTuple, TypeVar
 
 from smtplens._accel import install as install_accelerator
 from smtplens.bounce.decoders import MAX_RECIPIENTS, looks_like_bounce, parse_date
-from smtplens.bounce.dispatch import Dispatcher
+from smtplens.bounce.dispatch import Dispatcher, Entry
 from smtplens.bounce.inputs import DEFAULT_LIMIT, InputError, iter_mails
 from smtplens.bounce.mime import Headers, Mail, first_address, parse_mail
 from smtplens.bounce.model import SUCCESS_ACTIONS, Action, BounceResult, Finding, Kind, Recipient
@@ -22,17 +25,22 @@ from smtplens.bounce.registry import DECODERS
 from smtplens.classifier import Verdict, classify
 from smtplens.classifier.engine import SPECIFIC_PHRASE
 from smtplens.knowledge.reasons import reason_table
-from smtplens.model import ReplyClass
+from smtplens.model import Reply, ReplyClass
 from smtplens.reply import parse_reply
 
 __all__ = [
+    "BATCH",
+    "BATCH_BYTES",
     "DEFAULT_LIMIT",
     "Action",
     "BounceResult",
     "InputError",
     "Kind",
     "Recipient",
+    "batches",
+    "decode_batch",
     "decode_bounce",
+    "decode_bounces",
     "decode_mail",
     "iter_mails",
 ]
@@ -40,18 +48,78 @@ __all__ = [
 DELIVERED = "delivered"
 EXPIRED, NETWORK_ERROR = "expired", "network_error"
 _DISPATCH = Dispatcher(DECODERS)  # which registered decoders to ask about a mail
+# decode_bounces decodes mails in groups of at most BATCH mails and BATCH_BYTES bytes (a larger mail alone): enough
+# mails for the code and tables of a step to be used again while cached (32 measured faster than 8 or 16, and as
+# fast as 64), few enough for the group's own data to stay cached too, and memory bounded by the largest mail, as
+# when decoding one by one.
+BATCH = 32
+BATCH_BYTES = 1 << 20
+
+_T = TypeVar("_T")
 
 
 def decode_bounce(data: bytes | str) -> BounceResult:
     """Decode one mail (its bytes as read, any line endings). Never raises for any input."""
-    return decode_mail(parse_mail(data))
+    return _decode_mails([parse_mail(data)])[0]
 
 
 def decode_mail(mail: Mail) -> BounceResult:
     """Decode an already parsed mail."""
-    decoded = _decoded(mail) or _forwarded(mail)
-    if decoded is not None:
-        return decoded
+    return _decode_mails([mail])[0]
+
+
+def decode_batch(datas: Sequence[bytes | str]) -> list[BounceResult]:
+    """What :func:`decode_bounce` gives for each mail of ``datas``, in order, worked out step by step for all of
+    them: every mail is parsed, then its candidate decoders are chosen, then it is decoded; then the returned
+    messages are named, the replies read and the recipients classified, each step for the whole group before the
+    next. A step's code and tables (the MIME reader, the dispatcher's and the classifier's automata, the decoders,
+    the reply parser) are then used again while the processor still caches them, where decoding mail after mail
+    evicts them for every mail: the benchmark corpus decodes 20–30% faster in groups of :data:`BATCH` (in its order
+    or shuffled). Never raises for any input."""
+    return _decode_mails([parse_mail(data) for data in datas])
+
+
+def decode_bounces(datas: Iterable[bytes | str]) -> Iterator[BounceResult]:
+    """What :func:`decode_bounce` gives for each mail of the stream ``datas``, in order, decoded in groups
+    (:func:`batches`, :func:`decode_batch`). Never raises for any input."""
+    for group in batches(datas, len):
+        yield from decode_batch(group)
+
+
+def batches(items: Iterable[_T], size: Callable[[_T], int]) -> Iterator[list[_T]]:
+    """``items`` in consecutive groups of at most :data:`BATCH` items whose ``size`` adds up to at most
+    :data:`BATCH_BYTES` (an item larger than that forms a group of its own)."""
+    group: list[_T] = []
+    total = 0
+    for item in items:
+        weight = size(item)
+        if group and (len(group) >= BATCH or total + weight > BATCH_BYTES):
+            yield group
+            group, total = [], 0
+        group.append(item)
+        total += weight
+    if group:
+        yield group
+
+
+_Recognised = tuple[Mail, str, list[Finding]]  # a mail, the decoder that recognised it, what it read
+
+
+def _decode_mails(mails: list[Mail]) -> list[BounceResult]:
+    candidates = [_DISPATCH.candidates(mail) for mail in mails]
+    recognised = [_recognised(mail, asked) for mail, asked in zip(mails, candidates, strict=True)]
+    explained = iter(_explain_all([found for found in recognised if found is not None]))
+    return [
+        next(explained) if found is not None else _unrecognised(mail)
+        for mail, found in zip(mails, recognised, strict=True)
+    ]
+
+
+def _unrecognised(mail: Mail) -> BounceResult:
+    """The result of a mail that no decoder recognised: a notice forwarded as its attachment, else not a bounce."""
+    forwarded = _forwarded(mail)
+    if forwarded is not None:
+        return forwarded
     warnings: tuple[str, ...] = ()
     if looks_like_bounce(mail):
         warnings = ("looks like a bounce, but no decoder recognised its format",)
@@ -67,33 +135,48 @@ def _forwarded(mail: Mail) -> BounceResult | None:
     that wraps the notices it passes on, a user who forwards a bounce to a help desk. The attached message is read
     as a mail of its own, one level deep (its own attachments are the message it returns)."""
     for part in mail.find_all("message/rfc822")[:MAX_ATTACHED]:
-        result = _decoded(parse_mail(part.payload()))
-        if result is not None:
+        attached = parse_mail(part.payload())
+        found = _recognised(attached, _DISPATCH.candidates(attached))
+        if found is not None:
+            result = _explain_all([found])[0]
             return result._replace(warnings=(*result.warnings, FORWARDED))
     return None
 
 
-def _decoded(mail: Mail) -> BounceResult | None:
-    """The result of the first candidate decoder that recognises the mail and reads a recipient, else None."""
-    for detect, decode, name in _DISPATCH.candidates(mail):
+def _recognised(mail: Mail, candidates: tuple[Entry, ...]) -> _Recognised | None:
+    """The mail, the name and the findings of the first of its candidate decoders that recognises it and reads a
+    recipient, else None."""
+    for detect, decode, name in candidates:
         if detect(mail):
             findings = decode(mail)
             if findings:
-                return _result(mail, name, findings)
+                return mail, name, findings
     return None
 
 
-def _result(mail: Mail, decoder: str, findings: list[Finding]) -> BounceResult:
-    warnings: tuple[str, ...] = ()
-    if len(findings) > MAX_RECIPIENTS:
-        findings = findings[:MAX_RECIPIENTS]
-        warnings = (f"more than {MAX_RECIPIENTS} recipients: only the first {MAX_RECIPIENTS} are explained",)
-    context = _Context(mail)
-    recipients = tuple(_explain(f, decoder, context) for f in findings)
-    kinds = {r.kind for r in recipients}
-    # A report of failures and successes is a bounce; a delivery notice only when nothing failed.
-    kind = kinds.pop() if len(kinds) == 1 else Kind.BOUNCE
-    return BounceResult(kind, decoder, recipients, warnings)
+def _explain_all(recognised: list[_Recognised]) -> list[BounceResult]:
+    """The results of recognised mails, each step for every mail (or recipient) before the next: the returned
+    message's identity, the replies read, the verdicts, the recipients."""
+    contexts = [_Context(mail) for mail, _, _ in recognised]
+    kept = [findings[:MAX_RECIPIENTS] for _, _, findings in recognised]
+    flat = [f for findings in kept for f in findings]
+    readings = [_reading(f) for f in flat]
+    decided = [_decided(f, reading) for f, reading in zip(flat, readings, strict=True)]
+    results: list[BounceResult] = []
+    at = 0
+    for (_, decoder, findings), context, mine in zip(recognised, contexts, kept, strict=True):
+        recipients = tuple(
+            _recipient(f, decoder, context, readings[at + i], *decided[at + i]) for i, f in enumerate(mine)
+        )
+        at += len(mine)
+        warnings: tuple[str, ...] = ()
+        if len(findings) > MAX_RECIPIENTS:
+            warnings = (f"more than {MAX_RECIPIENTS} recipients: only the first {MAX_RECIPIENTS} are explained",)
+        kinds = {r.kind for r in recipients}
+        # A report of failures and successes is a bounce; a delivery notice only when nothing failed.
+        kind = kinds.pop() if len(kinds) == 1 else Kind.BOUNCE
+        results.append(BounceResult(kind, decoder, recipients, warnings))
+    return results
 
 
 class _Context:
@@ -205,11 +288,20 @@ def _qualified(local: str, diagnostic: str | None) -> str:
     return f"{local}@{domain}" if domain and not any(c in domain for c in " <@") else local
 
 
-def _explain(f: Finding, decoder: str, ctx: _Context) -> Recipient:
-    verdict = None
-    status, reply_code = f.status, f.reply_code
-    stage, remote_host = f.stage, f.remote_host
-    kind, reason = f.kind, f.reason
+class _Reading(NamedTuple):
+    """What a recipient's finding says before classification: the reply read from its diagnostic (``reply``), the
+    reply the classifier is to decide on (``ask``, None where the finding's reason is already known), the status
+    code, the reason (where known, else "") and the kind."""
+
+    reply: Reply | None
+    ask: Reply | None
+    status: str | None
+    reason: str
+    kind: Kind
+
+
+def _reading(f: Finding) -> _Reading:
+    status = f.status
     reply = None
     if f.diagnostic:
         reply = parse_reply(_reply_text(f.diagnostic, f.diagnostic_type))
@@ -221,17 +313,33 @@ def _explain(f: Finding, decoder: str, ctx: _Context) -> Recipient:
             # not a reply code of this outcome (an exit status, a count), unless the text quotes the reply that
             # was: "554 4.4.7 Message expired: … <421 4.4.2 Connection timed out>"
             reply = reply._replace(basic=_quoted_reply_code(f.diagnostic, status[0]))
-    if reason is None and (f.action in SUCCESS_ACTIONS or (status or "").startswith("2.")):
-        reason, kind = DELIVERED, Kind.DELIVERY_NOTICE
-    elif reason is None:
-        reply = reply or parse_reply("")
-        if status and (reply.enhanced is None or reply.enhanced[0] != status[0]):
-            # the DSN Status decides the class where the diagnostic has none or disagrees (RFC 3464 2.3.4)
-            reply = reply._replace(enhanced=status, reply_class=ReplyClass.from_digit(status[0]))
-        if reply.reply_class is None and f.action is Action.DELAYED:
-            reply = reply._replace(reply_class=ReplyClass.TRANSIENT)
-        verdict = classify(reply, stage=stage, remote_host=remote_host)
-        reason = _given_up(f.action, status or reply.enhanced, _hinted(verdict, f.hint))
+    if f.reason is not None:
+        return _Reading(reply, None, status, f.reason, f.kind)
+    if f.action in SUCCESS_ACTIONS or (status or "").startswith("2."):
+        return _Reading(reply, None, status, DELIVERED, Kind.DELIVERY_NOTICE)
+    reply = reply or parse_reply("")
+    if status and (reply.enhanced is None or reply.enhanced[0] != status[0]):
+        # the DSN Status decides the class where the diagnostic has none or disagrees (RFC 3464 2.3.4)
+        reply = reply._replace(enhanced=status, reply_class=ReplyClass.from_digit(status[0]))
+    if reply.reply_class is None and f.action is Action.DELAYED:
+        reply = reply._replace(reply_class=ReplyClass.TRANSIENT)
+    return _Reading(reply, reply, status, "", f.kind)
+
+
+def _decided(f: Finding, reading: _Reading) -> tuple[Verdict | None, str]:
+    """The classifier's verdict on the reading's reply, where it is asked, and the recipient's reason."""
+    ask = reading.ask
+    if ask is None:
+        return None, reading.reason
+    verdict = classify(ask, stage=f.stage, remote_host=f.remote_host)
+    return verdict, _given_up(f.action, reading.status or ask.enhanced, _hinted(verdict, f.hint))
+
+
+def _recipient(  # noqa: PLR0917 (one recipient's parts, as _explain_all holds them)
+    f: Finding, decoder: str, ctx: _Context, reading: _Reading, verdict: Verdict | None, reason: str
+) -> Recipient:
+    reply, status, reply_code = reading.reply, reading.status, f.reply_code
+    stage, remote_host = f.stage, f.remote_host
     if reply is not None:
         reply_code = reply_code or reply.basic
         status = status or reply.enhanced
@@ -240,7 +348,7 @@ def _explain(f: Finding, decoder: str, ctx: _Context) -> Recipient:
     return Recipient(
         f.recipient if "@" in f.recipient else _qualified(f.recipient, f.diagnostic),
         reason,
-        kind,
+        reading.kind,
         decoder,
         f.action,
         status,
@@ -264,4 +372,4 @@ def _explain(f: Finding, decoder: str, ctx: _Context) -> Recipient:
 
 # The compiled accelerator (smtplens._accel): a Cython build of this very file replaces these entry points when it
 # was built from this file as it is now.
-install_accelerator("bounce", globals(), ("decode_bounce", "decode_mail"))
+install_accelerator("bounce", globals(), ("decode_bounce", "decode_mail", "decode_batch"))

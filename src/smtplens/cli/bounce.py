@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import click
 
-from smtplens.bounce import DEFAULT_LIMIT, BounceResult, InputError, decode_bounce, iter_mails
+from smtplens.bounce import DEFAULT_LIMIT, BounceResult, InputError, batches, decode_batch, decode_bounce, iter_mails
 from smtplens.bounce.inputs import expand
 from smtplens.cli.output import emit_json, is_terminal
 
@@ -201,23 +201,46 @@ def bounce_cmd(paths: tuple[str, ...], as_json: bool, as_csv: bool, limit: int) 
     with _progress(len(files)) as bar:
         if bar is not None and is_terminal() and writer.fmt == "text":
             writer.echo = _rich_echo(bar.console)
-        for name, data in iter_mails(files, limit=limit, on_warning=lambda n, m: notes.setdefault(n, []).append(m)):
-            base = name.rsplit("#", 1)[0] if "#" in name and name not in file_names else name
-            if bar is not None and base != last_file:
-                bar.advance()
-            last_file = base
-            if isinstance(data, InputError):
-                failed = True
-                writer.write({"file": name, "error": data.problem})
-                continue
-            try:
-                result = decode_bounce(data)
-            except Exception as exc:  # a decoder bug must not stop a batch; it is reported like an unreadable file
-                if os.environ.get("SMTPLENS_DEBUG"):
-                    raise
-                failed = True
-                writer.write({"file": name, "error": f"internal error: {type(exc).__name__}: {exc}"})
-                continue
-            for row in rows(name, result, notes.pop(name, [])):
-                writer.write(row)
+        mails = iter_mails(files, limit=limit, on_warning=lambda n, m: notes.setdefault(n, []).append(m))
+        for group in batches(mails, _weight):  # decoded together (decode_batch), written in order
+            results = _decoded([data for _, data in group if not isinstance(data, InputError)])
+            for name, data in group:
+                base = name.rsplit("#", 1)[0] if "#" in name and name not in file_names else name
+                if bar is not None and base != last_file:
+                    bar.advance()
+                last_file = base
+                if isinstance(data, InputError):
+                    failed = True
+                    writer.write({"file": name, "error": data.problem})
+                    continue
+                result = next(results)
+                if isinstance(result, str):
+                    failed = True
+                    writer.write({"file": name, "error": result})
+                    continue
+                for row in rows(name, result, notes.pop(name, [])):
+                    writer.write(row)
     return 1 if failed else 0
+
+
+def _weight(item: tuple[str, bytes | InputError]) -> int:
+    return len(item[1]) if isinstance(item[1], bytes) else 0
+
+
+def _decoded(datas: list[bytes]) -> Iterator[BounceResult | str]:
+    """Each mail's result, or the text of the error its decoding raised: a decoder bug must not stop a batch, and
+    is reported like an unreadable file. The group is decoded together; if that raises, mail by mail, so that only
+    the mail at fault is lost."""
+    try:
+        yield from decode_batch(datas)
+        return
+    except Exception:
+        if os.environ.get("SMTPLENS_DEBUG"):
+            raise
+    for data in datas:
+        try:
+            yield decode_bounce(data)
+        except Exception as exc:
+            if os.environ.get("SMTPLENS_DEBUG"):
+                raise
+            yield f"internal error: {type(exc).__name__}: {exc}"
