@@ -1,15 +1,18 @@
 """Mails per second of smtplens.bounce, single core, side by side with Sisimai 4.25 on the same files.
 
-Usage: python bench/speed_bounces.py [--rounds R]
+Usage: python bench/speed_bounces.py [--rounds R] [--one-by-one]
 Every mail of ../shared/corpus/sisimai/maildir is read from disk and decoded, once per round; both sides read
-the files themselves (Sisimai->make(path), smtplens's iter_mails + decode_bounce, which gives every recipient's
-full result including the classifier's verdict). Rounds alternate between the two sides, so that a busy machine
-slows both alike, and each side is rated by its best round (the one least disturbed by other processes) and by
-its median round. Start-up and warm-up are not timed: each side decodes every mail once right before each timed
-pass, in the same process (each Perl round, a process of its own, before its clock starts; smtplens before each of
-its rounds, as the Perl process that ran in between has taken the processor's caches), as a process that decodes a
-stream of bounces is warm: Sisimai loads a decoder's module when a mail first needs it, and smtplens remembers a few
-things between mails (candidate decoders per set of header words, recurring Content-Type values).
+the files themselves (Sisimai->make(path); smtplens's iter_mails + decode_bounces, which gives every recipient's
+full result including the classifier's verdict). decode_bounces is smtplens's API for a stream of mails, the one
+``smtplens bounce`` uses: it decodes the mails in groups of 32, each step for the whole group (decode_batch). With
+--one-by-one, smtplens decodes mail after mail with decode_bounce instead. Rounds alternate between the two sides,
+so that a busy machine slows both alike, and each side is rated by its best round (the one least disturbed by other
+processes) and by its median round. Start-up and warm-up are not timed: each side decodes every mail once right
+before each timed pass, in the same process (each Perl round, a process of its own, before its clock starts;
+smtplens before each of its rounds, as the Perl process that ran in between has taken the processor's caches), as a
+process that decodes a stream of bounces is warm: Sisimai loads a decoder's module when a mail first needs it, and
+smtplens remembers a few things between mails (candidate decoders per set of header words, recurring Content-Type
+values).
 
 With --instructions (needs valgrind): the machine instructions each side executes per mail instead, counted by
 callgrind. Each side runs twice, over the first mail only and over every mail, both times after the same warm-up;
@@ -38,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import SHARED, sisimai_available
 from smtplens import classify
-from smtplens.bounce import decode_bounce, iter_mails
+from smtplens.bounce import decode_bounce, decode_bounces, iter_mails
 from smtplens.bounce.inputs import expand
 from smtplens.knowledge.reasons import reason_table
 
@@ -59,13 +62,17 @@ def _path_list(paths: list[str]) -> Iterator[str]:
         yield listed.name
 
 
-def smtplens_round(paths: list[str]) -> tuple[float, int]:
+def smtplens_round(paths: list[str], one_by_one: bool = False) -> tuple[float, int]:
     """Seconds for one pass over ``paths``, and the recipients found."""
     found = 0
     t0 = time.perf_counter()
-    for _, data in iter_mails(paths):
-        if isinstance(data, bytes):
-            found += len(decode_bounce(data).recipients)
+    if one_by_one:
+        for _, data in iter_mails(paths):
+            if isinstance(data, bytes):
+                found += len(decode_bounce(data).recipients)
+    else:
+        for result in decode_bounces(data for _, data in iter_mails(paths) if isinstance(data, bytes)):
+            found += len(result.recipients)
     return time.perf_counter() - t0, found
 
 
@@ -82,12 +89,12 @@ def sisimai_round(paths: list[str], warm: str) -> float:
     return float(done.stderr.strip().splitlines()[-1])
 
 
-def smtplens_pass(warm: str) -> int:
+def smtplens_pass(warm: str, one_by_one: bool) -> int:
     """One pass over the paths given on stdin, after a pass over those listed in the file ``warm`` (the process that
     --instructions counts)."""
     paths = [line for line in sys.stdin.read().splitlines() if line]
-    smtplens_round(Path(warm).read_text().splitlines())
-    smtplens_round(paths)
+    smtplens_round(Path(warm).read_text().splitlines(), one_by_one)
+    smtplens_round(paths, one_by_one)
     return 0
 
 
@@ -118,12 +125,21 @@ def _per_mail(command: list[str], paths: list[str]) -> float:
     return (_instructions(command, paths) - _instructions(command, paths[:1])) / (len(paths) - 1)
 
 
-def count_instructions(paths: list[str], perl: bool) -> int:
+def count_instructions(paths: list[str], perl: bool, one_by_one: bool) -> int:
     if shutil.which("valgrind") is None:
         raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
     with _path_list(paths) as listed:
-        ours = _per_mail([sys.executable, str(Path(__file__).resolve()), "--pass", listed], paths)
-        print(f"smtplens decode_bounce:  {ours / 1e6:>8.2f} M instructions per mail (warm process)")
+        ours = _per_mail(
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--pass",
+                listed,
+                *(["--one-by-one"] if one_by_one else []),
+            ],
+            paths,
+        )
+        print(f"smtplens {_api(one_by_one)}: {ours / 1e6:>8.2f} M instructions per mail (warm process)")
         if not perl:
             print("Sisimai: not installed (apt-get install libsisimai-perl)")
             return 0
@@ -131,6 +147,10 @@ def count_instructions(paths: list[str], perl: bool) -> int:
     print(f"Sisimai 4.25 make():     {theirs / 1e6:>8.2f} M instructions per mail (warm process)")
     print(f"ratio Sisimai/smtplens:  {theirs / ours:>8.1f}x fewer instructions for smtplens")
     return 0
+
+
+def _api(one_by_one: bool) -> str:
+    return "decode_bounce: " if one_by_one else "decode_bounces:"
 
 
 def _rates(n: int, seconds: list[float]) -> tuple[float, float]:
@@ -142,10 +162,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=5, help="passes over the corpus, per side")
     ap.add_argument("--instructions", action="store_true", help="count instructions per mail with valgrind")
+    ap.add_argument("--one-by-one", action="store_true", help="smtplens: decode_bounce for each mail in turn")
     ap.add_argument("--pass", dest="warm_list", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.warm_list:
-        return smtplens_pass(args.warm_list)
+        return smtplens_pass(args.warm_list, args.one_by_one)
     if not CORPUS.exists():
         raise SystemExit(f"{CORPUS} not found: set SMTPLENS_SHARED to the shared folder")
     if hasattr(os, "sched_setaffinity"):
@@ -154,7 +175,7 @@ def main() -> int:
     size = sum(os.path.getsize(p) for p in paths)
     if args.instructions:
         print(f"corpus: {len(paths)} mails, {size / 1e6:.1f} MB, instructions counted by valgrind's callgrind")
-        return count_instructions(paths, sisimai_available())
+        return count_instructions(paths, sisimai_available(), args.one_by_one)
     print(f"corpus: {len(paths)} mails, {size / 1e6:.1f} MB, {args.rounds} round(s) per side, one core")
     classify("550 5.1.1 user unknown")  # load the classifier's tables and the taxonomy before timing
     reason_table()
@@ -164,13 +185,16 @@ def main() -> int:
     found = 0
     with _path_list(paths) as listed:
         for _ in range(max(1, args.rounds)):
-            smtplens_round(paths)  # the warm-up pass, as the Perl side's (its caches, not only its memos)
-            seconds, found = smtplens_round(paths)
+            smtplens_round(
+                paths, args.one_by_one
+            )  # the warm-up pass, as the Perl side's (its caches, not only its memos)
+            seconds, found = smtplens_round(paths, args.one_by_one)
             ours.append(seconds)
             if perl:
                 theirs.append(sisimai_round(paths, listed))
     best, median = _rates(len(paths), ours)
-    print(f"smtplens decode_bounce:  {best:>8,.0f} mails/s best round, {median:>8,.0f} median ({found} recipients)")
+    api = _api(args.one_by_one)
+    print(f"smtplens {api} {best:>8,.0f} mails/s best round, {median:>8,.0f} median ({found} recipients)")
     if not perl:
         print("Sisimai: not installed (apt-get install libsisimai-perl)")
         return 0
