@@ -139,7 +139,7 @@ def count_instructions(paths: list[str], perl: bool, one_by_one: bool) -> int:
             ],
             paths,
         )
-        print(f"smtplens {_api(one_by_one)}: {ours / 1e6:>8.2f} M instructions per mail (warm process)")
+        print(f"smtplens {_api(one_by_one)} {ours / 1e6:>8.2f} M instructions per mail (warm process)")
         if not perl:
             print("Sisimai: not installed (apt-get install libsisimai-perl)")
             return 0
