@@ -4,7 +4,7 @@ Usage: python bench/speed_bounces.py [--rounds R] [--one-by-one]
 Every mail of ../shared/corpus/sisimai/maildir is read from disk and decoded, once per round; both sides read
 the files themselves (Sisimai->make(path); smtplens's iter_mails + decode_bounces, which gives every recipient's
 full result including the classifier's verdict). decode_bounces is smtplens's API for a stream of mails, the one
-``smtplens bounce`` uses: it decodes the mails in groups of 32, each step for the whole group (decode_batch). With
+``smtplens bounce`` uses: it decodes the mails in groups of 64, each step for the whole group (decode_batch). With
 --one-by-one, smtplens decodes mail after mail with decode_bounce instead. Rounds alternate between the two sides,
 so that a busy machine slows both alike, and each side is rated by its best round (the one least disturbed by other
 processes) and by its median round. Start-up and warm-up are not timed: each side decodes every mail once right
