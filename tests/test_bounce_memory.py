@@ -19,8 +19,9 @@ from collections.abc import Callable
 
 import pytest
 
-from smtplens.bounce import BounceResult, Kind, decode_bounce
+from smtplens.bounce import BATCH, BATCH_BYTES, BounceResult, Kind, decode_bounce, decode_bounces
 from smtplens.bounce.mime import MAX_TEXT_PART
+from tests.conftest import FIXTURES
 
 SIZE = 50 * 1024 * 1024
 REPORT = (
@@ -127,3 +128,23 @@ def test_a_50_mb_bounce_decodes_within_bounded_memory(build: Callable[[], bytes]
     assert recipient.reason == "user_unknown"
     assert recipient.message_id == "big.1@example.com"
     assert peak < 2 * len(data) + 3 * MAX_TEXT_PART, f"peak {peak / 1e6:.0f} MB for a {len(data) / 1e6:.0f} MB mail"
+
+
+def test_a_50_mb_bounce_in_a_stream_is_decoded_alone() -> None:
+    """In a stream (decode_bounces, as ``smtplens bounce`` decodes), mails are decoded in groups of at most
+    BATCH_BYTES: a 50 MB mail forms a group of its own, and the peak is that of decoding it alone, plus what a group
+    of small mails takes (a few MB here)."""
+    big = _huge_base64()
+    small = (FIXTURES / "bounces" / "postfix-dsn.eml").read_bytes()
+    stream = [small] * BATCH + [big] + [small] * BATCH
+    decode_bounce(b"Subject: warm up\n\nload the tables first\n")
+    tracemalloc.start()
+    try:
+        results = list(decode_bounces(stream))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(results) == len(stream)
+    assert results[BATCH].recipients[0].message_id == "big.1@example.com"
+    assert all(r.recipients[0].reason == "user_unknown" for r in results)
+    assert peak < 2 * len(big) + 3 * MAX_TEXT_PART + 8 * BATCH_BYTES, f"peak {peak / 1e6:.0f} MB"
