@@ -68,6 +68,13 @@ def test_groups_keep_the_order_and_their_limits(sizes: list[int]) -> None:
         assert len(group) == BATCH or sum(size for _, size in group) + after[0][1] > BATCH_BYTES
 
 
+def test_an_empty_stream_gives_nothing_and_text_is_taken_as_bytes_are() -> None:
+    assert list(decode_bounces([])) == []
+    assert decode_batch([]) == []
+    text = MAILS[0].decode("latin-1")
+    assert _dicts(decode_batch([text, MAILS[0]])) == [ALONE[MAILS[0]]] * 2
+
+
 def test_a_large_mail_is_decoded_alone() -> None:
     big = b"x" * (BATCH_BYTES + 1)
     assert [len(g) for g in batches([b"a", big, b"b"], len)] == [1, 1, 1]
