@@ -232,11 +232,13 @@ def _decoded(datas: list[bytes]) -> Iterator[BounceResult | str]:
     is reported like an unreadable file. The group is decoded together; if that raises, mail by mail, so that only
     the mail at fault is lost."""
     try:
-        yield from decode_batch(datas)
-        return
+        together = decode_batch(datas)
     except Exception:
         if os.environ.get("SMTPLENS_DEBUG"):
             raise
+    else:
+        yield from together
+        return
     for data in datas:
         try:
             yield decode_bounce(data)
