@@ -103,16 +103,26 @@ def review_key(name: str, index: int) -> str:
     return f"{name.rsplit('/', 1)[-1]}#{index}"
 
 
-def ours(files: list[str]) -> dict[str, list[Got]]:
-    crosswalk = {rid: r.sisimai for rid, r in reason_table().reasons.items()}
-    out: dict[str, list[Got]] = {}
+def crosswalk() -> dict[str, str]:
+    """The taxonomy's Sisimai name of each reason id."""
+    return {rid: r.sisimai for rid, r in reason_table().reasons.items()}
+
+
+def recipients(files: list[str]) -> dict[str, list[Recipient]]:
+    """smtplens's recipients of each corpus file, in order."""
+    out: dict[str, list[Recipient]] = {}
     for name in files:
-        got: list[Got] = []
+        found: list[Recipient] = []
         for _, data in iter_mails([CORPUS / name]):  # a file may hold several mails (mbox), as Sisimai reads it
             if isinstance(data, bytes):
-                got += [_got(r, crosswalk) for r in decode_bounce(data).recipients]
-        out[name] = got
+                found += decode_bounce(data).recipients
+        out[name] = found
     return out
+
+
+def ours(files: list[str]) -> dict[str, list[Got]]:
+    names = crosswalk()
+    return {name: [_got(r, names) for r in found] for name, found in recipients(files).items()}
 
 
 def _got(r: Recipient, crosswalk: dict[str, str]) -> Got:

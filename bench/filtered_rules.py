@@ -21,10 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy_bounces import CORPUS, load_expected
+from accuracy_bounces import crosswalk, load_expected, recipients
 from common import merged
-from smtplens.bounce import Recipient, decode_bounce, iter_mails
-from smtplens.knowledge.reasons import reason_table
+from smtplens.bounce import Recipient
 
 USER_UNKNOWN = "user_unknown"
 ENVELOPE_STAGES = ("rcpt", "mail")  # the commands that name an address
@@ -60,24 +59,13 @@ RULES = (
 )
 
 
-def recipients(files: list[str]) -> dict[str, list[Recipient]]:
-    out: dict[str, list[Recipient]] = {}
-    for name in files:
-        found: list[Recipient] = []
-        for _, data in iter_mails([CORPUS / name]):
-            if isinstance(data, bytes):
-                found += decode_bounce(data).recipients
-        out[name] = found
-    return out
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rows", action="store_true", help="list the rows each rule gains and loses")
     args = ap.parse_args()
     expected = load_expected()
     got = recipients(sorted(expected))
-    crosswalk = {rid: r.sisimai for rid, r in reason_table().reasons.items()}
+    names = crosswalk()
     pairs = [
         (name, row, got[name][i] if i < len(got[name]) else None)
         for name, rows in expected.items()
@@ -88,7 +76,7 @@ def main() -> int:
     def agrees(row: dict[str, object], label: str | None) -> bool:
         return label is not None and merged(label) == merged(str(row["reason"]))
 
-    base = sum(agrees(row, crosswalk[r.reason] if r else None) for _, row, r in pairs)
+    base = sum(agrees(row, names[r.reason] if r else None) for _, row, r in pairs)
     print(f"rows: {total}   reason agreement as smtplens reads them: {base / total:.1%}")
     print(f"{'gained':>7} {'lost':>5} {'raw after':>9}  rule (user_unknown -> filtered where it applies)")
     for rule in RULES:
@@ -97,7 +85,7 @@ def main() -> int:
         for name, row, r in pairs:
             if r is None or r.reason != USER_UNKNOWN or not rule.applies(r):
                 continue
-            before, after = agrees(row, crosswalk[r.reason]), agrees(row, "filtered")
+            before, after = agrees(row, names[r.reason]), agrees(row, "filtered")
             line = f"{name}#{row['index']}: label {row['reason']}, command {r.stage}, status {r.status}"
             if after and not before:
                 gained.append(line)
